@@ -1,0 +1,637 @@
+//! Storefront events: the six shopper behaviours Affinity accepts, and their validation.
+//!
+//! An ingest body is `{"events": [...]}`. Each element is validated on its own from a
+//! [`serde_json::Value`], so one malformed event never takes its neighbours down with it: a bad event
+//! becomes a [`Rejection`] naming its index, the field (a path such as `items[2].quantity`) and the
+//! reason, and the good events go on.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Most events in one ingest request.
+pub const MAX_EVENTS_PER_REQUEST: usize = 500;
+/// Largest ingest body, in bytes (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Oldest timestamp the live route accepts, in ms before now (7 days).
+pub const MAX_EVENT_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Furthest timestamp ahead of now that any route accepts, in ms (5 minutes of clock skew).
+pub const MAX_EVENT_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Most items in a purchase or a cart.
+pub const MAX_ITEMS: usize = 100;
+/// Longest search query kept, in characters.
+pub const MAX_QUERY_CHARS: usize = 512;
+/// Longest category or brand name, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// The shopper behaviours the help article lists, plus cart removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// Search terms entered in the store.
+    Search,
+    /// A product page viewed.
+    View,
+    /// An item clicked in a list, a search result or a recommendation.
+    Click,
+    /// A product put in the cart.
+    CartAdd,
+    /// A product taken out of the cart.
+    CartRemove,
+    /// An order placed.
+    Purchase,
+}
+
+impl EventType {
+    /// Parses the wire name (`search`, `view`, `click`, `cart_add`, `cart_remove`, `purchase`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "search" => Self::Search,
+            "view" => Self::View,
+            "click" => Self::Click,
+            "cart_add" => Self::CartAdd,
+            "cart_remove" => Self::CartRemove,
+            "purchase" => Self::Purchase,
+            _ => return None,
+        })
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Search => "search",
+            Self::View => "view",
+            Self::Click => "click",
+            Self::CartAdd => "cart_add",
+            Self::CartRemove => "cart_remove",
+            Self::Purchase => "purchase",
+        }
+    }
+}
+
+/// A product as an event names it. `price` is in the event's currency, in major units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// The merchant's product id.
+    pub id: String,
+    /// Category name or path, as the store names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    /// Brand name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    /// Unit price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<f64>,
+}
+
+/// A line of an order or a cart: a product and a quantity (at least 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    /// The product.
+    #[serde(flatten)]
+    pub product: Product,
+    /// Units, at least 1.
+    pub quantity: u32,
+}
+
+/// Which route the events came through; it sets the timestamp window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestMode {
+    /// `POST /v1/sites/{site_id}/events`: storefronts; timestamps within 7 days before and 5 minutes after now.
+    Live,
+    /// `POST /v1/sites/{site_id}/events/import`: server-to-server history; any past timestamp.
+    Import,
+}
+
+/// Personal data that rode on an event. It never leaves this crate in the clear: it is either hashed
+/// by [`crate::pii`] (with consent) or dropped. Its `Debug` prints nothing of the value.
+#[derive(Clone, Default, PartialEq)]
+pub struct PiiFields {
+    /// `email`, as sent.
+    pub email: Option<String>,
+    /// `email_sha256`: SHA-256 of the normalized email, 64 hex characters.
+    pub email_sha256: Option<String>,
+    /// `phone`, as sent.
+    pub phone: Option<String>,
+    /// `phone_sha256`: SHA-256 of the E.164 phone number, 64 hex characters.
+    pub phone_sha256: Option<String>,
+}
+
+impl PiiFields {
+    /// True when no personal field was sent.
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none()
+            && self.email_sha256.is_none()
+            && self.phone.is_none()
+            && self.phone_sha256.is_none()
+    }
+}
+
+impl std::fmt::Debug for PiiFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PiiFields")
+            .field("email", &self.email.as_ref().map(|_| "<redacted>"))
+            .field(
+                "email_sha256",
+                &self.email_sha256.as_ref().map(|_| "<redacted>"),
+            )
+            .field("phone", &self.phone.as_ref().map(|_| "<redacted>"))
+            .field(
+                "phone_sha256",
+                &self.phone_sha256.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// A validated event. Timestamps are epoch milliseconds (UTC).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The behaviour.
+    pub kind: EventType,
+    /// The guest id from the storefront cookie.
+    pub shopper_id: String,
+    /// The logged-in shopper's customer id, when known.
+    pub customer_id: Option<String>,
+    /// The storefront session.
+    pub session_id: Option<String>,
+    /// The client's id, or one derived from the event's content (so a retried batch keeps its ids).
+    pub event_id: String,
+    /// When it happened, epoch ms; the time of receipt when the client sent none.
+    pub timestamp_ms: i64,
+    /// Search terms (search events).
+    pub query: Option<String>,
+    /// The product (view, click, cart_add, cart_remove).
+    pub product: Option<Product>,
+    /// Ordered lines (purchase).
+    pub items: Vec<Line>,
+    /// Order id (purchase).
+    pub order_id: Option<String>,
+    /// ISO 4217 currency code (purchase).
+    pub currency: Option<String>,
+    /// The full cart after this event, when the storefront sent it.
+    pub cart: Option<Vec<Line>>,
+    /// Personal data, if any was sent (see [`PiiFields`]).
+    pub pii: PiiFields,
+}
+
+/// Why one event was refused: `{"index", "field", "reason"}` in the ingest answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Position of the event in the request's `events` array, from 0.
+    pub index: usize,
+    /// The offending field, as a path (`product.id`, `items[1].quantity`), or `event` for the whole.
+    pub field: String,
+    /// What is wrong, in words; it never repeats the value (which may be personal data).
+    pub reason: String,
+}
+
+type FieldResult<T> = Result<T, (String, String)>;
+
+fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> FieldResult<T> {
+    Err((field.into(), reason.into()))
+}
+
+/// True for a non-empty identifier of at most 128 characters of `[A-Za-z0-9_=/+.-]`: the guest id rule,
+/// also used for customer, session, event and order ids. `#` is excluded on purpose: it separates the
+/// parts of storage keys.
+pub fn is_valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'/' | b'+' | b'.' | b'-' | b':')
+        })
+}
+
+fn guest_id_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'/' | b'+' | b'.' | b'-')
+        })
+}
+
+fn id_field(obj: &Map<String, Value>, name: &str, path: &str) -> FieldResult<Option<String>> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if is_valid_id(s) => Ok(Some(s.clone())),
+        Some(Value::String(_)) => err(
+            path,
+            "must be 1-128 characters of letters, digits and _=/+.-:",
+        ),
+        // Platforms often send numeric ids (Shopify customer ids): accept integers as their decimal text.
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+        Some(_) => err(path, "must be a string"),
+    }
+}
+
+fn text_field(
+    obj: &Map<String, Value>,
+    name: &str,
+    path: &str,
+    max_chars: usize,
+) -> FieldResult<Option<String>> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            let t = s.trim();
+            if t.is_empty() {
+                Ok(None)
+            } else if t.chars().count() > max_chars {
+                err(path, format!("must be at most {max_chars} characters"))
+            } else if t.chars().any(char::is_control) {
+                err(path, "must not contain control characters")
+            } else {
+                Ok(Some(t.to_string()))
+            }
+        }
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => err(path, "must be a string"),
+    }
+}
+
+fn price_field(obj: &Map<String, Value>, path: &str) -> FieldResult<Option<f64>> {
+    match obj.get("price") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
+            _ => err(path, "must be a non-negative number"),
+        },
+        Some(Value::String(s)) => match s.trim().parse::<f64>() {
+            Ok(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
+            _ => err(path, "must be a non-negative number"),
+        },
+        Some(_) => err(path, "must be a non-negative number"),
+    }
+}
+
+fn product_from(value: &Value, path: &str) -> FieldResult<Product> {
+    let Value::Object(obj) = value else {
+        return err(path, "must be an object with an id");
+    };
+    let id = match obj.get("id") {
+        None | Some(Value::Null) => return err(format!("{path}.id"), "is required"),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 128 && !s.contains('#') => {
+            s.trim().to_string()
+        }
+        Some(Value::Number(n)) if n.is_u64() || n.is_i64() => n.to_string(),
+        Some(_) => {
+            return err(
+                format!("{path}.id"),
+                "must be a string of 1-128 characters without '#', or an integer",
+            )
+        }
+    };
+    Ok(Product {
+        id,
+        category: text_field(obj, "category", &format!("{path}.category"), MAX_NAME_CHARS)?,
+        brand: text_field(obj, "brand", &format!("{path}.brand"), MAX_NAME_CHARS)?,
+        price: price_field(obj, &format!("{path}.price"))?,
+    })
+}
+
+fn lines_from(value: &Value, path: &str) -> FieldResult<Vec<Line>> {
+    let Value::Array(arr) = value else {
+        return err(path, "must be an array of items");
+    };
+    if arr.len() > MAX_ITEMS {
+        return err(path, format!("must hold at most {MAX_ITEMS} items"));
+    }
+    let mut lines = Vec::with_capacity(arr.len());
+    for (i, v) in arr.iter().enumerate() {
+        let p = format!("{path}[{i}]");
+        let product = product_from(v, &p)?;
+        let quantity = match v.get("quantity") {
+            None | Some(Value::Null) => 1,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(q) if (1..=100_000).contains(&q) => q as u32,
+                _ => {
+                    return err(
+                        format!("{p}.quantity"),
+                        "must be an integer from 1 to 100000",
+                    )
+                }
+            },
+            Some(_) => {
+                return err(
+                    format!("{p}.quantity"),
+                    "must be an integer from 1 to 100000",
+                )
+            }
+        };
+        lines.push(Line { product, quantity });
+    }
+    Ok(lines)
+}
+
+/// Parses an RFC 3339 string or an epoch-milliseconds number into epoch ms.
+///
+/// # Errors
+/// A reason when the value is neither.
+pub fn parse_timestamp(value: &Value) -> Result<i64, &'static str> {
+    match value {
+        Value::Number(n) => match n.as_i64() {
+            Some(ms) if ms > 0 => Ok(ms),
+            _ => Err("must be an RFC 3339 string or positive epoch milliseconds"),
+        },
+        Value::String(s) => {
+            let t = time::OffsetDateTime::parse(
+                s.trim(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_err(|_| {
+                "must be an RFC 3339 date-time such as 2026-11-29T16:00:00Z, or epoch milliseconds"
+            })?;
+            Ok((t.unix_timestamp_nanos() / 1_000_000) as i64)
+        }
+        _ => Err("must be an RFC 3339 string or epoch milliseconds"),
+    }
+}
+
+/// The event id used when the client sends none: the first 128 bits of SHA-256 over the event's JSON
+/// text, hex. A retried batch carries the same bytes, so it gets the same ids and is de-duplicated.
+pub fn derived_event_id(value: &Value) -> String {
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    format!("d-{}", hex::encode(&digest[..16]))
+}
+
+/// Validates one event of a request.
+///
+/// `now_ms` is the time of receipt (epoch ms); `mode` sets the timestamp window.
+///
+/// # Errors
+/// The first problem found, as a [`Rejection`] for `index`.
+pub fn validate(
+    value: &Value,
+    index: usize,
+    now_ms: i64,
+    mode: IngestMode,
+) -> Result<Event, Rejection> {
+    validate_inner(value, now_ms, mode).map_err(|(field, reason)| Rejection {
+        index,
+        field,
+        reason,
+    })
+}
+
+fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<Event> {
+    let Value::Object(obj) = value else {
+        return err("event", "must be a JSON object");
+    };
+    let kind = match obj.get("type") {
+        None | Some(Value::Null) => return err("type", "is required"),
+        Some(Value::String(s)) => match EventType::parse(s) {
+            Some(k) => k,
+            None => {
+                return err(
+                    "type",
+                    "must be one of search, view, click, cart_add, cart_remove, purchase",
+                )
+            }
+        },
+        Some(_) => return err("type", "must be a string"),
+    };
+    let shopper_id = match obj.get("shopper_id") {
+        None | Some(Value::Null) => return err("shopper_id", "is required"),
+        Some(Value::String(s)) if guest_id_ok(s) => s.clone(),
+        Some(Value::String(_)) => {
+            return err(
+                "shopper_id",
+                "must be 1-128 characters of letters, digits and _=/+.-",
+            )
+        }
+        Some(_) => return err("shopper_id", "must be a string"),
+    };
+    let customer_id = id_field(obj, "customer_id", "customer_id")?;
+    let session_id = id_field(obj, "session_id", "session_id")?;
+    let event_id = match id_field(obj, "event_id", "event_id")? {
+        Some(id) => id,
+        None => derived_event_id(value),
+    };
+    let timestamp_ms = match obj.get("timestamp") {
+        None | Some(Value::Null) => now_ms,
+        Some(v) => {
+            let ts = parse_timestamp(v).or_else(|r| err("timestamp", r))?;
+            if ts > now_ms + MAX_EVENT_SKEW_MS {
+                return err("timestamp", "is more than 5 minutes in the future");
+            }
+            if mode == IngestMode::Live && ts < now_ms - MAX_EVENT_AGE_MS {
+                return err(
+                    "timestamp",
+                    "is more than 7 days old; send history to /events/import",
+                );
+            }
+            ts
+        }
+    };
+    let query = text_field(obj, "query", "query", MAX_QUERY_CHARS)?;
+    if kind == EventType::Search && query.is_none() {
+        return err("query", "is required for search events");
+    }
+    let product = match obj.get("product") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(product_from(v, "product")?),
+    };
+    if matches!(
+        kind,
+        EventType::View | EventType::Click | EventType::CartAdd | EventType::CartRemove
+    ) && product.is_none()
+    {
+        return err(
+            "product",
+            format!("is required for {} events", kind.as_str()),
+        );
+    }
+    let items = match obj.get("items") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => lines_from(v, "items")?,
+    };
+    if kind == EventType::Purchase && items.is_empty() {
+        return err("items", "must list at least one item for purchase events");
+    }
+    let order_id = id_field(obj, "order_id", "order_id")?;
+    let currency = match obj.get("currency") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() == 3 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(s.to_ascii_uppercase())
+        }
+        Some(_) => return err("currency", "must be a 3-letter ISO 4217 code"),
+    };
+    let cart = match obj.get("cart") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(lines_from(v, "cart")?),
+    };
+    let pii = PiiFields {
+        email: pii_text(obj, "email")?,
+        email_sha256: pii_text(obj, "email_sha256")?,
+        phone: pii_text(obj, "phone")?,
+        phone_sha256: pii_text(obj, "phone_sha256")?,
+    };
+    Ok(Event {
+        kind,
+        shopper_id,
+        customer_id,
+        session_id,
+        event_id,
+        timestamp_ms,
+        query,
+        product,
+        items,
+        order_id,
+        currency,
+        cart,
+        pii,
+    })
+}
+
+/// Reads a personal field without ever putting its value in an error.
+fn pii_text(obj: &Map<String, Value>, name: &str) -> FieldResult<Option<String>> {
+    match obj.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) if s.len() <= 320 => Ok(Some(s.clone())),
+        Some(Value::String(_)) => err(name, "is too long"),
+        Some(_) => err(name, "must be a string"),
+    }
+}
+
+impl Event {
+    /// The products this event is about: the product, or the purchased items.
+    pub fn products(&self) -> impl Iterator<Item = &Product> {
+        self.product
+            .iter()
+            .chain(self.items.iter().map(|l| &l.product))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_764_432_000_000; // 2025-11-29T16:00:00Z
+
+    fn ok(v: Value) -> Event {
+        validate(&v, 0, NOW, IngestMode::Live).expect("valid")
+    }
+    fn rejected(v: Value) -> (String, String) {
+        let r = validate(&v, 3, NOW, IngestMode::Live).expect_err("invalid");
+        assert_eq!(r.index, 3);
+        (r.field, r.reason)
+    }
+
+    #[test]
+    fn a_view_with_rfc3339_time_is_accepted() {
+        let e = ok(
+            json!({"type":"view","shopper_id":"g-1","timestamp":"2025-11-29T15:00:00Z",
+            "product":{"id":"p1","category":"shoes","brand":"acme","price":"19.90"}}),
+        );
+        assert_eq!(e.kind, EventType::View);
+        assert_eq!(e.timestamp_ms, NOW - 3_600_000);
+        let p = e.product.expect("product");
+        assert_eq!(p.price, Some(19.9));
+        assert_eq!(p.category.as_deref(), Some("shoes"));
+    }
+
+    #[test]
+    fn epoch_ms_and_offsets_give_the_same_instant() {
+        let a = ok(
+            json!({"type":"search","shopper_id":"g","query":"red shoes","timestamp": NOW - 1000}),
+        );
+        let b = ok(
+            json!({"type":"search","shopper_id":"g","query":"red shoes","timestamp":"2025-11-29T17:59:59+02:00"}),
+        );
+        assert_eq!(a.timestamp_ms, b.timestamp_ms);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        assert_eq!(rejected(json!({"shopper_id":"g"})).0, "type");
+        assert_eq!(rejected(json!({"type":"like","shopper_id":"g"})).0, "type");
+        assert_eq!(
+            rejected(json!({"type":"view","product":{"id":"1"}})).0,
+            "shopper_id"
+        );
+        assert_eq!(
+            rejected(json!({"type":"view","shopper_id":"a#b","product":{"id":"1"}})).0,
+            "shopper_id"
+        );
+        assert_eq!(
+            rejected(json!({"type":"view","shopper_id":"x".repeat(129),"product":{"id":"1"}})).0,
+            "shopper_id"
+        );
+        assert_eq!(
+            rejected(json!({"type":"search","shopper_id":"g"})).0,
+            "query"
+        );
+        assert_eq!(
+            rejected(json!({"type":"view","shopper_id":"g"})).0,
+            "product"
+        );
+        assert_eq!(
+            rejected(json!({"type":"view","shopper_id":"g","product":{}})).0,
+            "product.id"
+        );
+        assert_eq!(
+            rejected(json!({"type":"view","shopper_id":"g","product":{"id":"1","price":-2}})).0,
+            "product.price"
+        );
+        assert_eq!(
+            rejected(json!({"type":"purchase","shopper_id":"g","items":[]})).0,
+            "items"
+        );
+        assert_eq!(
+            rejected(json!({"type":"purchase","shopper_id":"g","items":[{"id":"1"},{"id":"2","quantity":0}]})).0,
+            "items[1].quantity"
+        );
+        assert_eq!(
+            rejected(
+                json!({"type":"purchase","shopper_id":"g","items":[{"id":"1"}],"currency":"EURO"})
+            )
+            .0,
+            "currency"
+        );
+        assert_eq!(rejected(json!("view")).0, "event");
+    }
+
+    #[test]
+    fn timestamps_outside_the_live_window_are_refused_but_import_takes_history() {
+        let old = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"timestamp":"2019-10-01T00:00:00Z"});
+        let (field, reason) = rejected(old.clone());
+        assert_eq!(field, "timestamp");
+        assert!(reason.contains("7 days"), "{reason}");
+        let e = validate(&old, 0, NOW, IngestMode::Import).expect("import accepts history");
+        assert_eq!(e.timestamp_ms, 1_569_888_000_000);
+        let future = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"timestamp": NOW + 6 * 60 * 1000});
+        assert_eq!(
+            validate(&future, 0, NOW, IngestMode::Import)
+                .unwrap_err()
+                .field,
+            "timestamp"
+        );
+        let skew = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"timestamp": NOW + 4 * 60 * 1000});
+        assert!(validate(&skew, 0, NOW, IngestMode::Live).is_ok());
+    }
+
+    #[test]
+    fn derived_event_ids_are_stable_for_the_same_bytes() {
+        let v = json!({"type":"view","shopper_id":"g","product":{"id":"1"}});
+        let a = ok(v.clone());
+        let b = ok(v);
+        assert_eq!(a.event_id, b.event_id);
+        let c = ok(json!({"type":"view","shopper_id":"g","product":{"id":"2"}}));
+        assert_ne!(a.event_id, c.event_id);
+    }
+
+    #[test]
+    fn personal_values_never_appear_in_rejections_or_debug() {
+        let v =
+            json!({"type":"view","shopper_id":"g","product":{"id":"1"},"email":"jane@example.com"});
+        let e = ok(v);
+        assert!(!format!("{e:?}").contains("jane"));
+        let r = validate(&json!({"type":"view","shopper_id":"g","product":{"id":"1"},"phone":"+1 555 0100".repeat(40)}), 0, NOW, IngestMode::Live)
+            .expect_err("too long");
+        assert!(!r.reason.contains("555"));
+    }
+}

@@ -1,0 +1,281 @@
+//! The HTTP layer every function shares: typed API errors mapped to JSON responses in one place,
+//! routing by path segments, and body checks.
+//!
+//! Error bodies are `{"error": {"status": 404, "code": "unknown_site", "field": "site_id", "message": "..."}}`.
+//! Messages never carry a request's personal values or an internal error's `Debug` text.
+
+use lambda_http::http::{header, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+
+/// An expected failure, answered with its status and a JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// A stable, machine-readable code.
+    pub code: &'static str,
+    /// The request field at fault, when there is one.
+    pub field: Option<String>,
+    /// What went wrong and, where it helps, what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(
+        status: StatusCode,
+        code: &'static str,
+        field: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            status,
+            code,
+            field: field.map(str::to_string),
+            message: message.into(),
+        }
+    }
+    /// 400: the request cannot be used as sent.
+    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", Some(field), message)
+    }
+    /// 401: no valid credentials.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            Some("authorization"),
+            message,
+        )
+    }
+    /// 403: valid credentials, wrong tenant.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Some("authorization"),
+            message,
+        )
+    }
+    /// 404: no such route or resource.
+    pub fn not_found(field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", field, message)
+    }
+    /// 404 for a site id that no tenant has.
+    pub fn unknown_site() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "unknown_site",
+            Some("site_id"),
+            "no store is connected with this site id",
+        )
+    }
+    /// 405: the route exists with another method.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            None,
+            format!("this route accepts {allowed}"),
+        )
+    }
+    /// 410: the tenant was deleted (or is being deleted); nothing is stored for it any more.
+    pub fn site_deleted() -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "site_deleted",
+            Some("site_id"),
+            "this store disconnected from Affinity and its data is deleted; nothing more is stored",
+        )
+    }
+    /// 413: too large.
+    pub fn too_large(field: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            Some(field),
+            message,
+        )
+    }
+    /// 415: a content type this route does not read.
+    pub fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            Some("content-type"),
+            message,
+        )
+    }
+    /// 503: storage is unavailable; safe to retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            None,
+            message,
+        )
+    }
+    /// 500: a fault of ours. The detail goes to the log, not to the client.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            None,
+            "internal error; it has been logged",
+        )
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> serde_json::Value {
+        let mut e = serde_json::json!({"status": self.status.as_u16(), "code": self.code, "message": self.message});
+        if let Some(f) = &self.field {
+            e["field"] = serde_json::Value::String(f.clone());
+        }
+        serde_json::json!({ "error": e })
+    }
+
+    /// The response for this error.
+    pub fn into_response(self) -> Response<Body> {
+        json_response(self.status, &self.body())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A JSON response with `cache-control: no-store`.
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_string());
+    let mut resp = Response::new(Body::Text(text));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    resp
+}
+
+/// The percent-decoded path segments after `/v1/`, wherever the path starts (API Gateway stages and
+/// function URLs put different prefixes before it). `None` when the path has no `/v1/`.
+pub fn v1_segments(path: &str) -> Option<Vec<String>> {
+    let start = path.find("/v1/")?;
+    Some(
+        path[start + 4..]
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .collect(),
+    )
+}
+
+/// The request body's bytes. API Gateway's base64 bodies arrive already decoded by `lambda_http`.
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// Checks that the body is JSON: `application/json` or `text/plain` (what `navigator.sendBeacon` sends
+/// for a string), with any parameters. A missing content type is read as JSON.
+///
+/// # Errors
+/// 415 for any other type.
+pub fn require_json_content(req: &Request) -> Result<(), ApiError> {
+    let Some(v) = req.headers().get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let ct = v
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "application/json" | "text/plain" | "" => Ok(()),
+        _ => Err(ApiError::unsupported_media_type(
+            "send the body as application/json or text/plain (navigator.sendBeacon)",
+        )),
+    }
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// The value of a query-string parameter (the first, when repeated).
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    use lambda_http::RequestExt;
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name).map(str::to_string))
+        .or_else(|| {
+            // Events without parsed parameters (function URLs under some emulators): read the raw query.
+            req.uri().query().and_then(|q| {
+                q.split('&').find_map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (k == name).then(|| {
+                        percent_encoding::percent_decode_str(v)
+                            .decode_utf8_lossy()
+                            .into_owned()
+                    })
+                })
+            })
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_survive_stages_and_encoding() {
+        assert_eq!(
+            v1_segments("/prod/v1/sites/s1/shoppers/a%2Fb/recommendations"),
+            Some(vec![
+                "sites".into(),
+                "s1".into(),
+                "shoppers".into(),
+                "a/b".into(),
+                "recommendations".into()
+            ])
+        );
+        assert_eq!(v1_segments("/health"), None);
+    }
+
+    #[test]
+    fn errors_name_field_and_status() {
+        let b = ApiError::bad_request("events", "must be an array").body();
+        assert_eq!(b["error"]["status"], 400);
+        assert_eq!(b["error"]["field"], "events");
+        assert_eq!(ApiError::site_deleted().status.as_u16(), 410);
+    }
+}

@@ -1,0 +1,36 @@
+//! Affinity's shared library: what every function of the service uses.
+//!
+//! - [`event`]: the storefront events and their validation;
+//! - [`profile`]: shopper profiles with time-decayed category and brand affinities;
+//! - [`popularity`] and [`rank`]: the tenant's popular products and the recommendations drawn from them;
+//! - [`tenant`]: tenant records, site ids and API keys;
+//! - [`store`]: storage ports and the DynamoDB adapter;
+//! - [`http`]: typed API errors and JSON responses, shared by every HTTP function;
+//! - [`config`]: configuration from the environment, AWS config and logging.
+
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod popularity;
+pub mod profile;
+pub mod rank;
+pub mod store;
+pub mod tenant;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// An epoch-ms instant as RFC 3339 (UTC), e.g. `2026-11-29T16:00:00Z`.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

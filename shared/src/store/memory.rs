@@ -1,0 +1,178 @@
+//! In-memory test doubles of the storage ports, with failure injection. Only built with the
+//! `test-doubles` feature (dev-dependencies), never in a release binary.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use super::{
+    EventSink, PopularityStore, ProfileRecord, ProfileStore, ProfileWrite, RecommendRead,
+    RecommendSource, StoreError, StoredEvent, TenantLookup,
+};
+use crate::popularity::Popularity;
+use crate::tenant::Tenant;
+
+/// Everything in maps behind mutexes.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    /// Tenants by site id.
+    pub tenants: Mutex<HashMap<String, Tenant>>,
+    /// Profile items by (site id, shopper key).
+    pub profiles: Mutex<HashMap<(String, String), ProfileRecord>>,
+    /// Stored events.
+    pub events: Mutex<Vec<StoredEvent>>,
+    /// Popularity by site id, with version.
+    pub popularity: Mutex<HashMap<String, (Popularity, u64)>>,
+    /// When set, every event write fails.
+    pub fail_event_writes: AtomicBool,
+    /// When set, every read fails.
+    pub fail_reads: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MemoryStore {
+    /// A store holding `tenants`.
+    pub fn with_tenants(tenants: impl IntoIterator<Item = Tenant>) -> Self {
+        let s = Self::default();
+        lock(&s.tenants).extend(tenants.into_iter().map(|t| (t.site_id.clone(), t)));
+        s
+    }
+
+    fn read_check(&self) -> Result<(), StoreError> {
+        if self.fail_reads.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("injected read failure".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl TenantLookup for MemoryStore {
+    async fn tenant_by_site(&self, site_id: &str) -> Result<Option<Tenant>, StoreError> {
+        self.read_check()?;
+        Ok(lock(&self.tenants).get(site_id).cloned())
+    }
+}
+
+impl ProfileStore for MemoryStore {
+    async fn profiles(
+        &self,
+        site_id: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, ProfileRecord>, StoreError> {
+        self.read_check()?;
+        let p = lock(&self.profiles);
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                p.get(&(site_id.to_string(), k.clone()))
+                    .map(|r| (k.clone(), r.clone()))
+            })
+            .collect())
+    }
+
+    async fn save_profiles(
+        &self,
+        site_id: &str,
+        writes: Vec<ProfileWrite>,
+    ) -> Result<(), StoreError> {
+        let mut p = lock(&self.profiles);
+        for w in &writes {
+            let current = p
+                .get(&(site_id.to_string(), w.key.clone()))
+                .map(ProfileRecord::version);
+            if current != w.expected {
+                return Err(StoreError::Conflict);
+            }
+        }
+        for w in writes {
+            let version = w.expected.map_or(1, |v| v + 1);
+            let record = match w.record {
+                ProfileRecord::Profile { profile, .. } => {
+                    ProfileRecord::Profile { profile, version }
+                }
+                ProfileRecord::Alias { linked_to, .. } => {
+                    ProfileRecord::Alias { linked_to, version }
+                }
+            };
+            p.insert((site_id.to_string(), w.key), record);
+        }
+        Ok(())
+    }
+}
+
+impl EventSink for MemoryStore {
+    async fn put_events(&self, events: Vec<StoredEvent>) -> Vec<usize> {
+        if self.fail_event_writes.load(Ordering::SeqCst) {
+            return (0..events.len()).collect();
+        }
+        let mut stored = lock(&self.events);
+        for e in events {
+            stored.retain(|x| {
+                !(x.site_id == e.site_id
+                    && x.shopper_id == e.shopper_id
+                    && x.event_id == e.event_id)
+            });
+            stored.push(e);
+        }
+        Vec::new()
+    }
+}
+
+impl RecommendSource for MemoryStore {
+    async fn recommend_read(
+        &self,
+        site_id: &str,
+        shopper_key: &str,
+    ) -> Result<RecommendRead, StoreError> {
+        self.read_check()?;
+        Ok(RecommendRead {
+            tenant: lock(&self.tenants).get(site_id).cloned(),
+            profile: lock(&self.profiles)
+                .get(&(site_id.to_string(), shopper_key.to_string()))
+                .cloned(),
+            popularity: lock(&self.popularity).get(site_id).map(|(p, _)| p.clone()),
+        })
+    }
+
+    async fn profile(&self, site_id: &str, key: &str) -> Result<Option<ProfileRecord>, StoreError> {
+        self.read_check()?;
+        Ok(lock(&self.profiles)
+            .get(&(site_id.to_string(), key.to_string()))
+            .cloned())
+    }
+}
+
+impl PopularityStore for MemoryStore {
+    async fn popularity(&self, site_id: &str) -> Result<(Popularity, u64), StoreError> {
+        self.read_check()?;
+        Ok(lock(&self.popularity)
+            .get(site_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn save_popularity(
+        &self,
+        site_id: &str,
+        popularity: &Popularity,
+        expected: u64,
+    ) -> Result<(), StoreError> {
+        let active = lock(&self.tenants)
+            .get(site_id)
+            .is_some_and(|t| t.status == crate::tenant::TenantStatus::Active);
+        if !active {
+            return Err(StoreError::TenantInactive);
+        }
+        let mut p = lock(&self.popularity);
+        let current = p.get(site_id).map_or(0, |(_, v)| *v);
+        if current != expected {
+            return Err(StoreError::Conflict);
+        }
+        p.insert(site_id.to_string(), (popularity.clone(), expected + 1));
+        Ok(())
+    }
+}

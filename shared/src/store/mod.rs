@@ -1,0 +1,257 @@
+//! Storage ports (capability-sized traits) and the records they carry. The DynamoDB adapter is in
+//! [`dynamo`]; the functions depend on the traits, so their IAM policies can match what they ask for.
+
+pub mod dynamo;
+#[cfg(feature = "test-doubles")]
+pub mod memory;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, EventType, Line, Product};
+use crate::popularity::Popularity;
+use crate::profile::Profile;
+use crate::tenant::Tenant;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost a race (another request changed the item first); re-read and retry.
+    #[error("the item changed since it was read")]
+    Conflict,
+    /// The tenant is no longer active (a deletion started); nothing was written.
+    #[error("the tenant is not active")]
+    TenantInactive,
+    /// DynamoDB refused or failed, after retries. The text is for logs, never for clients.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// An item could not be read into its record type.
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+}
+
+/// A shopper's profile key: `g:{guest id}` or `c:{customer id}`.
+pub fn guest_key(guest_id: &str) -> String {
+    format!("g:{guest_id}")
+}
+
+/// See [`guest_key`].
+pub fn customer_key(customer_id: &str) -> String {
+    format!("c:{customer_id}")
+}
+
+/// A stored profile item: a profile, or an alias that sends a linked guest id to its customer profile.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProfileRecord {
+    /// A profile, with the version used for optimistic concurrency.
+    Profile {
+        /// The profile.
+        profile: Box<Profile>,
+        /// Version of the stored item (incremented on every write).
+        version: u64,
+    },
+    /// A guest linked to a customer: read the profile at `linked_to` instead.
+    Alias {
+        /// The canonical shopper key.
+        linked_to: String,
+        /// Version of the stored item.
+        version: u64,
+    },
+}
+
+impl ProfileRecord {
+    /// The stored version.
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Profile { version, .. } | Self::Alias { version, .. } => *version,
+        }
+    }
+}
+
+/// One conditional profile write: the new record at `key`, if the stored version is still `expected`
+/// (`None`: the item must not exist yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileWrite {
+    /// Shopper key.
+    pub key: String,
+    /// What to store (its version is set by the store to `expected + 1`).
+    pub record: ProfileRecord,
+    /// The version read, or `None` for a new item.
+    pub expected: Option<u64>,
+}
+
+/// A raw event as stored in the events table (no personal data: PII never reaches this type).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The tenant.
+    pub site_id: String,
+    /// Guest id.
+    pub shopper_id: String,
+    /// Event id (the sort key).
+    pub event_id: String,
+    /// Behaviour.
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// When it happened, epoch ms.
+    pub ts: i64,
+    /// When Affinity received it, epoch ms.
+    pub received_ms: i64,
+    /// TTL: epoch seconds after which DynamoDB deletes the item.
+    pub expires_at: i64,
+    /// Customer id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// Session id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Search terms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// The product.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<Product>,
+    /// Purchased lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Line>,
+    /// Order id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<String>,
+    /// Currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// The cart after the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cart: Option<Vec<Line>>,
+}
+
+impl StoredEvent {
+    /// The stored form of a validated event, without its personal fields.
+    pub fn from_event(site_id: &str, e: &Event, received_ms: i64, ttl_s: i64) -> Self {
+        Self {
+            site_id: site_id.to_string(),
+            shopper_id: e.shopper_id.clone(),
+            event_id: e.event_id.clone(),
+            kind: e.kind,
+            ts: e.timestamp_ms,
+            received_ms,
+            expires_at: received_ms / 1000 + ttl_s,
+            customer_id: e.customer_id.clone(),
+            session_id: e.session_id.clone(),
+            query: e.query.clone(),
+            product: e.product.clone(),
+            items: e.items.clone(),
+            order_id: e.order_id.clone(),
+            currency: e.currency.clone(),
+            cart: e.cart.clone(),
+        }
+    }
+
+    /// The products this event is about.
+    pub fn products(&self) -> Vec<&Product> {
+        self.product
+            .iter()
+            .chain(self.items.iter().map(|l| &l.product))
+            .collect()
+    }
+}
+
+/// What the recommendation route reads in its first round trip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecommendRead {
+    /// The tenant, if the site exists.
+    pub tenant: Option<Tenant>,
+    /// The shopper's profile item, if any.
+    pub profile: Option<ProfileRecord>,
+    /// The tenant's popularity, if aggregated yet.
+    pub popularity: Option<Popularity>,
+}
+
+/// Reads a tenant by its public site id.
+pub trait TenantLookup: Send + Sync {
+    /// The tenant of `site_id` (strongly consistent, so a deletion is seen at once).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn tenant_by_site(
+        &self,
+        site_id: &str,
+    ) -> impl Future<Output = Result<Option<Tenant>, StoreError>> + Send;
+}
+
+/// Reads and writes shopper profiles.
+pub trait ProfileStore: Send + Sync {
+    /// The profile items at `keys` (missing keys are absent from the map).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn profiles(
+        &self,
+        site_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, ProfileRecord>, StoreError>> + Send;
+
+    /// Writes all of `writes` or none of them, each conditional on its expected version.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when any condition failed; [`StoreError::Unavailable`].
+    fn save_profiles(
+        &self,
+        site_id: &str,
+        writes: Vec<ProfileWrite>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Stores raw events.
+pub trait EventSink: Send + Sync {
+    /// Stores `events` (batched, unprocessed items retried with backoff). Returns the positions in
+    /// `events` that could not be stored.
+    fn put_events(&self, events: Vec<StoredEvent>) -> impl Future<Output = Vec<usize>> + Send;
+}
+
+/// The recommendation route's reads.
+pub trait RecommendSource: Send + Sync {
+    /// Tenant, profile item and popularity in one round trip.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn recommend_read(
+        &self,
+        site_id: &str,
+        shopper_key: &str,
+    ) -> impl Future<Output = Result<RecommendRead, StoreError>> + Send;
+
+    /// One profile item (to follow an alias).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn profile(
+        &self,
+        site_id: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<ProfileRecord>, StoreError>> + Send;
+}
+
+/// Reads and writes tenant popularity (the aggregate function).
+pub trait PopularityStore: Send + Sync {
+    /// The popularity of `site_id` and its version (0 when none yet).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn popularity(
+        &self,
+        site_id: &str,
+    ) -> impl Future<Output = Result<(Popularity, u64), StoreError>> + Send;
+
+    /// Writes popularity if its version is still `expected` and the tenant is still active.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`], [`StoreError::TenantInactive`], [`StoreError::Unavailable`].
+    fn save_popularity(
+        &self,
+        site_id: &str,
+        popularity: &Popularity,
+        expected: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
