@@ -1,0 +1,455 @@
+//! The ingest function: `POST /v1/sites/{site_id}/events` (storefronts, live) and
+//! `POST /v1/sites/{site_id}/events/import` (server to server, history; tenant API key).
+//!
+//! Each event stands or falls alone. Valid, new events are stored (BatchWriteItem, 25 a request) and then
+//! folded into their shopper's profile with one conditional write per shopper per request. A retried batch
+//! is recognised by its event ids and changes nothing. When storage fails for some events, the answer is
+//! 503 and names them (`not_stored`), never 200.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use affinity::event::{self, Event, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
+use affinity::http::{self, ApiError};
+use affinity::profile::{Decay, Profile};
+use affinity::store::{
+    customer_key, guest_key, EventSink, ProfileRecord, ProfileStore, ProfileWrite, StoreError,
+    StoredEvent, TenantLookup,
+};
+use affinity::tenant::{KeyCheck, Tenant, TenantStatus};
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::Value;
+
+/// Attempts at a shopper's profile write when a concurrent request changed it first.
+pub const PROFILE_ATTEMPTS: usize = 4;
+
+/// What the handler needs, built once per cold start.
+pub struct Deps<S> {
+    /// Storage.
+    pub store: S,
+    /// Affinity decay and weights.
+    pub decay: Decay,
+    /// Raw-event retention, in seconds.
+    pub event_ttl_s: i64,
+    /// The clock, epoch ms (a parameter so tests can fix it).
+    pub clock: fn() -> i64,
+}
+
+/// The 200 answer (and the counts inside a 503).
+#[derive(Debug, Default, Serialize, PartialEq)]
+pub struct IngestSummary {
+    /// Events stored and applied to their shopper's profile.
+    pub accepted: usize,
+    /// Events already received before (same event id), ignored.
+    pub duplicates: usize,
+    /// Events refused, with the field and the reason.
+    pub rejected: Vec<Rejection>,
+    /// Events whose personal fields (email, phone) were dropped on arrival: no messaging consent, or the
+    /// shopper's browser sent `Sec-GPC: 1`.
+    pub pii_dropped: usize,
+}
+
+/// Handles one request; every outcome is a response.
+pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Response<Body>
+where
+    S: TenantLookup + ProfileStore + EventSink,
+{
+    match ingest(deps, &req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn storage(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "storage failed");
+    ApiError::unavailable("storage is unavailable; nothing was stored, retry later")
+}
+
+/// Parses the route: the site id and which route it is.
+fn route(req: &Request) -> Result<(String, IngestMode), ApiError> {
+    let segs = http::v1_segments(req.uri().path()).unwrap_or_default();
+    let (site, mode) = match segs.as_slice() {
+        [s, site, e] if s == "sites" && e == "events" => (site.clone(), IngestMode::Live),
+        [s, site, e, i] if s == "sites" && e == "events" && i == "import" => {
+            (site.clone(), IngestMode::Import)
+        }
+        _ => return Err(ApiError::not_found(None, "no such route")),
+    };
+    if req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed("POST"));
+    }
+    Ok((site, mode))
+}
+
+/// Reads the body into the events array.
+fn parse_body(req: &Request) -> Result<Vec<Value>, ApiError> {
+    http::require_json_content(req)?;
+    let body = http::body_bytes(req);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::too_large(
+            "body",
+            format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(
+            "body",
+            format!(
+                "malformed JSON at line {} column {}: {}",
+                e.line(),
+                e.column(),
+                classify(&e)
+            ),
+        )
+    })?;
+    let Some(Value::Array(events)) = parsed.get("events") else {
+        return Err(ApiError::bad_request(
+            "events",
+            "the body must be {\"events\": [...]}",
+        ));
+    };
+    if events.len() > MAX_EVENTS_PER_REQUEST {
+        return Err(ApiError::too_large(
+            "events",
+            format!(
+                "{} events sent; at most {MAX_EVENTS_PER_REQUEST} per request",
+                events.len()
+            ),
+        ));
+    }
+    match parsed {
+        Value::Object(mut m) => match m.remove("events") {
+            Some(Value::Array(v)) => Ok(v),
+            _ => Ok(Vec::new()),
+        },
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// serde_json's error category, without its echo of the input (which may hold personal data).
+fn classify(e: &serde_json::Error) -> &'static str {
+    match e.classify() {
+        serde_json::error::Category::Eof => "the body ends too early",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value",
+        serde_json::error::Category::Io => "unreadable body",
+    }
+}
+
+/// Checks the tenant's state and, for imports, its API key.
+fn admit(tenant: Option<Tenant>, mode: IngestMode, req: &Request) -> Result<Tenant, ApiError> {
+    let tenant = tenant.ok_or_else(ApiError::unknown_site)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(ApiError::site_deleted());
+    }
+    if mode == IngestMode::Import {
+        match tenant.check_api_key(http::bearer_token(req)) {
+            KeyCheck::Valid => {}
+            KeyCheck::OtherTenant => {
+                return Err(ApiError::forbidden("this API key belongs to another store"))
+            }
+            KeyCheck::Invalid => {
+                return Err(ApiError::unauthorized(
+                    "import needs the store's API key as Authorization: Bearer <key>",
+                ))
+            }
+        }
+    }
+    Ok(tenant)
+}
+
+async fn ingest<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
+where
+    S: TenantLookup + ProfileStore + EventSink,
+{
+    let (site_id, mode) = route(req)?;
+    let raw = parse_body(req)?;
+    if !event::is_valid_id(&site_id) {
+        return Err(ApiError::unknown_site());
+    }
+    admit(
+        deps.store.tenant_by_site(&site_id).await.map_err(storage)?,
+        mode,
+        req,
+    )?;
+    let now = (deps.clock)();
+
+    let mut summary = IngestSummary::default();
+    let mut valid = Vec::with_capacity(raw.len());
+    for (i, v) in raw.iter().enumerate() {
+        match event::validate(v, i, now, mode) {
+            Ok(mut e) => {
+                // Personal data is dropped on arrival, before anything is stored. (Keyed hashing under the
+                // tenant's messaging consent, and Sec-GPC, belong to the personal-data work.)
+                if !e.pii.is_empty() {
+                    e.pii = Default::default();
+                    summary.pii_dropped += 1;
+                }
+                valid.push((i, e));
+            }
+            Err(r) => summary.rejected.push(r),
+        }
+    }
+    let not_stored = apply(deps, &site_id, valid, now, &mut summary).await;
+    tracing::info!(
+        site_id = %site_id,
+        mode = ?mode,
+        received = raw.len(),
+        accepted = summary.accepted,
+        duplicates = summary.duplicates,
+        rejected = summary.rejected.len(),
+        not_stored = not_stored.len(),
+        "ingest"
+    );
+    if not_stored.is_empty() {
+        return Ok(http::json_response(StatusCode::OK, &summary));
+    }
+    let err = ApiError::unavailable(
+        "some events could not be stored; retry them (retries are de-duplicated)",
+    );
+    let mut body = err.body();
+    body["not_stored"] = serde_json::json!(not_stored);
+    body["accepted"] = serde_json::json!(summary.accepted);
+    body["duplicates"] = serde_json::json!(summary.duplicates);
+    body["rejected"] = serde_json::json!(summary.rejected);
+    body["pii_dropped"] = serde_json::json!(summary.pii_dropped);
+    Ok(http::json_response(StatusCode::SERVICE_UNAVAILABLE, &body))
+}
+
+/// The profile an event belongs to: its customer's when logged in, else where its guest id points.
+fn canonical_of(e: &Event, records: &HashMap<String, ProfileRecord>) -> String {
+    if let Some(c) = &e.customer_id {
+        return customer_key(c);
+    }
+    match records.get(&guest_key(&e.shopper_id)) {
+        Some(ProfileRecord::Alias { linked_to, .. }) => linked_to.clone(),
+        _ => guest_key(&e.shopper_id),
+    }
+}
+
+fn profile_of(r: Option<&ProfileRecord>) -> Option<&Profile> {
+    match r {
+        Some(ProfileRecord::Profile { profile, .. }) => Some(profile),
+        _ => None,
+    }
+}
+
+/// Reads the profile items the events touch, following guest aliases to their customer profiles.
+async fn load<S: ProfileStore>(
+    store: &S,
+    site_id: &str,
+    events: &[(usize, Event)],
+) -> Result<HashMap<String, ProfileRecord>, StoreError> {
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    for (_, e) in events {
+        keys.insert(guest_key(&e.shopper_id));
+        if let Some(c) = &e.customer_id {
+            keys.insert(customer_key(c));
+        }
+    }
+    let keys: Vec<String> = keys.into_iter().collect();
+    let mut records = store.profiles(site_id, &keys).await?;
+    let targets: Vec<String> = records
+        .values()
+        .filter_map(|r| match r {
+            ProfileRecord::Alias { linked_to, .. } if !records.contains_key(linked_to) => {
+                Some(linked_to.clone())
+            }
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !targets.is_empty() {
+        records.extend(store.profiles(site_id, &targets).await?);
+    }
+    Ok(records)
+}
+
+/// Stores the new events and updates profiles. Returns the request indices of events not stored.
+async fn apply<S>(
+    deps: &Deps<S>,
+    site_id: &str,
+    events: Vec<(usize, Event)>,
+    now: i64,
+    summary: &mut IngestSummary,
+) -> Vec<usize>
+where
+    S: ProfileStore + EventSink,
+{
+    if events.is_empty() {
+        return Vec::new();
+    }
+    let records = match load(&deps.store, site_id, &events).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "profile read failed");
+            return events.iter().map(|(i, _)| *i).collect();
+        }
+    };
+    // De-duplicate: against what the profiles already applied, and within the request.
+    let mut in_request: HashSet<(String, String)> = HashSet::new();
+    let mut fresh: Vec<(usize, Event)> = Vec::with_capacity(events.len());
+    for (i, e) in events {
+        let canonical = canonical_of(&e, &records);
+        let seen = [
+            records.get(&canonical),
+            records.get(&guest_key(&e.shopper_id)),
+        ]
+        .into_iter()
+        .filter_map(profile_of)
+        .any(|p| p.has_seen(&e.event_id));
+        if seen || !in_request.insert((e.shopper_id.clone(), e.event_id.clone())) {
+            summary.duplicates += 1;
+        } else {
+            fresh.push((i, e));
+        }
+    }
+    // Raw events first: a profile never counts an event that is not stored.
+    let stored: Vec<StoredEvent> = fresh
+        .iter()
+        .map(|(_, e)| StoredEvent::from_event(site_id, e, now, deps.event_ttl_s))
+        .collect();
+    let failed: HashSet<usize> = deps.store.put_events(stored).await.into_iter().collect();
+    let mut not_stored: Vec<usize> = Vec::new();
+    let mut groups: BTreeMap<String, Vec<(usize, Event)>> = BTreeMap::new();
+    for (pos, (i, e)) in fresh.into_iter().enumerate() {
+        if failed.contains(&pos) {
+            not_stored.push(i);
+        } else {
+            groups
+                .entry(canonical_of(&e, &records))
+                .or_default()
+                .push((i, e));
+        }
+    }
+    let mut records = records;
+    for (canonical, group) in groups {
+        match save_group(deps, site_id, &canonical, &group, &mut records).await {
+            Ok((applied, dups)) => {
+                summary.accepted += applied;
+                summary.duplicates += dups;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = group.len(), "profile write failed");
+                not_stored.extend(group.iter().map(|(i, _)| *i));
+            }
+        }
+    }
+    not_stored.sort_unstable();
+    not_stored
+}
+
+/// The writes that fold `group` into the profile at `canonical`: the profile itself, and an alias for
+/// each guest id newly linked to a customer (whose own profile, if any, is merged first).
+/// Returns the writes, the events applied and the duplicates found.
+fn plan(
+    canonical: &str,
+    group: &[(usize, Event)],
+    records: &HashMap<String, ProfileRecord>,
+    decay: &Decay,
+) -> Result<(Vec<ProfileWrite>, usize, usize), StoreError> {
+    let (mut profile, expected) = match records.get(canonical) {
+        Some(ProfileRecord::Profile { profile, version }) => ((**profile).clone(), Some(*version)),
+        // The canonical item turned into an alias since it was read: re-read and plan again.
+        Some(ProfileRecord::Alias { .. }) => return Err(StoreError::Conflict),
+        None => (Profile::default(), None),
+    };
+    let mut writes = Vec::new();
+    let is_customer = canonical.starts_with("c:");
+    if is_customer {
+        let guests: BTreeSet<&str> = group.iter().map(|(_, e)| e.shopper_id.as_str()).collect();
+        for g in guests {
+            let gk = guest_key(g);
+            let linked_here = matches!(records.get(&gk), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical);
+            let has_customer_event = group
+                .iter()
+                .any(|(_, e)| e.shopper_id == g && e.customer_id.is_some());
+            if linked_here || !has_customer_event {
+                continue;
+            }
+            if let Some(ProfileRecord::Profile { profile: guest, .. }) = records.get(&gk) {
+                profile.merge(guest, decay);
+            }
+            writes.push(ProfileWrite {
+                key: gk.clone(),
+                record: ProfileRecord::Alias {
+                    linked_to: canonical.to_string(),
+                    version: 0,
+                },
+                expected: records.get(&gk).map(ProfileRecord::version),
+            });
+        }
+    }
+    let mut ordered: Vec<&Event> = group.iter().map(|(_, e)| e).collect();
+    ordered.sort_by_key(|e| e.timestamp_ms);
+    let (mut applied, mut dups) = (0, 0);
+    for e in ordered {
+        if profile.has_seen(&e.event_id) {
+            dups += 1;
+        } else {
+            profile.apply(e, decay);
+            applied += 1;
+        }
+    }
+    if applied == 0 && writes.is_empty() {
+        return Ok((Vec::new(), 0, dups));
+    }
+    profile.trim();
+    writes.insert(
+        0,
+        ProfileWrite {
+            key: canonical.to_string(),
+            record: ProfileRecord::Profile {
+                profile: Box::new(profile),
+                version: 0,
+            },
+            expected,
+        },
+    );
+    Ok((writes, applied, dups))
+}
+
+async fn save_group<S: ProfileStore>(
+    deps: &Deps<S>,
+    site_id: &str,
+    canonical: &str,
+    group: &[(usize, Event)],
+    records: &mut HashMap<String, ProfileRecord>,
+) -> Result<(usize, usize), StoreError> {
+    let mut last = StoreError::Conflict;
+    for _ in 0..PROFILE_ATTEMPTS {
+        let planned = plan(canonical, group, records, &deps.decay);
+        match planned {
+            Ok((writes, applied, dups)) => {
+                if writes.is_empty() {
+                    return Ok((applied, dups));
+                }
+                match deps.store.save_profiles(site_id, writes).await {
+                    Ok(()) => return Ok((applied, dups)),
+                    Err(StoreError::Conflict) => last = StoreError::Conflict,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => last = e,
+        }
+        // Someone else wrote first: read again what this group touches, and plan again.
+        let fresh = load(&deps.store, site_id, group).await?;
+        let mut keys: Vec<String> = group
+            .iter()
+            .map(|(_, e)| guest_key(&e.shopper_id))
+            .collect();
+        keys.push(canonical.to_string());
+        for k in keys {
+            match fresh.get(&k) {
+                Some(r) => records.insert(k, r.clone()),
+                None => records.remove(&k),
+            };
+        }
+    }
+    Err(last)
+}

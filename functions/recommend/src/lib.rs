@@ -1,0 +1,117 @@
+//! The recommendation function: `GET /v1/sites/{site_id}/shoppers/{shopper_id}/recommendations?limit=10`.
+//!
+//! One round trip reads the tenant, the shopper's profile and the tenant's popularity together; a second
+//! follows a guest id linked to a customer profile. Shoppers with no history get trending products.
+
+use affinity::event::is_valid_id;
+use affinity::http::{self, ApiError};
+use affinity::profile::Decay;
+use affinity::rank;
+use affinity::store::{guest_key, ProfileRecord, RecommendSource, StoreError};
+use affinity::tenant::TenantStatus;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+
+/// Items answered when `limit` is absent.
+pub const DEFAULT_LIMIT: usize = 10;
+/// Most items per answer.
+pub const MAX_LIMIT: usize = 50;
+
+/// What the handler needs, built once per cold start.
+pub struct Deps<S> {
+    /// Storage (read only).
+    pub store: S,
+    /// Affinity decay.
+    pub decay: Decay,
+    /// The clock, epoch ms.
+    pub clock: fn() -> i64,
+}
+
+/// Handles one request; every outcome is a response.
+pub async fn handle<S: RecommendSource>(deps: &Deps<S>, req: Request) -> Response<Body> {
+    match recommend(deps, &req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn storage(e: StoreError) -> ApiError {
+    tracing::error!(error = %e, "storage failed");
+    ApiError::unavailable("storage is unavailable; retry later")
+}
+
+/// Parses `limit`: 1 to 50, default 10.
+///
+/// # Errors
+/// 400 naming `limit`.
+pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_LIMIT),
+        Some(s) => match s.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad_request(
+                "limit",
+                format!("must be an integer from 1 to {MAX_LIMIT}"),
+            )),
+        },
+    }
+}
+
+async fn recommend<S: RecommendSource>(
+    deps: &Deps<S>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let segs = http::v1_segments(req.uri().path()).unwrap_or_default();
+    let [s, site_id, sh, shopper_id, r] = segs.as_slice() else {
+        return Err(ApiError::not_found(None, "no such route"));
+    };
+    if s != "sites" || sh != "shoppers" || r != "recommendations" {
+        return Err(ApiError::not_found(None, "no such route"));
+    }
+    if req.method() != Method::GET {
+        return Err(ApiError::method_not_allowed("GET"));
+    }
+    let limit = parse_limit(http::query_param(req, "limit").as_deref())?;
+    if !is_valid_id(site_id) {
+        return Err(ApiError::unknown_site());
+    }
+    if !is_valid_id(shopper_id) || shopper_id.contains(':') {
+        return Err(ApiError::bad_request(
+            "shopper_id",
+            "must be 1-128 characters of letters, digits and _=/+.-",
+        ));
+    }
+    let read = deps
+        .store
+        .recommend_read(site_id, &guest_key(shopper_id))
+        .await
+        .map_err(storage)?;
+    let tenant = read.tenant.ok_or_else(ApiError::unknown_site)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(ApiError::site_deleted());
+    }
+    let profile = match read.profile {
+        Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
+        Some(ProfileRecord::Alias { linked_to, .. }) => match deps
+            .store
+            .profile(site_id, &linked_to)
+            .await
+            .map_err(storage)?
+        {
+            Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
+            _ => None,
+        },
+        None => None,
+    };
+    let now = (deps.clock)();
+    let answer = rank::recommend(
+        shopper_id,
+        profile.as_ref(),
+        read.popularity.as_ref(),
+        limit,
+        now,
+        &deps.decay,
+    );
+    tracing::info!(site_id = %site_id, items = answer.items.len(), known = profile.is_some(), "recommend");
+    Ok(http::json_response(StatusCode::OK, &answer))
+}
