@@ -1,0 +1,20 @@
+//! `affinity-import`: replays public e-commerce data sets through Affinity's ingest API.
+//!
+//! The pieces, in the order a replay uses them:
+//! * [`rees46`], [`gms`], [`uci`] read one source format each into [`event::Event`]s, counting
+//!   every row that is bad or skipped ([`source::Parsed`]);
+//! * [`shape`] moves timestamps to now and groups events into requests;
+//! * [`send`] posts the requests with a pool of threads through [`client`];
+//! * [`replay`] ties it together for the command line ([`cli`]).
+
+pub mod cli;
+pub mod client;
+pub mod event;
+pub mod gms;
+pub mod rees46;
+pub mod replay;
+pub mod send;
+pub mod shape;
+pub mod source;
+pub mod uci;
+pub mod values;

@@ -1,0 +1,468 @@
+//! The `replay` command: read, shape, send, report.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::cli::{Format, ReplayArgs};
+use crate::client::{ApiClient, ApiError, Route};
+use crate::event::Event;
+use crate::send::{send_batches, SendOptions, SendTotals};
+use crate::shape::{import_batches, live_batches, shift_to_now, Batch};
+use crate::source::{InputError, Parsed};
+
+/// Exit status: the import ran.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the API was unreachable or answered other than 2xx/503 (or output failed).
+pub const EXIT_API: u8 = 1;
+/// Exit status: the file could not be read.
+pub const EXIT_INPUT: u8 = 2;
+
+/// How far before now `--shift-to-now` puts the last event.
+pub const SHIFT_MARGIN_MS: i64 = 5_000;
+/// The live route takes events at most this old.
+pub const LIVE_MAX_AGE_MS: i64 = 7 * 86_400_000;
+/// Recommendations asked per reported shopper.
+pub const RECOMMENDATIONS_LIMIT: u32 = 10;
+/// Bad-row reason of an event too large for any request.
+pub const TOO_LARGE: &str = "event too large for one request (over 1 MiB)";
+
+/// The last line on stdout: what happened to the file's rows and events.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Data rows read.
+    pub rows: u64,
+    /// Events the API answered for.
+    pub events_sent: u64,
+    /// Events stored.
+    pub accepted: u64,
+    /// Events the API already had.
+    pub duplicates: u64,
+    /// Events the API refused, by `field: reason`.
+    pub rejected: BTreeMap<String, u64>,
+    /// Rows that could not be read, by reason.
+    pub bad_rows: BTreeMap<String, u64>,
+    /// Rows deliberately not imported, by reason.
+    pub skipped: BTreeMap<String, u64>,
+    /// Distinct shoppers among the events.
+    pub shoppers: u64,
+    /// Distinct product ids among the events.
+    pub products: u64,
+    /// Events built from the rows.
+    pub events: u64,
+    /// Events still not stored after the retries of 503 answers.
+    pub failed: u64,
+    /// Events never sent because the import stopped on an API error.
+    pub not_sent: u64,
+    /// Personal data fields the API dropped.
+    pub pii_dropped: u64,
+    /// Rows imported with an adjustment, by what was done.
+    pub notes: BTreeMap<String, u64>,
+    /// `live`, `import`, or `dry-run`.
+    pub mode: String,
+}
+
+/// Reads `args.file`, sends its events (unless `--dry-run`) and writes the report: JSON lines
+/// on `out`, bad rows, warnings and the summary on `err`. `now_ms` is the current time (for
+/// `--shift-to-now` and the live route's age limit). Returns the exit status.
+pub fn run(
+    args: &ReplayArgs,
+    now_ms: i64,
+    show_progress: bool,
+    out: &mut dyn Write,
+    err: &mut (dyn Write + Send),
+) -> u8 {
+    let err = Mutex::new(err);
+    match run_inner(args, now_ms, show_progress, out, &err) {
+        Ok(code) => code,
+        Err(e) => {
+            let mut err = err.lock().unwrap_or_else(|p| p.into_inner());
+            // Nothing more can be done if stderr fails too.
+            let _ = writeln!(err, "affinity-import: cannot write the report: {e}");
+            EXIT_API
+        }
+    }
+}
+
+type Stderr<'a, 'b> = Mutex<&'a mut (dyn Write + Send + 'b)>;
+
+fn say(err: &Stderr<'_, '_>, text: &str) -> io::Result<()> {
+    let mut err = err.lock().unwrap_or_else(|p| p.into_inner());
+    writeln!(err, "{text}")
+}
+
+fn parse_file(args: &ReplayArgs) -> Result<Parsed, InputError> {
+    let file = File::open(&args.file)?;
+    match args.format {
+        Format::Rees46 => crate::rees46::parse(file, args.limit_rows),
+        Format::Gms => crate::gms::parse(file, args.limit_rows),
+        Format::Uci => crate::uci::parse(file, args.limit_rows),
+    }
+}
+
+fn run_inner(
+    args: &ReplayArgs,
+    now_ms: i64,
+    show_progress: bool,
+    out: &mut dyn Write,
+    err: &Stderr<'_, '_>,
+) -> io::Result<u8> {
+    let path = args.file.display().to_string();
+    let mut parsed = match parse_file(args) {
+        Ok(p) => p,
+        Err(e) => {
+            say(err, &format!("affinity-import: {path}: {e}"))?;
+            return Ok(EXIT_INPUT);
+        }
+    };
+    for bad in &parsed.bad_rows {
+        say(
+            err,
+            &format!(
+                "{path}:{}: bad row: {}: {}",
+                bad.line, bad.reason, bad.detail
+            ),
+        )?;
+    }
+
+    let route = if args.live || (args.shift_to_now && !args.import) {
+        Route::Live
+    } else {
+        Route::Import
+    };
+    if args.shift_to_now {
+        let delta = shift_to_now(&mut parsed.events, now_ms, SHIFT_MARGIN_MS);
+        say(
+            err,
+            &format!(
+                "shifted every timestamp by {} (the last event is now {} s ago)",
+                human_duration(delta),
+                SHIFT_MARGIN_MS / 1000
+            ),
+        )?;
+    }
+    if route == Route::Live {
+        let too_old = parsed
+            .events
+            .iter()
+            .filter(|e| e.timestamp_ms < now_ms - LIVE_MAX_AGE_MS)
+            .count();
+        if too_old > 0 {
+            say(
+                err,
+                &format!(
+                    "warning: {too_old} event(s) are more than 7 days old: the live route will reject them (use --shift-to-now, or --import)"
+                ),
+            )?;
+        }
+    }
+
+    // Serialize once; the batches and retries reuse the bytes.
+    let mut json = Vec::with_capacity(parsed.events.len());
+    for event in &parsed.events {
+        match serde_json::to_vec(event) {
+            Ok(bytes) => json.push(bytes),
+            Err(e) => {
+                say(
+                    err,
+                    &format!("affinity-import: cannot serialize {}: {e}", event.event_id),
+                )?;
+                return Ok(EXIT_INPUT);
+            }
+        }
+    }
+    let batches: Vec<Batch> = match route {
+        Route::Live => {
+            let gap_ms = i64::try_from(args.live_gap.saturating_mul(1000)).unwrap_or(i64::MAX);
+            live_batches(&parsed.events, gap_ms)
+        }
+        Route::Import => {
+            let (batches, too_large) = import_batches(&parsed.events, &json);
+            for i in too_large {
+                let line = parsed.events[i].line;
+                let detail = format!("{} is {} bytes", parsed.events[i].event_id, json[i].len());
+                say(
+                    err,
+                    &format!("{path}:{line}: bad row: {TOO_LARGE}: {detail}"),
+                )?;
+                parsed.bad(line, TOO_LARGE, detail);
+            }
+            batches
+        }
+    };
+    // (A live request holds at most 25 events, far below 1 MiB for any event this tool builds.)
+
+    let shopper_counts = count_by_shopper(&parsed.events);
+    let products: HashSet<&str> = parsed.events.iter().flat_map(Event::product_ids).collect();
+    let top = top_shoppers(&shopper_counts, args.report);
+
+    let mut exit = EXIT_OK;
+    let mut totals = SendTotals::default();
+    let mode = if args.dry_run {
+        "dry-run"
+    } else {
+        match route {
+            Route::Live => "live",
+            Route::Import => "import",
+        }
+    };
+
+    if args.dry_run {
+        for (shopper, events) in &top {
+            let line = serde_json::json!({"shopper_id": shopper, "events": events});
+            writeln!(out, "{line}")?;
+        }
+    } else {
+        let (api, site) = match (&args.api, &args.site) {
+            (Some(api), Some(site)) => (api.as_str(), site.as_str()),
+            _ => {
+                say(
+                    err,
+                    "affinity-import: --api and --site are needed unless --dry-run",
+                )?;
+                return Ok(EXIT_INPUT);
+            }
+        };
+        let client = ApiClient::new(
+            api,
+            site,
+            args.api_key.clone(),
+            Duration::from_secs(args.timeout.max(1)),
+        );
+        let total: u64 = batches.iter().map(|b| b.events.len() as u64).sum();
+        let requests = batches.len();
+        let progress = progress_bar(total, show_progress);
+        say(
+            err,
+            &format!(
+                "sending {total} events in {requests} requests to {} ({} route, {} at a time)",
+                client.events_url(route),
+                mode,
+                args.concurrency
+            ),
+        )?;
+        let options = SendOptions {
+            route,
+            concurrency: usize::from(args.concurrency),
+            retries: args.retries,
+            backoff: Duration::from_millis(250),
+        };
+        let log = |text: &str| {
+            progress.suspend(|| {
+                // A warning that cannot be written is not worth stopping the import for.
+                let _ = say(err, &format!("warning: {text}"));
+            });
+        };
+        let (sent, error) = send_batches(
+            &client,
+            &parsed.events,
+            &json,
+            batches,
+            &options,
+            &progress,
+            &log,
+        );
+        progress.finish_and_clear();
+        totals = sent;
+        if let Some(error) = error {
+            say(err, &format!("affinity-import: stopped: {error}"))?;
+            exit = EXIT_API;
+        } else {
+            exit = report_shoppers(&client, &top, out, err)?;
+        }
+    }
+
+    let report = Totals {
+        rows: parsed.rows,
+        events_sent: totals.events_sent,
+        accepted: totals.accepted,
+        duplicates: totals.duplicates,
+        rejected: totals.rejected.clone(),
+        bad_rows: parsed.bad_row_counts(),
+        skipped: parsed.skipped.clone(),
+        shoppers: shopper_counts.len() as u64,
+        products: products.len() as u64,
+        events: parsed.events.len() as u64,
+        failed: totals.failed,
+        not_sent: totals.not_sent,
+        pii_dropped: totals.pii_dropped,
+        notes: parsed.notes.clone(),
+        mode: mode.to_string(),
+    };
+    let line = serde_json::to_string(&report).map_err(io::Error::other)?;
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    say(err, &summary(&path, args.format, &report, &totals))?;
+    Ok(exit)
+}
+
+/// GETs the recommendations of each shopper in `top` and writes one JSON line per shopper.
+/// A shopper whose request fails gets a line with `error`; the exit status is then 1.
+fn report_shoppers(
+    client: &ApiClient,
+    top: &[(String, u64)],
+    out: &mut dyn Write,
+    err: &Stderr<'_, '_>,
+) -> io::Result<u8> {
+    let mut exit = EXIT_OK;
+    for (shopper, events) in top {
+        let line = match client.recommendations(shopper, RECOMMENDATIONS_LIMIT) {
+            Ok(answer) => {
+                let field = |name: &str| {
+                    answer
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_else(|| serde_json::Value::Array(Vec::new()))
+                };
+                serde_json::json!({
+                    "shopper_id": shopper,
+                    "events": events,
+                    "preferred_categories": field("preferred_categories"),
+                    "preferred_brands": field("preferred_brands"),
+                    "items": field("items"),
+                })
+            }
+            Err(e) => {
+                say(
+                    err,
+                    &format!("affinity-import: recommendations of {shopper}: {e}"),
+                )?;
+                exit = EXIT_API;
+                let unreachable = matches!(e, ApiError::Unreachable(_));
+                let line = serde_json::json!({
+                    "shopper_id": shopper,
+                    "events": events,
+                    "error": e.to_string(),
+                });
+                if unreachable {
+                    writeln!(out, "{line}")?;
+                    break;
+                }
+                line
+            }
+        };
+        writeln!(out, "{line}")?;
+    }
+    Ok(exit)
+}
+
+/// Events per shopper.
+pub fn count_by_shopper(events: &[Event]) -> HashMap<&str, u64> {
+    let mut counts: HashMap<&str, u64> = HashMap::new();
+    for event in events {
+        *counts.entry(event.shopper_id.as_str()).or_default() += 1;
+    }
+    counts
+}
+
+/// The `n` shoppers with the most events, most first; ties by shopper id.
+pub fn top_shoppers(counts: &HashMap<&str, u64>, n: usize) -> Vec<(String, u64)> {
+    let mut all: Vec<(&str, u64)> = counts.iter().map(|(s, c)| (*s, *c)).collect();
+    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    all.into_iter()
+        .take(n)
+        .map(|(s, c)| (s.to_string(), c))
+        .collect()
+}
+
+fn progress_bar(total: u64, visible: bool) -> ProgressBar {
+    let target = if visible {
+        // Hidden by indicatif itself when stderr is not a terminal.
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} events ({per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn human_duration(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "+" };
+    let s = ms.unsigned_abs() / 1000;
+    let (d, h, m, s) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    format!("{sign}{d}d {h:02}:{m:02}:{s:02}")
+}
+
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = map.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    format!(": {}", parts.join("; "))
+}
+
+fn summary(path: &str, format: Format, t: &Totals, sent: &SendTotals) -> String {
+    let bad: u64 = t.bad_rows.values().sum();
+    let skipped: u64 = t.skipped.values().sum();
+    let rejected: u64 = t.rejected.values().sum();
+    let mut s = format!(
+        "\n{path} ({}), {} mode\n  rows read     {}\n  events built  {} ({} shoppers, {} products)\n  bad rows      {bad}{}\n  skipped rows  {skipped}{}\n",
+        format.name(),
+        t.mode,
+        t.rows,
+        t.events,
+        t.shoppers,
+        t.products,
+        counts(&t.bad_rows),
+        counts(&t.skipped),
+    );
+    if !t.notes.is_empty() {
+        s.push_str(&format!(
+            "  notes         {}\n",
+            counts(&t.notes).trim_start_matches(": ")
+        ));
+    }
+    if t.mode != "dry-run" {
+        s.push_str(&format!(
+            "  sent          {} events in {} requests ({} retries)\n  accepted      {}\n  duplicates    {}\n  rejected      {rejected}{}\n  failed        {} (not stored after retries)\n  not sent      {}\n  PII dropped   {}\n",
+            t.events_sent,
+            sent.requests,
+            sent.retries,
+            t.accepted,
+            t.duplicates,
+            counts(&t.rejected),
+            t.failed,
+            t.not_sent,
+            t.pii_dropped,
+        ));
+        for example in &sent.rejected_examples {
+            s.push_str(&format!("    rejected {example}\n"));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_shoppers_most_events_first_ties_by_id() {
+        let counts: HashMap<&str, u64> = [("b", 3), ("a", 3), ("c", 7), ("d", 1)].into();
+        assert_eq!(
+            top_shoppers(&counts, 3),
+            vec![
+                ("c".to_string(), 7),
+                ("a".to_string(), 3),
+                ("b".to_string(), 3)
+            ]
+        );
+        assert!(top_shoppers(&counts, 0).is_empty());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(90_061_000), "+1d 01:01:01");
+        assert_eq!(human_duration(-5_000), "-0d 00:00:05");
+    }
+}
