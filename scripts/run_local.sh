@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The whole service on this machine:
+#   1. scripts/setup.sh, scripts/stack.sh up   (DynamoDB Local + moto, tables, KMS key)
+#   2. builds the functions' binaries (debug), so the first request does not wait for a compile
+#   3. cargo lambda watch -A 127.0.0.1 -P <free port>   (all functions; reloads on code changes)
+#   4. scripts/gateway.py on a free port: the template's HTTP API routes -> the functions
+#   5. scripts/stream_pump.py (follow): the EventsTable stream -> the aggregate function
+# and appends AFFINITY_WATCH_PORT and AFFINITY_API_URL to $STACK_DIR/env.
+#
+#   scripts/run_local.sh               start (or find running) and return; stop with scripts/stack.sh down
+#   scripts/run_local.sh --foreground  start, follow the logs, stop everything on Ctrl-C
+#
+# Environment reaches the functions by inheritance: cargo lambda watch passes its own environment
+# to every function it starts (it does not read template.yaml), so the stack env is exported first.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+FOREGROUND=0
+[[ "${1:-}" == "--foreground" ]] && FOREGROUND=1
+ENV_FILE="$STACK_DIR/env"
+export PATH="$VENV/bin:$PATH" # cargo-lambda and its zig
+
+"$ROOT/scripts/setup.sh" >&2
+AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up
+
+if is_running functions && is_running gateway && grep -q '^export AFFINITY_API_URL=' "$ENV_FILE"; then
+  log "already running: $(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")"
+  [[ $FOREGROUND == 1 ]] || exit 0
+else
+  for svc in gateway stream-pump functions; do stop "$svc"; done
+  set -a
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+  set +a
+  # Consent's template parameters; local placeholders unless set by the caller.
+  export SHOPIFY_CLIENT_ID="${SHOPIFY_CLIENT_ID:-local-shopify-client-id}"
+  export SHOPIFY_CLIENT_SECRET="${SHOPIFY_CLIENT_SECRET:-local-shopify-client-secret}"
+  export BIGCOMMERCE_CLIENT_ID="${BIGCOMMERCE_CLIENT_ID:-local-bigcommerce-client-id}"
+  export BIGCOMMERCE_CLIENT_SECRET="${BIGCOMMERCE_CLIENT_SECRET:-local-bigcommerce-client-secret}"
+
+  # Binaries the template names that exist in the workspace (a function may not be written yet).
+  mapfile -t wanted < <("$PY" "$ROOT/scripts/cfn_template.py" binaries)
+  mapfile -t present < <(cd "$ROOT" && cargo metadata --no-deps --format-version 1 | "$PY" -c '
+import json, sys
+for p in json.load(sys.stdin)["packages"]:
+    for t in p["targets"]:
+        if "bin" in t["kind"]:
+            print(t["name"])')
+  built=()
+  for bin in "${wanted[@]}"; do
+    if printf '%s\n' "${present[@]}" | grep -qx -- "$bin"; then
+      log "building $bin"
+      # Same command line as cargo lambda watch's `cargo run --bin`, so it reuses these artifacts.
+      (cd "$ROOT" && cargo build --quiet --bin "$bin") || { log "cargo build --bin $bin failed"; exit 1; }
+      built+=("$bin")
+    else
+      log "no binary '$bin' in the workspace yet: its routes will answer 502"
+    fi
+  done
+
+  watch_port="$(free_port)"
+  gateway_port="$(free_port)"
+  while [[ "$gateway_port" == "$watch_port" ]]; do gateway_port="$(free_port)"; done
+
+  # --disable-cors: CORS is the gateway's job, as the template's CorsConfiguration says.
+  (cd "$ROOT" && start_bg functions "cargo-lambda" \
+    "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" --disable-cors)
+  start_bg gateway "gateway.py" "$PY" "$ROOT/scripts/gateway.py" --port "$gateway_port" --watch-port "$watch_port"
+
+  ready=0
+  for _ in $(seq 1 150); do
+    is_running functions || fail_with_log functions "cargo lambda watch exited"
+    is_running gateway || fail_with_log gateway "gateway exited"
+    if "$PY" - "$watch_port" "$gateway_port" <<'EOF'; then ready=1; break; fi
+import socket, sys, urllib.request, urllib.error
+socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+try:
+    urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/__ready", timeout=1)
+except urllib.error.HTTPError as e:
+    sys.exit(0 if e.code == 404 else 1)
+except OSError:
+    sys.exit(1)
+EOF
+    sleep 0.2
+  done
+  [[ $ready == 1 ]] || fail_with_log functions "not ready after 30 s"
+
+  mapfile -t stream_bins < <("$PY" "$ROOT/scripts/cfn_template.py" stream-binaries)
+  for bin in "${stream_bins[@]}"; do
+    if printf '%s\n' "${built[@]}" | grep -qx -- "$bin"; then
+      AFFINITY_STACK_DIR="$STACK_DIR" start_bg stream-pump "stream_pump.py" \
+        "$PY" "$ROOT/scripts/stream_pump.py" --watch-port "$watch_port"
+    else
+      log "no '$bin' binary: the EventsTable stream is not pumped"
+    fi
+  done
+
+  tmp="$ENV_FILE.tmp"
+  grep -v -e '^export AFFINITY_WATCH_PORT=' -e '^export AFFINITY_API_URL=' "$ENV_FILE" >"$tmp" || true
+  {
+    echo "export AFFINITY_WATCH_PORT=$watch_port"
+    echo "export AFFINITY_API_URL=http://127.0.0.1:$gateway_port"
+  } >>"$tmp"
+  mv "$tmp" "$ENV_FILE"
+  log "functions (cargo lambda watch) on 127.0.0.1:$watch_port, logs in $STACK_DIR/logs/"
+  log "API: http://127.0.0.1:$gateway_port   (env: source $ENV_FILE; stop: make down)"
+fi
+
+if [[ $FOREGROUND == 1 ]]; then
+  trap '"$ROOT/scripts/stack.sh" down; exit 0' INT TERM
+  echo "AFFINITY_API_URL=$(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")   (Ctrl-C stops everything)"
+  tail -n 0 -F "$STACK_DIR/logs/functions.log" "$STACK_DIR/logs/gateway.log" \
+    "$STACK_DIR/logs/stream-pump.log" 2>/dev/null &
+  tail_pid=$!
+  trap 'kill "$tail_pid" 2>/dev/null; "$ROOT/scripts/stack.sh" down; exit 0' INT TERM
+  wait "$tail_pid"
+fi
