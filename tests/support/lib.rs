@@ -1,1 +1,246 @@
+//! Test support: the real stack (DynamoDB Local and the KMS emulator, started by `make test`), tenants
+//! made per test, requests shaped as API Gateway delivers them, and independent readers of the tables.
+//!
+//! Every test makes its own tenant with a unique site id, so tests share the tables and still run in
+//! parallel without seeing each other's items.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use affinity::config::Tables;
+use affinity::profile::Decay;
+use affinity::store::dynamo::DynamoStore;
+use affinity::store::StoredEvent;
+use affinity::tenant::{new_api_key, tenant_id_for, Tenant, TenantStatus};
+use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_http::{Body, Request};
+
+/// A DynamoDB item as the SDK returns it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The tables from the stack's environment.
+///
+/// # Panics
+/// When the stack is not running: these tests need `make test` (or `scripts/stack.sh up` and its env).
+pub fn tables() -> Tables {
+    let get = |k: &str| {
+        std::env::var(k).unwrap_or_else(|_| {
+            panic!("{k} is not set: run the integration tests through `make test`, which starts DynamoDB Local and the KMS emulator")
+        })
+    };
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL_DYNAMODB").is_ok(),
+        "AWS_ENDPOINT_URL_DYNAMODB is not set: run the integration tests through `make test`"
+    );
+    Tables {
+        tenants: get("TENANTS_TABLE"),
+        events: get("EVENTS_TABLE"),
+        profiles: get("PROFILES_TABLE"),
+        popularity: get("POPULARITY_TABLE"),
+    }
+}
+
+/// A client of the local DynamoDB.
+pub async fn client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&affinity::config::aws().await)
+}
+
+/// The store over every table.
+pub async fn store() -> DynamoStore {
+    DynamoStore::new(client().await, tables())
+}
+
+/// A site id no other test uses: `{prefix}-{pid}-{counter}-{nanos}`.
+pub fn unique_site(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Creates an active tenant for `site_id`; returns it and its API key.
+pub async fn create_tenant(store: &DynamoStore, site_id: &str) -> (Tenant, String) {
+    let (key, hash) = new_api_key(site_id).expect("random");
+    let domain = format!("{site_id}.test.local");
+    let tenant = Tenant {
+        tenant_id: tenant_id_for("demo", &domain),
+        site_id: site_id.to_string(),
+        platform: "demo".into(),
+        shop_domain: domain,
+        status: TenantStatus::Active,
+        scopes: vec![],
+        consent_granted_at: Some(affinity::rfc3339(affinity::now_ms())),
+        messaging_consent: false,
+        messaging_consent_at: None,
+        access_token_ciphertext: None,
+        pii_key_ciphertext: None,
+        api_key_sha256: Some(hash),
+        default_region: None,
+        created_at: affinity::rfc3339(affinity::now_ms()),
+    };
+    store.put_tenant(&tenant).await.expect("put tenant");
+    (tenant, key)
+}
+
+/// Ingest dependencies over the real store.
+pub async fn ingest_deps() -> ingest::Deps<DynamoStore> {
+    ingest::Deps {
+        store: store().await,
+        decay: Decay::default(),
+        event_ttl_s: 90 * 86_400,
+        clock: affinity::now_ms,
+    }
+}
+
+/// Recommend dependencies over the real store.
+pub async fn recommend_deps() -> recommend::Deps<DynamoStore> {
+    recommend::Deps {
+        store: store().await,
+        decay: Decay::default(),
+        clock: affinity::now_ms,
+    }
+}
+
+/// Aggregate dependencies over the real store.
+pub async fn aggregate_deps() -> aggregate::Deps<DynamoStore> {
+    aggregate::Deps {
+        store: store().await,
+        decay: Decay::default(),
+    }
+}
+
+/// A request as API Gateway's HTTP API delivers it, with a text body.
+pub fn request(
+    method: &str,
+    path_and_query: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> Request {
+    let mut b = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example.com{path_and_query}"));
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    b.body(Body::Text(body.to_string())).expect("request")
+}
+
+/// The same, with headers.
+pub fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
+    let mut b = lambda_http::http::Request::builder()
+        .method(method)
+        .uri(format!("https://api.example.com{path}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::Text(body.to_string())).expect("request")
+}
+
+/// The status and JSON body of a response.
+pub fn json_of(resp: lambda_http::Response<Body>) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let bytes: &[u8] = match resp.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"null",
+    };
+    (
+        status,
+        serde_json::from_slice(bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Every item of `table` (a full scan, for tests only).
+pub async fn scan_all(table: &str) -> Vec<Item> {
+    let c = client().await;
+    let mut out = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let r = c
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan");
+        out.extend(r.items.unwrap_or_default());
+        match r.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return out,
+        }
+    }
+}
+
+/// Every item of `table` whose `site_id` (or tenant key) belongs to `site_id`.
+pub async fn items_of_site(table: &str, site_id: &str) -> Vec<Item> {
+    scan_all(table)
+        .await
+        .into_iter()
+        .filter(|i| {
+            matches!(i.get("site_id"), Some(AttributeValue::S(s)) if s == site_id)
+                || matches!(i.get("pk"), Some(AttributeValue::S(p)) if p == &format!("site#{site_id}"))
+        })
+        .collect()
+}
+
+/// The events stored for `site_id`, read back through the `by_site` index, as the aggregate function's
+/// stream would deliver them.
+pub async fn stored_events(site_id: &str) -> Vec<StoredEvent> {
+    let t = tables();
+    let c = client().await;
+    let mut keys = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let r = c
+            .query()
+            .table_name(&t.events)
+            .index_name("by_site")
+            .key_condition_expression("site_id = :s")
+            .expression_attribute_values(":s", AttributeValue::S(site_id.to_string()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("query by_site");
+        keys.extend(r.items.unwrap_or_default());
+        match r.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    let mut out = Vec::new();
+    for k in keys {
+        let key: Item = ["pk", "sk"]
+            .iter()
+            .filter_map(|a| k.get(*a).map(|v| (a.to_string(), v.clone())))
+            .collect();
+        let r = c
+            .get_item()
+            .table_name(&t.events)
+            .set_key(Some(key))
+            .send()
+            .await
+            .expect("get event");
+        if let Some(item) = r.item {
+            out.push(affinity::store::dynamo::event_from_item(item).expect("event item"));
+        }
+    }
+    out
+}
+
+/// Runs the aggregate function over everything stored for `site_id` (the local stand-in for its stream).
+pub async fn aggregate_site(site_id: &str) -> aggregate::Report {
+    aggregate::aggregate(&aggregate_deps().await, stored_events(site_id).await)
+        .await
+        .expect("aggregate")
+}
+
+/// Reads a repository file (paths from the workspace root).
+pub fn repo_file(path: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
+}
