@@ -137,6 +137,13 @@ fn serialize_epoch_ms<S: Serializer>(ms: &i64, serializer: S) -> Result<S::Ok, S
     }
 }
 
+/// Most items the API takes in one purchase.
+pub const MAX_ITEMS: usize = 100;
+/// Largest quantity the API takes for one item.
+pub const MAX_QUANTITY: u32 = 100_000;
+/// Longest category or brand the API takes, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
 /// True when `id` is a valid shopper (guest) id for the API: 1–128 characters of
 /// `[A-Za-z0-9_=/+.-]`.
 pub fn is_valid_shopper_id(id: &str) -> bool {
@@ -145,6 +152,36 @@ pub fn is_valid_shopper_id(id: &str) -> bool {
         && id.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'/' | b'+' | b'.' | b'-')
         })
+}
+
+/// True when `id` is a valid customer, session, event or order id for the API: 1–128
+/// characters of `[A-Za-z0-9_=/+.:-]`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'/' | b'+' | b'.' | b'-' | b':')
+        })
+}
+
+/// True when `id` is a valid product id for the API: 1–128 bytes, not blank, without `#`.
+pub fn is_valid_product_id(id: &str) -> bool {
+    !id.trim().is_empty() && id.len() <= 128 && !id.contains('#')
+}
+
+/// A category or brand as the API takes it: `Ok(None)` when empty, an error text when longer
+/// than [`MAX_NAME_CHARS`] characters or holding control characters.
+pub fn name_field(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        Ok(None)
+    } else if text.chars().count() > MAX_NAME_CHARS {
+        Err(format!("longer than {MAX_NAME_CHARS} characters"))
+    } else if text.chars().any(char::is_control) {
+        Err("holds control characters".to_string())
+    } else {
+        Ok(Some(text.to_string()))
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +234,22 @@ mod tests {
         assert!(!is_valid_shopper_id("ümlaut"));
         assert!(is_valid_shopper_id(&"x".repeat(128)));
         assert!(!is_valid_shopper_id(&"x".repeat(129)));
+        // Order and session ids may also hold ':'; shopper ids may not.
+        assert!(is_valid_id("ORD:1"));
+        assert!(!is_valid_shopper_id("ORD:1"));
+        assert!(!is_valid_id("a#b"));
+    }
+
+    #[test]
+    fn product_ids_and_names() {
+        assert!(is_valid_product_id("GGOEGAAX0074"));
+        assert!(is_valid_product_id("9180753 B"));
+        assert!(!is_valid_product_id("a#1"));
+        assert!(!is_valid_product_id("  "));
+        assert!(!is_valid_product_id(&"p".repeat(129)));
+        assert_eq!(name_field(" samsung "), Ok(Some("samsung".to_string())));
+        assert_eq!(name_field(""), Ok(None));
+        assert!(name_field(&"c".repeat(257)).is_err());
+        assert!(name_field("a\u{7}b").is_err());
     }
 }

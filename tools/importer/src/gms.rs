@@ -25,7 +25,10 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::event::{is_valid_shopper_id, Event, EventType, Item, Product};
+use crate::event::{
+    is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
+    Product, MAX_QUANTITY,
+};
 use crate::source::{for_each_row, InputError, Parsed, Row};
 use crate::values::{parse_micros, parse_yyyymmdd};
 
@@ -185,7 +188,7 @@ fn read_row(
         quantity_text
             .parse()
             .ok()
-            .filter(|q| *q > 0)
+            .filter(|q| (1..=MAX_QUANTITY).contains(q))
             .ok_or_else(|| {
                 (
                     "bad productQuantity",
@@ -203,8 +206,13 @@ fn read_row(
     let transaction = row.get(TRANSACTION);
     let order_id = if transaction.is_empty() {
         format!("gms-{visit}")
-    } else {
+    } else if is_valid_id(transaction) {
         transaction.to_string()
+    } else {
+        return Err((
+            "bad transactionId",
+            format!("transactionId {transaction:?}"),
+        ));
     };
     let key = (visit.to_string(), order_id.clone());
     if let Some(&at) = orders.get(&key) {
@@ -239,6 +247,9 @@ fn read_product(row: &Row<'_>) -> Result<Product, RowError> {
     if sku.is_empty() {
         return Err(("missing field", "productSKU is empty".into()));
     }
+    if !is_valid_product_id(sku) {
+        return Err(("bad productSKU", format!("productSKU {sku:?}")));
+    }
     let price_text = row.get(PRICE);
     let price = if price_text.is_empty() {
         None
@@ -249,6 +260,14 @@ fn read_product(row: &Row<'_>) -> Result<Product, RowError> {
         )
     };
     let (category, brand) = clean_category(row.get(CATEGORY));
+    let category = match category {
+        Some(c) => name_field(&c).map_err(|e| ("bad v2ProductCategory", e))?,
+        None => None,
+    };
+    let brand = match brand {
+        Some(b) => name_field(&b).map_err(|e| ("bad v2ProductCategory", e))?,
+        None => None,
+    };
     Ok(Product {
         id: sku.to_string(),
         category,

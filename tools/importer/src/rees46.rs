@@ -14,7 +14,10 @@
 
 use std::io::Read;
 
-use crate::event::{is_valid_shopper_id, Event, EventType, Item, Product};
+use crate::event::{
+    is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
+    Product,
+};
 use crate::source::{for_each_row, InputError, Parsed, Row};
 use crate::values::{parse_price, parse_utc_datetime};
 
@@ -47,7 +50,7 @@ pub fn parse<R: Read>(input: R, limit: Option<u64>) -> Result<Parsed, InputError
         &COLUMNS,
         limit,
         &mut parsed,
-        |row, parsed| match event_from_row(row) {
+        |row, parsed| match event_from_row(row, parsed) {
             Ok(event) => parsed.events.push(event),
             Err((reason, detail)) => parsed.bad(row.line, reason, detail),
         },
@@ -55,7 +58,7 @@ pub fn parse<R: Read>(input: R, limit: Option<u64>) -> Result<Parsed, InputError
     Ok(parsed)
 }
 
-fn event_from_row(row: &Row<'_>) -> Result<Event, (&'static str, String)> {
+fn event_from_row(row: &Row<'_>, parsed: &mut Parsed) -> Result<Event, (&'static str, String)> {
     let line = row.line;
     let kind = match row.get(TYPE) {
         "view" => EventType::View,
@@ -71,6 +74,9 @@ fn event_from_row(row: &Row<'_>) -> Result<Event, (&'static str, String)> {
     if product_id.is_empty() {
         return Err(("missing field", "product_id is empty".into()));
     }
+    if !is_valid_product_id(product_id) {
+        return Err(("bad product_id", format!("product_id {product_id:?}")));
+    }
     let shopper_id = row.get(USER);
     if shopper_id.is_empty() {
         return Err(("missing field", "user_id is empty".into()));
@@ -84,9 +90,20 @@ fn event_from_row(row: &Row<'_>) -> Result<Event, (&'static str, String)> {
     } else {
         parse_price(price_text).ok_or_else(|| ("bad price", format!("price {price_text:?}")))?
     };
-    let category = non_empty(row.get(CATEGORY_CODE)).or_else(|| non_empty(row.get(CATEGORY_ID)));
-    let brand = non_empty(row.get(BRAND));
-    let session_id = non_empty(row.get(SESSION));
+    let code = name_field(row.get(CATEGORY_CODE)).map_err(|e| ("bad category_code", e))?;
+    let category = match code {
+        Some(code) => Some(code),
+        None => name_field(row.get(CATEGORY_ID)).map_err(|e| ("bad category_id", e))?,
+    };
+    let brand = name_field(row.get(BRAND)).map_err(|e| ("bad brand", e))?;
+    let session_id = match row.get(SESSION) {
+        "" => None,
+        s if is_valid_id(s) => Some(s.to_string()),
+        _ => {
+            parsed.note("user_session not usable as a session id: sent without session");
+            None
+        }
+    };
 
     let mut event = Event {
         kind,
@@ -124,14 +141,6 @@ fn event_from_row(row: &Row<'_>) -> Result<Event, (&'static str, String)> {
         });
     }
     Ok(event)
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    if s.is_empty() {
-        None
-    } else {
-        Some(s.to_string())
-    }
 }
 
 #[cfg(test)]

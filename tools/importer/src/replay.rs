@@ -13,7 +13,7 @@ use crate::cli::{Format, ReplayArgs};
 use crate::client::{ApiClient, ApiError, Route};
 use crate::event::Event;
 use crate::send::{send_batches, SendOptions, SendTotals};
-use crate::shape::{import_batches, live_batches, shift_to_now, Batch};
+use crate::shape::{import_batches, live_batches, shift_to_now, split_large_purchases, Batch};
 use crate::source::{InputError, Parsed};
 
 /// Exit status: the import ran.
@@ -120,6 +120,11 @@ fn run_inner(
             return Ok(EXIT_INPUT);
         }
     };
+    let (events, split) = split_large_purchases(std::mem::take(&mut parsed.events));
+    parsed.events = events;
+    for _ in 0..split {
+        parsed.note("purchase of more than 100 items sent as several events of the same order");
+    }
     for bad in &parsed.bad_rows {
         say(
             err,

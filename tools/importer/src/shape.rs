@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::event::Event;
+use crate::event::{Event, MAX_ITEMS};
 
 /// Most events in one request, as the API allows.
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
@@ -24,6 +24,35 @@ pub fn shift_to_now(events: &mut [Event], now_ms: i64, margin_ms: i64) -> i64 {
         event.timestamp_ms += delta;
     }
     delta
+}
+
+/// Splits every purchase of more than [`MAX_ITEMS`] items (more than the API takes in one
+/// event) into several purchase events of the same order: the first keeps the event id, the
+/// next ones get `{event_id}-part2`, `-part3`, ... Returns the events and how many purchases
+/// were split.
+pub fn split_large_purchases(events: Vec<Event>) -> (Vec<Event>, u64) {
+    let mut out = Vec::with_capacity(events.len());
+    let mut split = 0;
+    for mut event in events {
+        let items = match event.items.take() {
+            Some(items) if items.len() > MAX_ITEMS => items,
+            other => {
+                event.items = other;
+                out.push(event);
+                continue;
+            }
+        };
+        split += 1;
+        for (n, chunk) in items.chunks(MAX_ITEMS).enumerate() {
+            let mut part = event.clone();
+            if n > 0 {
+                part.event_id = format!("{}-part{}", event.event_id, n + 1);
+            }
+            part.items = Some(chunk.to_vec());
+            out.push(part);
+        }
+    }
+    (out, split)
 }
 
 /// One request's worth of events: indexes into the event list, in sending order.
@@ -151,7 +180,7 @@ fn import_batches_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, Product};
+    use crate::event::{EventType, Item, Product};
 
     fn event(shopper: &str, ts: i64, session: &str) -> Event {
         Event {
@@ -173,6 +202,50 @@ mod tests {
             currency: None,
             line: 0,
         }
+    }
+
+    #[test]
+    fn purchases_over_100_items_are_split() {
+        let mut big = event("a", 0, "s");
+        big.kind = EventType::Purchase;
+        big.product = None;
+        big.event_id = "uci-536365".into();
+        big.order_id = Some("536365".into());
+        big.items = Some(
+            (0..250)
+                .map(|n| Item {
+                    id: format!("p{n}"),
+                    category: None,
+                    brand: None,
+                    price: Some(1.0),
+                    quantity: 1,
+                })
+                .collect(),
+        );
+        let small = event("b", 1, "s");
+        let (events, split) = split_large_purchases(vec![big, small.clone()]);
+        assert_eq!(split, 1);
+        let shape: Vec<(&str, usize)> = events
+            .iter()
+            .map(|e| (e.event_id.as_str(), e.items.as_ref().map_or(0, Vec::len)))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                ("uci-536365", 100),
+                ("uci-536365-part2", 100),
+                ("uci-536365-part3", 50),
+                ("t-b-1", 0)
+            ]
+        );
+        assert!(events[..3]
+            .iter()
+            .all(|e| e.order_id.as_deref() == Some("536365")));
+        assert_eq!(events[3], small);
+        assert_eq!(
+            events[2].items.as_ref().map(|i| i[0].id.as_str()),
+            Some("p200")
+        );
     }
 
     #[test]

@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::event::{is_valid_shopper_id, Event, EventType, Item};
+use crate::event::{
+    is_valid_id, is_valid_product_id, is_valid_shopper_id, Event, EventType, Item, MAX_QUANTITY,
+};
 use crate::source::{for_each_row, InputError, Parsed, Row};
 use crate::values::{parse_price, parse_utc_datetime};
 
@@ -91,6 +93,9 @@ fn read_row(
         parsed.skip(SKIP_CANCELLATION);
         return Ok(());
     }
+    if !is_valid_id(invoice) {
+        return Err(("bad InvoiceNo", format!("InvoiceNo {invoice:?}")));
+    }
     let customer_text = row.get(CUSTOMER);
     if customer_text.is_empty() {
         parsed.skip(SKIP_NO_CUSTOMER);
@@ -101,6 +106,9 @@ fn read_row(
     let stock_code = row.get(STOCK_CODE);
     if stock_code.is_empty() {
         return Err(("missing field", "StockCode is empty".into()));
+    }
+    if !is_valid_product_id(stock_code) {
+        return Err(("bad StockCode", format!("StockCode {stock_code:?}")));
     }
     if NOT_PRODUCTS
         .iter()
@@ -117,12 +125,15 @@ fn read_row(
         parsed.skip(SKIP_NON_POSITIVE);
         return Ok(());
     }
-    let quantity = u32::try_from(quantity).map_err(|_| {
-        (
-            "bad Quantity",
-            format!("Quantity {quantity_text:?} is too large"),
-        )
-    })?;
+    let quantity = u32::try_from(quantity)
+        .ok()
+        .filter(|q| *q <= MAX_QUANTITY)
+        .ok_or_else(|| {
+            (
+                "bad Quantity",
+                format!("Quantity {quantity_text:?} is above {MAX_QUANTITY}"),
+            )
+        })?;
     let price_text = row.get(PRICE);
     let price = parse_price(price_text)
         .ok_or_else(|| ("bad UnitPrice", format!("UnitPrice {price_text:?}")))?;
