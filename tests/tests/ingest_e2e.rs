@@ -170,7 +170,7 @@ async fn a_rees46_slice_yields_exactly_the_affinities_computed_from_its_rows() {
         }
         // Recent views: the newest distinct products first.
         let mut views: Vec<&Row> = rs.iter().copied().filter(|r| r.kind == "view").collect();
-        views.sort_by(|a, b| b.ts.cmp(&a.ts));
+        views.sort_by_key(|r| std::cmp::Reverse(r.ts));
         if let (Some(first), Some(seen)) = (views.first(), profile.recent_views.first()) {
             assert_eq!(seen.at, first.ts);
         }

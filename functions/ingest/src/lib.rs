@@ -220,15 +220,38 @@ where
     Ok(http::json_response(StatusCode::SERVICE_UNAVAILABLE, &body))
 }
 
-/// The profile an event belongs to: its customer's when logged in, else where its guest id points.
-fn canonical_of(e: &Event, records: &HashMap<String, ProfileRecord>) -> String {
+/// The profile an event belongs to: its customer's when logged in; else the customer its guest id logs
+/// in as within this request (so a session's anonymous events and its login land together); else where
+/// its guest id points (an alias to a customer), or the guest's own profile.
+fn canonical_of(
+    e: &Event,
+    logins: &HashMap<&str, &str>,
+    records: &HashMap<String, ProfileRecord>,
+) -> String {
     if let Some(c) = &e.customer_id {
+        return customer_key(c);
+    }
+    if let Some(c) = logins.get(e.shopper_id.as_str()) {
         return customer_key(c);
     }
     match records.get(&guest_key(&e.shopper_id)) {
         Some(ProfileRecord::Alias { linked_to, .. }) => linked_to.clone(),
         _ => guest_key(&e.shopper_id),
     }
+}
+
+/// Guest id to customer id, for the guests that log in within this request (the latest login wins).
+fn logins_in(events: &[(usize, Event)]) -> HashMap<&str, &str> {
+    let mut by_time: Vec<&Event> = events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.customer_id.is_some())
+        .collect();
+    by_time.sort_by_key(|e| e.timestamp_ms);
+    by_time
+        .into_iter()
+        .filter_map(|e| e.customer_id.as_deref().map(|c| (e.shopper_id.as_str(), c)))
+        .collect()
 }
 
 fn profile_of(r: Option<&ProfileRecord>) -> Option<&Profile> {
@@ -291,11 +314,19 @@ where
             return events.iter().map(|(i, _)| *i).collect();
         }
     };
+    let owned: HashMap<String, String> = logins_in(&events)
+        .into_iter()
+        .map(|(g, c)| (g.to_string(), c.to_string()))
+        .collect();
+    let logins: HashMap<&str, &str> = owned
+        .iter()
+        .map(|(g, c)| (g.as_str(), c.as_str()))
+        .collect();
     // De-duplicate: against what the profiles already applied, and within the request.
     let mut in_request: HashSet<(String, String)> = HashSet::new();
     let mut fresh: Vec<(usize, Event)> = Vec::with_capacity(events.len());
     for (i, e) in events {
-        let canonical = canonical_of(&e, &records);
+        let canonical = canonical_of(&e, &logins, &records);
         let seen = [
             records.get(&canonical),
             records.get(&guest_key(&e.shopper_id)),
@@ -322,7 +353,7 @@ where
             not_stored.push(i);
         } else {
             groups
-                .entry(canonical_of(&e, &records))
+                .entry(canonical_of(&e, &logins, &records))
                 .or_default()
                 .push((i, e));
         }
@@ -452,4 +483,113 @@ async fn save_group<S: ProfileStore>(
         }
     }
     Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use affinity::store::memory::MemoryStore;
+    use affinity::tenant::Tenant;
+    use std::sync::atomic::Ordering;
+
+    const NOW: i64 = 1_795_968_000_000;
+
+    fn tenant(site: &str) -> Tenant {
+        Tenant {
+            tenant_id: format!("demo-{site}"),
+            site_id: site.into(),
+            platform: "demo".into(),
+            shop_domain: format!("{site}.example"),
+            status: TenantStatus::Active,
+            scopes: vec![],
+            consent_granted_at: None,
+            messaging_consent: false,
+            messaging_consent_at: None,
+            access_token_ciphertext: None,
+            pii_key_ciphertext: None,
+            api_key_sha256: None,
+            default_region: None,
+            created_at: "2026-11-29T00:00:00Z".into(),
+        }
+    }
+
+    fn deps() -> Deps<MemoryStore> {
+        Deps {
+            store: MemoryStore::with_tenants([tenant("s1")]),
+            decay: Decay::default(),
+            event_ttl_s: 86_400,
+            clock: || NOW,
+        }
+    }
+
+    fn post(body: serde_json::Value) -> Request {
+        lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/v1/sites/s1/events")
+            .header("content-type", "application/json")
+            .body(Body::Text(body.to_string()))
+            .expect("request")
+    }
+
+    fn json(resp: Response<Body>) -> (u16, serde_json::Value) {
+        let s = resp.status().as_u16();
+        let Body::Text(t) = resp.body() else {
+            panic!("text body")
+        };
+        (s, serde_json::from_str(t).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn when_event_writes_fail_should_answer_503_naming_them_and_count_nothing() {
+        let d = deps();
+        d.store.fail_event_writes.store(true, Ordering::SeqCst);
+        let body = serde_json::json!({"events": [
+            {"type": "view", "shopper_id": "g", "product": {"id": "p"}},
+            {"type": "bogus", "shopper_id": "g"},
+            {"type": "view", "shopper_id": "h", "product": {"id": "q"}}
+        ]});
+        let (s, b) = json(handle(&d, post(body.clone())).await);
+        assert_eq!(s, 503);
+        assert_eq!(b["not_stored"], serde_json::json!([0, 2]));
+        assert_eq!(b["rejected"][0]["index"], 1);
+        assert_eq!(b["accepted"], 0);
+        assert!(
+            d.store.profiles.lock().expect("lock").is_empty(),
+            "no profile counts an unstored event"
+        );
+        // The client retries once storage is back: everything lands, once.
+        d.store.fail_event_writes.store(false, Ordering::SeqCst);
+        let (s, b) = json(handle(&d, post(body)).await);
+        assert_eq!((s, b["accepted"].as_u64()), (200, Some(2)));
+    }
+
+    #[tokio::test]
+    async fn when_reads_fail_should_answer_503() {
+        let d = deps();
+        d.store.fail_reads.store(true, Ordering::SeqCst);
+        let (s, b) = json(handle(&d, post(serde_json::json!({"events": []}))).await);
+        assert_eq!((s, b["error"]["code"].as_str()), (503, Some("unavailable")));
+    }
+
+    #[tokio::test]
+    async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along() {
+        let d = deps();
+        let body = serde_json::json!({"events": [
+            {"type": "view", "shopper_id": "g", "timestamp": NOW - 3000, "product": {"id": "p", "category": "c"}},
+            {"type": "view", "shopper_id": "g", "timestamp": NOW - 2000, "product": {"id": "q", "category": "c"}},
+            {"type": "purchase", "shopper_id": "g", "customer_id": "42", "timestamp": NOW - 1000, "items": [{"id": "p", "category": "c"}]}
+        ]});
+        let (s, b) = json(handle(&d, post(body)).await);
+        assert_eq!((s, b["accepted"].as_u64()), (200, Some(3)), "{b}");
+        let p = d.store.profiles.lock().expect("lock");
+        let Some(ProfileRecord::Profile { profile, .. }) =
+            p.get(&("s1".to_string(), "c:42".to_string()))
+        else {
+            panic!("customer profile")
+        };
+        assert_eq!(profile.event_count, 3);
+        assert!(
+            matches!(p.get(&("s1".to_string(), "g:g".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
+        );
+    }
 }

@@ -1,0 +1,107 @@
+//! The HTTP layer: every real Lambda HTTP payload parses and gets a JSON answer; every sample in
+//! `events/` goes through its function.
+
+use affinity_tests::*;
+use serde_json::{json, Value};
+
+const FIXTURES: &[&str] = &[
+    "alb_health_check.json",
+    "alb_multi_value_request.json",
+    "alb_multi_value_request_encoded_query_parameters.json",
+    "alb_request.json",
+    "alb_request_encoded_query_parameters.json",
+    "apigw_multi_value_proxy_request.json",
+    "apigw_no_host.json",
+    "apigw_proxy_request.json",
+    "apigw_request_path_with_space.json",
+    "apigw_v2_proxy_request.json",
+    "apigw_v2_proxy_request_minimal.json",
+    "apigw_v2_proxy_request_with_stage_in_path.json",
+    "apigw_v2_sam_local.json",
+    "lambda_function_url_request.json",
+];
+
+#[tokio::test]
+async fn every_real_lambda_http_payload_is_accepted_and_answered_in_json() {
+    let listed = std::fs::read_dir(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/lambda-events"),
+    )
+    .expect("fixtures")
+    .count();
+    assert_eq!(listed, FIXTURES.len(), "every fixture file is listed here");
+    let ingest = ingest_deps().await;
+    let recommend = recommend_deps().await;
+    for name in FIXTURES {
+        let text = repo_file(&format!("tests/fixtures/lambda-events/{name}"));
+        let req = lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+        // None of these payloads is one of our routes: each gets a JSON 404 (or 405), never a panic or a 5xx.
+        let (s, b) = json_of(ingest::handle(&ingest, req).await);
+        assert!(matches!(s, 404 | 405), "{name}: {s} {b}");
+        assert!(b["error"]["message"].is_string(), "{name}: {b}");
+        let req = lambda_http::request::from_str(&text).expect("parses");
+        let (s, b) = json_of(recommend::handle(&recommend, req).await);
+        assert!(matches!(s, 404 | 405), "{name}: {s} {b}");
+    }
+}
+
+async fn demo_tenant() -> String {
+    let store = store().await;
+    let (_, key) = create_tenant(&store, "demo").await;
+    key
+}
+
+#[tokio::test]
+async fn each_sample_event_goes_through_its_function() {
+    let key = demo_tenant().await;
+    // Live ingest, as a storefront beacon sends it.
+    let req = lambda_http::request::from_str(&repo_file("events/ingest-live.json"))
+        .expect("ingest-live parses");
+    let (s, b) = json_of(ingest::handle(&ingest_deps().await, req).await);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["accepted"].as_u64().unwrap_or(0) + b["duplicates"].as_u64().unwrap_or(0),
+        5,
+        "{b}"
+    );
+    assert_eq!(b["rejected"], json!([]));
+
+    // Import, with the demo tenant's real key in place of the sample's placeholder.
+    let mut ev: Value =
+        serde_json::from_str(&repo_file("events/ingest-import.json")).expect("json");
+    ev["headers"]["authorization"] = json!(format!("Bearer {key}"));
+    let req = lambda_http::request::from_str(&ev.to_string()).expect("ingest-import parses");
+    let (s, b) = json_of(ingest::handle(&ingest_deps().await, req).await);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(
+        b["accepted"].as_u64().unwrap_or(0) + b["duplicates"].as_u64().unwrap_or(0),
+        2,
+        "{b}"
+    );
+    // As shipped, with the placeholder key: 401.
+    let req =
+        lambda_http::request::from_str(&repo_file("events/ingest-import.json")).expect("parses");
+    assert_eq!(
+        json_of(ingest::handle(&ingest_deps().await, req).await).0,
+        401
+    );
+
+    let req = lambda_http::request::from_str(&repo_file("events/recommend.json"))
+        .expect("recommend parses");
+    let (s, b) = json_of(recommend::handle(&recommend_deps().await, req).await);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["shopper_id"], "g-7f3a9c");
+    assert_eq!(b["preferred_categories"][0]["name"], "footwear.running");
+
+    let stream: aws_lambda_events::event::dynamodb::Event =
+        serde_json::from_str(&repo_file("events/aggregate-stream.json"))
+            .expect("aggregate-stream parses");
+    let (events, ignored) = aggregate::new_events(stream);
+    assert_eq!((events.len(), ignored), (1, 1));
+    assert_eq!(events[0].site_id, "demo");
+    assert_eq!(events[0].products()[0].id, "SKU-1042");
+    let report = aggregate::aggregate(&aggregate_deps().await, events)
+        .await
+        .expect("aggregate");
+    assert_eq!((report.applied, report.tenants), (1, 1));
+}
