@@ -4,11 +4,12 @@
 //!   `2.81772E+18`-like values, so visits cannot be joined into visitors: every visit is its own
 //!   shopper.)
 //! * Timestamp: `visitId` is the visit's start time in Unix seconds (Google Analytics' usual
-//!   `visitId` = `visitStartTime`; in this file all 15,134 visit starts fall on the row's `date`
-//!   in the store's Pacific time zone) and `time` is the hit's offset into the visit in
-//!   milliseconds (it never exceeds `timeOnSite` seconds). So timestamp = `visitId` × 1000 +
-//!   `time`. Should a `visitId` not be a start time within a day of `date`, midnight UTC of
-//!   `date` + `time` is used instead and counted in the notes.
+//!   `visitId` = `visitStartTime`; in this file 15,103 of 15,134 visit starts fall on the row's
+//!   `date` in the store's Pacific time zone, the other 31 late on the day before: visits that
+//!   crossed midnight) and `time` is the hit's offset into the visit in milliseconds (it never
+//!   exceeds `timeOnSite`, in whole seconds, by a second or more). So timestamp = `visitId` ×
+//!   1000 + `time`. Should a `visitId` not be a start time within a day of `date`, midnight UTC
+//!   of `date` + `time` is used instead and counted in the notes.
 //! * `searchKeyword` → a `search` event (`gms-{line}-search`).
 //! * `eCommerceAction_type` (Google Analytics' product action): 1 (click through a product
 //!   list) → click, 2 (product detail view) → view, 3 (add to cart) → cart_add, 4 (remove from

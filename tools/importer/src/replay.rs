@@ -63,8 +63,10 @@ pub struct Totals {
     pub pii_dropped: u64,
     /// Rows imported with an adjustment, by what was done.
     pub notes: BTreeMap<String, u64>,
-    /// `live`, `import`, or `dry-run`.
+    /// The route the events were shaped for: `live` or `import`.
     pub mode: String,
+    /// True when nothing was sent (`--dry-run`).
+    pub dry_run: bool,
 }
 
 /// Reads `args.file`, sends its events (unless `--dry-run`) and writes the report: JSON lines
@@ -158,10 +160,15 @@ fn run_inner(
             .filter(|e| e.timestamp_ms < now_ms - LIVE_MAX_AGE_MS)
             .count();
         if too_old > 0 {
+            let advice = if args.shift_to_now {
+                "the file spans more than 7 days, so even shifted they are too old: use --import"
+            } else {
+                "use --shift-to-now, or --import"
+            };
             say(
                 err,
                 &format!(
-                    "warning: {too_old} event(s) are more than 7 days old: the live route will reject them (use --shift-to-now, or --import)"
+                    "warning: {too_old} event(s) are more than 7 days old: the live route will reject them ({advice})"
                 ),
             )?;
         }
@@ -201,6 +208,7 @@ fn run_inner(
         }
     };
     // (A live request holds at most 25 events, far below 1 MiB for any event this tool builds.)
+    let planned_requests = batches.len();
 
     let shopper_counts = count_by_shopper(&parsed.events);
     let products: HashSet<&str> = parsed.events.iter().flat_map(Event::product_ids).collect();
@@ -208,15 +216,10 @@ fn run_inner(
 
     let mut exit = EXIT_OK;
     let mut totals = SendTotals::default();
-    let mode = if args.dry_run {
-        "dry-run"
-    } else {
-        match route {
-            Route::Live => "live",
-            Route::Import => "import",
-        }
+    let mode = match route {
+        Route::Live => "live",
+        Route::Import => "import",
     };
-
     if args.dry_run {
         for (shopper, events) in &top {
             let line = serde_json::json!({"shopper_id": shopper, "events": events});
@@ -298,11 +301,15 @@ fn run_inner(
         pii_dropped: totals.pii_dropped,
         notes: parsed.notes.clone(),
         mode: mode.to_string(),
+        dry_run: args.dry_run,
     };
     let line = serde_json::to_string(&report).map_err(io::Error::other)?;
     writeln!(out, "{line}")?;
     out.flush()?;
-    say(err, &summary(&path, args.format, &report, &totals))?;
+    say(
+        err,
+        &summary(&path, args.format, &report, &totals, planned_requests),
+    )?;
     Ok(exit)
 }
 
@@ -406,14 +413,21 @@ fn counts(map: &BTreeMap<String, u64>) -> String {
     format!(": {}", parts.join("; "))
 }
 
-fn summary(path: &str, format: Format, t: &Totals, sent: &SendTotals) -> String {
+fn summary(
+    path: &str,
+    format: Format,
+    t: &Totals,
+    sent: &SendTotals,
+    planned_requests: usize,
+) -> String {
     let bad: u64 = t.bad_rows.values().sum();
     let skipped: u64 = t.skipped.values().sum();
     let rejected: u64 = t.rejected.values().sum();
     let mut s = format!(
-        "\n{path} ({}), {} mode\n  rows read     {}\n  events built  {} ({} shoppers, {} products)\n  bad rows      {bad}{}\n  skipped rows  {skipped}{}\n",
+        "\n{path} ({}), {} route{}\n  rows read     {}\n  events built  {} ({} shoppers, {} products)\n  bad rows      {bad}{}\n  skipped rows  {skipped}{}\n",
         format.name(),
         t.mode,
+        if t.dry_run { ", dry run: nothing sent" } else { "" },
         t.rows,
         t.events,
         t.shoppers,
@@ -421,13 +435,14 @@ fn summary(path: &str, format: Format, t: &Totals, sent: &SendTotals) -> String 
         counts(&t.bad_rows),
         counts(&t.skipped),
     );
+    s.push_str(&format!("  requests      {planned_requests} planned\n"));
     if !t.notes.is_empty() {
         s.push_str(&format!(
             "  notes         {}\n",
             counts(&t.notes).trim_start_matches(": ")
         ));
     }
-    if t.mode != "dry-run" {
+    if !t.dry_run {
         s.push_str(&format!(
             "  sent          {} events in {} requests ({} retries)\n  accepted      {}\n  duplicates    {}\n  rejected      {rejected}{}\n  failed        {} (not stored after retries)\n  not sent      {}\n  PII dropped   {}\n",
             t.events_sent,

@@ -284,7 +284,7 @@ fn shifted_live_replay_sends_each_shoppers_runs_in_order() {
             assert_eq!(e["shopper_id"], shopper.as_str(), "one shopper per request");
             assert!(seen.insert(e["event_id"].as_str().expect("id").to_string()));
             let ts = e["timestamp"].as_str().expect("timestamp").to_string();
-            // RFC 3339 UTC strings of one format compare like the times they name.
+            // Whole-second RFC 3339 UTC strings (REES46 has no fractions) compare like their times.
             latest = latest.max(ts.clone());
             per_shopper.entry(shopper.clone()).or_default().push(ts);
         }
