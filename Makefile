@@ -29,9 +29,10 @@ down:
 
 demo: setup
 	@scripts/run_local.sh
-	$(WITH_STACK_ENV) cargo run --release -p affinity-admin -- create-demo-tenant
-	$(WITH_STACK_ENV) cargo run --release -p affinity-importer --bin affinity-import -- \
-		--api-url "$$AFFINITY_API_URL" --site-id demo rees46 "$(SHARED)/data/rees46-2019-oct-sample.csv"
+	$(WITH_STACK_ENV) tenant="$$(cargo run --quiet --release -p affinity-admin -- create-demo-tenant demo)" && \
+	export AFFINITY_API_KEY="$$(printf '%s' "$$tenant" | .tools/venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')" && \
+	cargo run --release -p affinity-importer --bin affinity-import -- \
+		replay --site demo --format rees46 --shift-to-now "$(SHARED)/data/rees46-2019-oct-sample.csv"
 	@$(WITH_STACK_ENV) .tools/venv/bin/python scripts/stream_pump.py --drain
 	@$(WITH_STACK_ENV) echo "Affinity runs at $$AFFINITY_API_URL  (stop it with: make down)"
 

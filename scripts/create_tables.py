@@ -13,10 +13,16 @@ Usage: create_tables.py [--template template.yaml]
 
 from __future__ import annotations
 
-import argparse
 import os
-import shlex
 import sys
+
+# Run under the repo's venv (.tools/venv: boto3, PyYAML) even when started as ./scripts/x.py.
+_VENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, ".tools", "venv")
+if os.path.exists(os.path.join(_VENV, "bin", "python")) and os.path.realpath(sys.prefix) != os.path.realpath(_VENV):
+    os.execv(os.path.join(_VENV, "bin", "python"), [os.path.join(_VENV, "bin", "python"), *sys.argv])
+
+import argparse
+import shlex
 import time
 
 import boto3

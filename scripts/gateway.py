@@ -31,11 +31,18 @@ Usage: gateway.py --port PORT --watch-port WATCHPORT [--mode invoke|url] [--temp
 
 from __future__ import annotations
 
+import os
+import sys
+
+# Run under the repo's venv (.tools/venv: boto3, PyYAML) even when started as ./scripts/x.py.
+_VENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, ".tools", "venv")
+if os.path.exists(os.path.join(_VENV, "bin", "python")) and os.path.realpath(sys.prefix) != os.path.realpath(_VENV):
+    os.execv(os.path.join(_VENV, "bin", "python"), [os.path.join(_VENV, "bin", "python"), *sys.argv])
+
 import argparse
 import base64
 import http.client
 import json
-import sys
 import time
 import uuid
 from datetime import datetime, timezone

@@ -9,7 +9,8 @@ case "$STACK_DIR" in /*) ;; *) STACK_DIR="$ROOT/$STACK_DIR" ;; esac
 VENV="$ROOT/.tools/venv"
 PY="$VENV/bin/python"
 
-log() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2; }
+# Never fails, even when stderr is gone (a closed pipe while stopping on Ctrl-C).
+log() { printf '%s: %s\n' "$(basename "$0" .sh)" "$*" >&2 2>/dev/null || true; }
 
 free_port() {
   "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'

@@ -20,6 +20,23 @@ FOREGROUND=0
 ENV_FILE="$STACK_DIR/env"
 export PATH="$VENV/bin:$PATH" # cargo-lambda and its zig
 
+# On failure (or on Ctrl-C in the foreground) stop what this run started; a stack that was already
+# up before is left alone unless we are in the foreground (there, Ctrl-C means "stop everything").
+stack_was_up=0
+is_running dynamodb && stack_was_up=1
+cleanup() {
+  local rc=$?
+  trap '' INT TERM PIPE # a second Ctrl-C or a closed stderr must not cut the shutdown short
+  if [[ $FOREGROUND == 1 ]]; then
+    "$ROOT/scripts/stack.sh" down
+  elif [[ $rc != 0 ]]; then
+    for svc in gateway stream-pump functions; do stop "$svc"; done
+    [[ $stack_was_up == 1 ]] || "$ROOT/scripts/stack.sh" down
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 "$ROOT/scripts/setup.sh" >&2
 AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up
 
@@ -63,8 +80,11 @@ for p in json.load(sys.stdin)["packages"]:
   while [[ "$gateway_port" == "$watch_port" ]]; do gateway_port="$(free_port)"; done
 
   # --disable-cors: CORS is the gateway's job, as the template's CorsConfiguration says.
+  # RUST_LOG goes to the functions only (--env-var): cargo-lambda itself reads RUST_LOG too, and at
+  # "info" it logs every file event it sees.
   (cd "$ROOT" && start_bg functions "cargo-lambda" \
-    "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" --disable-cors)
+    env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" \
+    --disable-cors --env-var "RUST_LOG=${RUST_LOG:-info}")
   start_bg gateway "gateway.py" "$PY" "$ROOT/scripts/gateway.py" --port "$gateway_port" --watch-port "$watch_port"
 
   ready=0
@@ -107,11 +127,8 @@ EOF
 fi
 
 if [[ $FOREGROUND == 1 ]]; then
-  trap '"$ROOT/scripts/stack.sh" down; exit 0' INT TERM
   echo "AFFINITY_API_URL=$(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")   (Ctrl-C stops everything)"
+  # In the foreground, so Ctrl-C reaches it; the EXIT trap then stops the stack.
   tail -n 0 -F "$STACK_DIR/logs/functions.log" "$STACK_DIR/logs/gateway.log" \
-    "$STACK_DIR/logs/stream-pump.log" 2>/dev/null &
-  tail_pid=$!
-  trap 'kill "$tail_pid" 2>/dev/null; "$ROOT/scripts/stack.sh" down; exit 0' INT TERM
-  wait "$tail_pid"
+    "$STACK_DIR/logs/stream-pump.log" 2>/dev/null || true
 fi

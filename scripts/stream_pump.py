@@ -24,15 +24,21 @@ Usage: stream_pump.py [--drain] [--watch-port P] [--function LOGICAL_ID] [--temp
 
 from __future__ import annotations
 
+import os
+import sys
+
+# Run under the repo's venv (.tools/venv: boto3, PyYAML) even when started as ./scripts/x.py.
+_VENV = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, ".tools", "venv")
+if os.path.exists(os.path.join(_VENV, "bin", "python")) and os.path.realpath(sys.prefix) != os.path.realpath(_VENV):
+    os.execv(os.path.join(_VENV, "bin", "python"), [os.path.join(_VENV, "bin", "python"), *sys.argv])
+
 import argparse
 import base64
 import contextlib
 import fcntl
 import http.client
 import json
-import os
 import signal
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
