@@ -7,6 +7,8 @@
 //! * [`send`] posts the requests with a pool of threads through [`client`];
 //! * [`replay`] ties it together for the command line ([`cli`]).
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod client;
 pub mod event;

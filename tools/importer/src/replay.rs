@@ -236,6 +236,13 @@ fn run_inner(
                 return Ok(EXIT_INPUT);
             }
         };
+        if !api.starts_with("http://") {
+            say(
+                err,
+                &format!("affinity-import: --api {api:?}: only plain http:// URLs are supported (this tool has no TLS)"),
+            )?;
+            return Ok(EXIT_INPUT);
+        }
         let client = ApiClient::new(
             api,
             site,
