@@ -6,11 +6,13 @@
 //! - [`tenant`]: tenant records, site ids and API keys;
 //! - [`store`]: storage ports and the DynamoDB adapter;
 //! - [`http`]: typed API errors and JSON responses, shared by every HTTP function;
+//! - [`oauth`]: the platforms' OAuth and signature rules (Shopify, BigCommerce);
 //! - [`config`]: configuration from the environment, AWS config and logging.
 
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod oauth;
 pub mod popularity;
 pub mod profile;
 pub mod rank;

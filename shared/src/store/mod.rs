@@ -2,6 +2,7 @@
 //! [`dynamo`]; the functions depend on the traits, so their IAM policies can match what they ask for.
 
 pub mod dynamo;
+pub mod tenants;
 #[cfg(feature = "test-doubles")]
 pub mod memory;
 

@@ -1,0 +1,1 @@
+//! BigCommerce's app OAuth and signed payloads (filled in below).
