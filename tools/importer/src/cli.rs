@@ -108,6 +108,12 @@ pub struct ReplayArgs {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub report: usize,
 
+    /// A shell command to run after sending and before asking for recommendations, e.g. one that
+    /// drains the events stream into the popularity aggregate locally
+    /// (`python scripts/stream_pump.py --drain`). The import stops if it fails.
+    #[arg(long, value_name = "COMMAND")]
+    pub before_report: Option<String>,
+
     /// Live route: a shopper's request ends when their next event comes more than this many
     /// seconds later (or in another session).
     #[arg(long, value_name = "SECONDS", default_value_t = 1800)]

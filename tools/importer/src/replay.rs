@@ -287,6 +287,18 @@ fn run_inner(
         if let Some(error) = error {
             say(err, &format!("affinity-import: stopped: {error}"))?;
             exit = EXIT_API;
+        } else if let Some(cmd) = args.before_report.as_deref().filter(|_| !top.is_empty()) {
+            match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
+                Ok(st) if st.success() => exit = report_shoppers(&client, &top, out, err)?,
+                Ok(st) => {
+                    say(err, &format!("affinity-import: --before-report command failed ({st})"))?;
+                    exit = EXIT_API;
+                }
+                Err(e) => {
+                    say(err, &format!("affinity-import: cannot run --before-report command: {e}"))?;
+                    exit = EXIT_API;
+                }
+            }
         } else {
             exit = report_shoppers(&client, &top, out, err)?;
         }
