@@ -7,11 +7,13 @@
 //! - [`store`]: storage ports and the DynamoDB adapter;
 //! - [`http`]: typed API errors and JSON responses, shared by every HTTP function;
 //! - [`oauth`]: the platforms' OAuth and signature rules (Shopify, BigCommerce);
+//! - [`kms`]: the KMS envelope of access tokens and PII keys (peppers), and the pepper cache;
 //! - [`config`]: configuration from the environment, AWS config and logging.
 
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod kms;
 pub mod oauth;
 pub mod popularity;
 pub mod profile;

@@ -132,6 +132,18 @@ pub fn new_site_id() -> Result<String, getrandom::Error> {
     Ok(format!("s_{}", hex::encode(raw)))
 }
 
+/// A single-use random value (an OAuth `state`, a one-time grant): 256 random bits, base64url without
+/// padding (43 characters).
+///
+/// # Errors
+/// When the operating system's random source fails.
+pub fn new_random_token() -> Result<String, getrandom::Error> {
+    use base64::Engine;
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
 /// How a presented API key compares with a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyCheck {

@@ -1,0 +1,311 @@
+//! KMS envelope for a tenant's secrets: the platform access token (KMS `Encrypt`) and the PII hashing
+//! key, the pepper (a KMS `GenerateDataKey` 256-bit data key). Only ciphertexts are stored. Each is bound
+//! to its tenant and its purpose by the encryption context `{"tenant_id": ..., "purpose": ...}`, so a
+//! ciphertext copied into another tenant's record (or used for another purpose) does not decrypt
+//! (<https://docs.aws.amazon.com/kms/latest/developerguide/encrypt_context.html>).
+//!
+//! [`PiiKeys`] decrypts a tenant's pepper on first use and keeps the plaintext in memory of the warm
+//! Lambda for a bounded time ([`PII_KEY_TTL`]), wiped when it leaves the cache.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_kms::error::SdkError;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use aws_sdk_kms::Client;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::oauth::Secret;
+use crate::pii::PiiKey;
+use crate::tenant::Tenant;
+
+/// The encryption-context purpose of a platform access token.
+pub const ACCESS_TOKEN_PURPOSE: &str = "platform-access-token";
+/// The encryption-context purpose of a tenant's PII hashing key (the pepper).
+pub const PII_KEY_PURPOSE: &str = "pii-hash-key";
+/// How long a decrypted pepper stays in a warm Lambda's memory.
+pub const PII_KEY_TTL: Duration = Duration::from_secs(300);
+/// Most peppers held at once by one [`PiiKeys`] (expired ones go first, then the oldest).
+pub const PII_KEY_CACHE_MAX: usize = 1024;
+
+/// A KMS failure. The text is for logs; none of it carries a plaintext.
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
+    /// KMS refused: the ciphertext is not for this tenant or purpose (wrong encryption context), not
+    /// ours, damaged, or the key is disabled or not ours to use.
+    #[error("KMS refused the operation: {0}")]
+    Refused(String),
+    /// KMS could not be reached or failed (time-out, throttling, internal error); safe to retry.
+    #[error("KMS unavailable: {0}")]
+    Unavailable(String),
+    /// KMS answered without the expected field, or a data key of the wrong size.
+    #[error("unexpected KMS answer: {0}")]
+    Malformed(&'static str),
+    /// The tenant record holds no ciphertext for this purpose.
+    #[error("the tenant has no {0}")]
+    Missing(&'static str),
+}
+
+fn classify<E, R>(e: SdkError<E, R>) -> KmsError
+where
+    E: std::error::Error + aws_sdk_kms::error::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_string);
+    let text = DisplayErrorContext(&e).to_string();
+    match code.as_deref() {
+        Some(
+            "InvalidCiphertextException"
+            | "IncorrectKeyException"
+            | "AccessDeniedException"
+            | "DisabledException"
+            | "KMSInvalidStateException"
+            | "NotFoundException"
+            | "InvalidKeyUsageException",
+        ) => KmsError::Refused(text),
+        _ => KmsError::Unavailable(text),
+    }
+}
+
+/// Wipes a plaintext buffer.
+fn wipe(mut bytes: Vec<u8>) {
+    zeroize::Zeroize::zeroize(&mut bytes);
+}
+
+/// The service key and the KMS client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Kms {
+    client: Client,
+    key_id: String,
+}
+
+impl Kms {
+    /// KMS over `client` with the service key `key_id` (id, ARN or alias; `KMS_KEY_ID`).
+    pub fn new(client: Client, key_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+
+    /// The key id.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// Encrypts a platform access token for `tenant_id` (context `purpose = platform-access-token`).
+    /// Returns the ciphertext, the only form to store.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    pub async fn seal_access_token(
+        &self,
+        tenant_id: &str,
+        token: &Secret,
+    ) -> Result<Vec<u8>, KmsError> {
+        let out = self
+            .client
+            .encrypt()
+            .key_id(&self.key_id)
+            .plaintext(Blob::new(token.expose().as_bytes()))
+            .encryption_context("tenant_id", tenant_id)
+            .encryption_context("purpose", ACCESS_TOKEN_PURPOSE)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or(KmsError::Malformed("Encrypt without CiphertextBlob"))
+    }
+
+    /// Decrypts `tenant_id`'s platform access token. Fails for another tenant's ciphertext.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`] (wrong tenant or purpose), [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    pub async fn open_access_token(
+        &self,
+        tenant_id: &str,
+        ciphertext: &[u8],
+    ) -> Result<Secret, KmsError> {
+        let plain = self
+            .decrypt(tenant_id, ACCESS_TOKEN_PURPOSE, ciphertext)
+            .await?;
+        let token = String::from_utf8(plain).map_err(|e| {
+            wipe(e.into_bytes());
+            KmsError::Malformed("an access token that is not UTF-8")
+        })?;
+        Ok(Secret::new(token))
+    }
+
+    /// A new 256-bit PII hashing key (the pepper) for `tenant_id`, from `GenerateDataKey` (context
+    /// `purpose = pii-hash-key`). Returns only its ciphertext; the plaintext that KMS also returns is wiped
+    /// at once.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    pub async fn new_pii_key(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .encryption_context("tenant_id", tenant_id)
+            .encryption_context("purpose", PII_KEY_PURPOSE)
+            .send()
+            .await
+            .map_err(classify)?;
+        if let Some(p) = out.plaintext {
+            wipe(p.into_inner());
+        }
+        out.ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or(KmsError::Malformed(
+                "GenerateDataKey without CiphertextBlob",
+            ))
+    }
+
+    /// Decrypts `tenant_id`'s pepper.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`] (wrong tenant or purpose), [`KmsError::Unavailable`], [`KmsError::Malformed`]
+    /// (not 32 bytes).
+    pub async fn open_pii_key(
+        &self,
+        tenant_id: &str,
+        ciphertext: &[u8],
+    ) -> Result<PiiKey, KmsError> {
+        let plain = self.decrypt(tenant_id, PII_KEY_PURPOSE, ciphertext).await?;
+        let key = PiiKey::from_slice(&plain)
+            .map_err(|_| KmsError::Malformed("a PII key that is not 32 bytes"));
+        wipe(plain);
+        key
+    }
+
+    async fn decrypt(
+        &self,
+        tenant_id: &str,
+        purpose: &str,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, KmsError> {
+        let out = self
+            .client
+            .decrypt()
+            .key_id(&self.key_id)
+            .ciphertext_blob(Blob::new(ciphertext))
+            .encryption_context("tenant_id", tenant_id)
+            .encryption_context("purpose", purpose)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.plaintext
+            .map(Blob::into_inner)
+            .ok_or(KmsError::Malformed("Decrypt without Plaintext"))
+    }
+}
+
+struct Cached {
+    at: Instant,
+    ciphertext: Vec<u8>,
+    key: Arc<PiiKey>,
+}
+
+/// Tenants' peppers, decrypted on first use and kept in memory for [`PII_KEY_TTL`] per warm Lambda.
+/// Build one per cold start and share it across requests. An entry is used only for the same
+/// ciphertext, so a tenant that was deleted and installed again never gets its old pepper.
+pub struct PiiKeys {
+    kms: Kms,
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl std::fmt::Debug for PiiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PiiKeys")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PiiKeys {
+    /// A cache over `kms` that keeps each pepper for `ttl` (use [`PII_KEY_TTL`]).
+    pub fn new(kms: Kms, ttl: Duration) -> Self {
+        Self {
+            kms,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant's pepper: from memory when decrypted less than the TTL ago, else from KMS.
+    ///
+    /// # Errors
+    /// [`KmsError::Missing`] when the tenant has no pepper; the errors of [`Kms::open_pii_key`].
+    pub async fn get(&self, tenant: &Tenant) -> Result<Arc<PiiKey>, KmsError> {
+        let ciphertext = tenant
+            .pii_key_ciphertext
+            .as_deref()
+            .ok_or(KmsError::Missing("PII key"))?;
+        if let Some(key) = self.cached(&tenant.tenant_id, ciphertext) {
+            return Ok(key);
+        }
+        let key = Arc::new(self.kms.open_pii_key(&tenant.tenant_id, ciphertext).await?);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
+        if entries.len() >= PII_KEY_CACHE_MAX {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, c)| c.at)
+                .map(|(k, _)| k.clone())
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            tenant.tenant_id.clone(),
+            Cached {
+                at: now,
+                ciphertext: ciphertext.to_vec(),
+                key: key.clone(),
+            },
+        );
+        Ok(key)
+    }
+
+    fn cached(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<PiiKey>> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.get(tenant_id) {
+            Some(c) if c.ciphertext == ciphertext && c.at.elapsed() < self.ttl => {
+                Some(c.key.clone())
+            }
+            Some(_) => {
+                entries.remove(tenant_id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Forgets a tenant's pepper at once (its deletion started).
+    pub fn forget(&self, tenant_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(tenant_id);
+    }
+
+    /// How many peppers are held now (for tests).
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
