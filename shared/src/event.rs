@@ -172,8 +172,11 @@ pub struct Event {
     pub currency: Option<String>,
     /// The full cart after this event, when the storefront sent it.
     pub cart: Option<Vec<Line>>,
-    /// Personal data, if any was sent (see [`PiiFields`]).
+    /// Personal data, if any was sent (see [`PiiFields`]). Emptied before anything is stored.
     pub pii: PiiFields,
+    /// Identity keys (`e:{hex}` for an email, `p:{hex}` for a phone) made from `pii` by
+    /// [`crate::pii::identities`] under the tenant's messaging consent; empty otherwise.
+    pub identities: Vec<String>,
 }
 
 /// Why one event was refused: `{"index", "field", "reason"}` in the ingest answer.
@@ -482,6 +485,7 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         currency,
         cart,
         pii,
+        identities: Vec::new(),
     })
 }
 

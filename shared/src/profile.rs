@@ -134,6 +134,9 @@ pub struct Profile {
     /// The customer id, once the shopper logged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
+    /// Identity keys (keyed hashes of email and phone, `e:{hex}` / `p:{hex}`) linked to this profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identity_keys: Vec<String>,
     /// Fingerprints (first 8 bytes of SHA-256) of the last [`MAX_SEEN`] event ids applied, newest last.
     #[serde(default, with = "fingerprints")]
     pub seen: Vec<u64>,
@@ -300,6 +303,11 @@ impl Profile {
         if e.customer_id.is_some() {
             self.customer_id.clone_from(&e.customer_id);
         }
+        for k in &e.identities {
+            if !self.identity_keys.contains(k) {
+                self.identity_keys.push(k.clone());
+            }
+        }
         self.seen.push(event_fingerprint(&e.event_id));
         if self.seen.len() > MAX_SEEN {
             let excess = self.seen.len() - MAX_SEEN;
@@ -380,6 +388,11 @@ impl Profile {
         }
         if self.customer_id.is_none() {
             self.customer_id.clone_from(&other.customer_id);
+        }
+        for k in &other.identity_keys {
+            if !self.identity_keys.contains(k) {
+                self.identity_keys.push(k.clone());
+            }
         }
         for s in &other.seen {
             if !self.seen.contains(s) {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use affinity::config::Tables;
+use affinity::pii::DerivedPiiKeys;
 use affinity::profile::Decay;
 use affinity::store::dynamo::DynamoStore;
 use affinity::store::StoredEvent;
@@ -87,20 +88,22 @@ pub async fn create_tenant(store: &DynamoStore, site_id: &str) -> (Tenant, Strin
     (tenant, key)
 }
 
-/// Ingest dependencies over the real store.
-pub async fn ingest_deps() -> ingest::Deps<DynamoStore> {
+/// Ingest dependencies over the real store, with per-tenant test PII keys.
+pub async fn ingest_deps() -> ingest::Deps<DynamoStore, DerivedPiiKeys> {
     ingest::Deps {
         store: store().await,
+        pii_keys: DerivedPiiKeys,
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
         clock: affinity::now_ms,
     }
 }
 
-/// Recommend dependencies over the real store.
-pub async fn recommend_deps() -> recommend::Deps<DynamoStore> {
+/// Recommend dependencies over the real store, with per-tenant test PII keys.
+pub async fn recommend_deps() -> recommend::Deps<DynamoStore, DerivedPiiKeys> {
     recommend::Deps {
         store: store().await,
+        pii_keys: DerivedPiiKeys,
         decay: Decay::default(),
         clock: affinity::now_ms,
     }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use affinity::event::{self, Event, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 use affinity::http::{self, ApiError};
+use affinity::pii::{self, PiiKeySource};
 use affinity::profile::{Decay, Profile};
 use affinity::store::{
     customer_key, guest_key, EventSink, ProfileRecord, ProfileStore, ProfileWrite, StoreError,
@@ -25,9 +26,11 @@ use serde_json::Value;
 pub const PROFILE_ATTEMPTS: usize = 4;
 
 /// What the handler needs, built once per cold start.
-pub struct Deps<S> {
+pub struct Deps<S, K> {
     /// Storage.
     pub store: S,
+    /// Tenants' PII keys (KMS-decrypted peppers, cached per warm Lambda).
+    pub pii_keys: K,
     /// Affinity decay and weights.
     pub decay: Decay,
     /// Raw-event retention, in seconds.
@@ -51,9 +54,10 @@ pub struct IngestSummary {
 }
 
 /// Handles one request; every outcome is a response.
-pub async fn handle<S>(deps: &Deps<S>, req: Request) -> Response<Body>
+pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
 where
     S: TenantLookup + ProfileStore + EventSink,
+    K: PiiKeySource,
 {
     match ingest(deps, &req).await {
         Ok(resp) => resp,
@@ -162,32 +166,50 @@ fn admit(tenant: Option<Tenant>, mode: IngestMode, req: &Request) -> Result<Tena
     Ok(tenant)
 }
 
-async fn ingest<S>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError>
+async fn ingest<S, K>(deps: &Deps<S, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
     S: TenantLookup + ProfileStore + EventSink,
+    K: PiiKeySource,
 {
     let (site_id, mode) = route(req)?;
     let raw = parse_body(req)?;
     if !event::is_valid_id(&site_id) {
         return Err(ApiError::unknown_site());
     }
-    admit(
-        deps.store.tenant_by_site(&site_id).await.map_err(storage)?,
-        mode,
-        req,
-    )?;
+    let tenant = admit(deps.store.tenant_by_site(&site_id).await.map_err(storage)?, mode, req)?;
     let now = (deps.clock)();
+    // Personal data is processed only under the tenant's messaging consent, and never for a browser
+    // that sends Global Privacy Control (https://globalprivacycontrol.github.io/gpc-spec/).
+    let gpc = req.headers().get("sec-gpc").is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
+    let consent = tenant.messaging_consent && !gpc;
+    let mut pepper = None;
 
     let mut summary = IngestSummary::default();
     let mut valid = Vec::with_capacity(raw.len());
     for (i, v) in raw.iter().enumerate() {
         match event::validate(v, i, now, mode) {
             Ok(mut e) => {
-                // Personal data is dropped on arrival, before anything is stored. (Keyed hashing under the
-                // tenant's messaging consent, and Sec-GPC, belong to the personal-data work.)
                 if !e.pii.is_empty() {
+                    if consent {
+                        if pepper.is_none() {
+                            pepper = Some(deps.pii_keys.pii_key(&tenant).await.map_err(|err| {
+                                tracing::error!(error = %err, "PII key unavailable");
+                                ApiError::unavailable("the store's PII key is unavailable; nothing was stored, retry later")
+                            })?);
+                        }
+                        let Some(key) = pepper.as_deref() else { continue };
+                        match pii::identities(key, &e.pii, tenant.default_region.as_deref()) {
+                            Ok(ids) => e.identities = ids,
+                            Err((field, why)) => {
+                                summary.rejected.push(Rejection { index: i, field: field.into(), reason: why.to_string() });
+                                continue;
+                            }
+                        }
+                    } else {
+                        summary.pii_dropped += 1;
+                    }
+                    // The plaintext goes no further than here.
                     e.pii = Default::default();
-                    summary.pii_dropped += 1;
                 }
                 valid.push((i, e));
             }
@@ -220,9 +242,10 @@ where
     Ok(http::json_response(StatusCode::SERVICE_UNAVAILABLE, &body))
 }
 
-/// The profile an event belongs to: its customer's when logged in; else the customer its guest id logs
-/// in as within this request (so a session's anonymous events and its login land together); else where
-/// its guest id points (an alias to a customer), or the guest's own profile.
+/// The profile an event belongs to: its customer's when logged in; else the profile its email or phone
+/// is linked to; else the customer its guest id logs in as within this request (so a session's
+/// anonymous events and its login land together); else where its guest id points (an alias), or the
+/// guest's own profile.
 fn canonical_of(
     e: &Event,
     logins: &HashMap<&str, &str>,
@@ -230,6 +253,13 @@ fn canonical_of(
 ) -> String {
     if let Some(c) = &e.customer_id {
         return customer_key(c);
+    }
+    let known_identity = e.identities.iter().find_map(|k| match records.get(k) {
+        Some(ProfileRecord::Alias { linked_to, .. }) => Some(linked_to.clone()),
+        _ => None,
+    });
+    if let Some(target) = known_identity {
+        return target;
     }
     if let Some(c) = logins.get(e.shopper_id.as_str()) {
         return customer_key(c);
@@ -273,6 +303,7 @@ async fn load<S: ProfileStore>(
         if let Some(c) = &e.customer_id {
             keys.insert(customer_key(c));
         }
+        keys.extend(e.identities.iter().cloned());
     }
     let keys: Vec<String> = keys.into_iter().collect();
     let mut records = store.profiles(site_id, &keys).await?;
@@ -294,8 +325,8 @@ async fn load<S: ProfileStore>(
 }
 
 /// Stores the new events and updates profiles. Returns the request indices of events not stored.
-async fn apply<S>(
-    deps: &Deps<S>,
+async fn apply<S, K>(
+    deps: &Deps<S, K>,
     site_id: &str,
     events: Vec<(usize, Event)>,
     now: i64,
@@ -391,30 +422,39 @@ fn plan(
         None => (Profile::default(), None),
     };
     let mut writes = Vec::new();
-    let is_customer = canonical.starts_with("c:");
-    if is_customer {
-        let guests: BTreeSet<&str> = group.iter().map(|(_, e)| e.shopper_id.as_str()).collect();
-        for g in guests {
-            let gk = guest_key(g);
-            let linked_here = matches!(records.get(&gk), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical);
-            let has_customer_event = group
-                .iter()
-                .any(|(_, e)| e.shopper_id == g && e.customer_id.is_some());
-            if linked_here || !has_customer_event {
-                continue;
-            }
-            if let Some(ProfileRecord::Profile { profile: guest, .. }) = records.get(&gk) {
-                profile.merge(guest, decay);
-            }
-            writes.push(ProfileWrite {
-                key: gk.clone(),
-                record: ProfileRecord::Alias {
-                    linked_to: canonical.to_string(),
-                    version: 0,
-                },
-                expected: records.get(&gk).map(ProfileRecord::version),
-            });
+    // A guest id identified here (by a customer id, an email or a phone) joins the profile: its own
+    // history is merged once, and it becomes an alias.
+    let guests: BTreeSet<&str> = group.iter().map(|(_, e)| e.shopper_id.as_str()).collect();
+    for g in guests {
+        let gk = guest_key(g);
+        let linked_here =
+            matches!(records.get(&gk), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical);
+        let identified = group
+            .iter()
+            .any(|(_, e)| e.shopper_id == g && (e.customer_id.is_some() || !e.identities.is_empty()));
+        if gk == canonical || linked_here || !identified {
+            continue;
         }
+        if let Some(ProfileRecord::Profile { profile: guest, .. }) = records.get(&gk) {
+            profile.merge(guest, decay);
+        }
+        writes.push(ProfileWrite {
+            key: gk.clone(),
+            record: ProfileRecord::Alias { linked_to: canonical.to_string(), version: 0 },
+            expected: records.get(&gk).map(ProfileRecord::version),
+        });
+    }
+    // Email and phone keys point at the profile they were last seen with.
+    let identities: BTreeSet<&String> = group.iter().flat_map(|(_, e)| e.identities.iter()).collect();
+    for k in identities {
+        if matches!(records.get(k), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical) {
+            continue;
+        }
+        writes.push(ProfileWrite {
+            key: k.clone(),
+            record: ProfileRecord::Alias { linked_to: canonical.to_string(), version: 0 },
+            expected: records.get(k).map(ProfileRecord::version),
+        });
     }
     let mut ordered: Vec<&Event> = group.iter().map(|(_, e)| e).collect();
     ordered.sort_by_key(|e| e.timestamp_ms);
@@ -445,8 +485,8 @@ fn plan(
     Ok((writes, applied, dups))
 }
 
-async fn save_group<S: ProfileStore>(
-    deps: &Deps<S>,
+async fn save_group<S: ProfileStore, K>(
+    deps: &Deps<S, K>,
     site_id: &str,
     canonical: &str,
     group: &[(usize, Event)],
@@ -513,9 +553,10 @@ mod tests {
         }
     }
 
-    fn deps() -> Deps<MemoryStore> {
+    fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
         Deps {
             store: MemoryStore::with_tenants([tenant("s1")]),
+            pii_keys: affinity::pii::DerivedPiiKeys,
             decay: Decay::default(),
             event_ttl_s: 86_400,
             clock: || NOW,

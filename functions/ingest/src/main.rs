@@ -1,6 +1,7 @@
 //! The ingest Lambda: wiring only. See the library for the handler.
 
 use affinity::config::{self, Needs, Tables};
+use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
 use affinity::store::dynamo::DynamoStore;
 use lambda_http::{run, service_fn, Error};
 
@@ -13,8 +14,11 @@ async fn main() -> Result<(), Error> {
         profiles: true,
         ..Needs::default()
     })?;
+    let kms_key_id = config::required("KMS_KEY_ID")?;
+    let aws = config::aws().await;
     let deps = ingest::Deps {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config::aws().await), tables),
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), tables),
+        pii_keys: PiiKeys::new(Kms::new(aws_sdk_kms::Client::new(&aws), kms_key_id), PII_KEY_TTL),
         decay: config::decay_from_env()?,
         event_ttl_s: config::event_ttl_s_from_env()?,
         clock: affinity::now_ms,

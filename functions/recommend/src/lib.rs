@@ -1,4 +1,6 @@
-//! The recommendation function: `GET /v1/sites/{site_id}/shoppers/{shopper_id}/recommendations?limit=10`.
+//! The recommendation function: `GET /v1/sites/{site_id}/shoppers/{shopper_id}/recommendations?limit=10`
+//! for storefronts, and the messaging lookup `POST /v1/sites/{site_id}/recommendations/lookup` (see
+//! [`lookup`]).
 //!
 //! One round trip reads the tenant, the shopper's profile and the tenant's popularity together; a second
 //! follows a guest id linked to a customer profile. Shoppers with no history get trending products.
@@ -7,7 +9,8 @@ use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::profile::Decay;
 use affinity::rank;
-use affinity::store::{guest_key, ProfileRecord, RecommendSource, StoreError};
+use affinity::pii::PiiKeySource;
+use affinity::store::{guest_key, ProfileRecord, RecommendSource, StoreError, TenantLookup};
 use affinity::tenant::TenantStatus;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -17,10 +20,14 @@ pub const DEFAULT_LIMIT: usize = 10;
 /// Most items per answer.
 pub const MAX_LIMIT: usize = 50;
 
+pub mod lookup;
+
 /// What the handler needs, built once per cold start.
-pub struct Deps<S> {
+pub struct Deps<S, K> {
     /// Storage (read only).
     pub store: S,
+    /// Tenants' PII keys, for messaging lookups by email or phone.
+    pub pii_keys: K,
     /// Affinity decay.
     pub decay: Decay,
     /// The clock, epoch ms.
@@ -28,14 +35,29 @@ pub struct Deps<S> {
 }
 
 /// Handles one request; every outcome is a response.
-pub async fn handle<S: RecommendSource>(deps: &Deps<S>, req: Request) -> Response<Body> {
-    match recommend(deps, &req).await {
+pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
+where
+    S: RecommendSource + TenantLookup,
+    K: PiiKeySource,
+{
+    let segs = http::v1_segments(req.uri().path()).unwrap_or_default();
+    let answer = match segs.as_slice() {
+        [s, site, r, l] if s == "sites" && r == "recommendations" && l == "lookup" => {
+            if req.method() == Method::POST {
+                lookup::lookup(deps, site, &req).await
+            } else {
+                Err(ApiError::method_not_allowed("POST"))
+            }
+        }
+        _ => recommend(deps, &req).await,
+    };
+    match answer {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
-fn storage(e: StoreError) -> ApiError {
+pub(crate) fn storage(e: StoreError) -> ApiError {
     tracing::error!(error = %e, "storage failed");
     ApiError::unavailable("storage is unavailable; retry later")
 }
@@ -57,8 +79,8 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-async fn recommend<S: RecommendSource>(
-    deps: &Deps<S>,
+async fn recommend<S: RecommendSource, K>(
+    deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let segs = http::v1_segments(req.uri().path()).unwrap_or_default();

@@ -458,6 +458,49 @@ impl RecommendSource for DynamoStore {
         })
     }
 
+    async fn lookup_read(
+        &self,
+        site_id: &str,
+        keys: &[String],
+        with_popularity: bool,
+    ) -> Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError> {
+        if keys.len() + usize::from(with_popularity) > 100 {
+            return Err(StoreError::Unavailable("BatchGetItem takes at most 100 keys".into()));
+        }
+        let mut request = HashMap::new();
+        if !keys.is_empty() {
+            let mut k = Self::keys_of(keys.iter().map(|k| profile_pk(site_id, k)))?;
+            // Eventually consistent: a campaign lookup may miss a link made a second ago, at half the cost.
+            k.consistent_read = Some(false);
+            request.insert(self.tables.profiles.clone(), k);
+        }
+        if with_popularity {
+            let mut pop = Self::keys_of([site_id.to_string()])?;
+            pop.consistent_read = Some(false);
+            request.insert(self.tables.popularity.clone(), pop);
+        }
+        if request.is_empty() {
+            return Ok((HashMap::new(), None));
+        }
+        let mut items = self.batch_get(request).await?;
+        let prefix = format!("{site_id}#");
+        let mut found = HashMap::new();
+        for item in items.remove(&self.tables.profiles).unwrap_or_default() {
+            let Some(AttributeValue::S(pk)) = item.get("pk") else {
+                return Err(StoreError::Corrupt("profile without pk".into()));
+            };
+            let key = pk.strip_prefix(&prefix).unwrap_or(pk).to_string();
+            found.insert(key, profile_from_item(item)?);
+        }
+        let pop = items
+            .remove(&self.tables.popularity)
+            .and_then(|v| v.into_iter().next())
+            .map(popularity_from_item)
+            .transpose()?
+            .map(|(p, _)| p);
+        Ok((found, pop))
+    }
+
     async fn profile(&self, site_id: &str, key: &str) -> Result<Option<ProfileRecord>, StoreError> {
         let resp = self
             .client

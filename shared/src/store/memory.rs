@@ -138,6 +138,17 @@ impl RecommendSource for MemoryStore {
         })
     }
 
+    async fn lookup_read(
+        &self,
+        site_id: &str,
+        keys: &[String],
+        with_popularity: bool,
+    ) -> Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError> {
+        let found = ProfileStore::profiles(self, site_id, keys).await?;
+        let pop = if with_popularity { lock(&self.popularity).get(site_id).map(|(p, _)| p.clone()) } else { None };
+        Ok((found, pop))
+    }
+
     async fn profile(&self, site_id: &str, key: &str) -> Result<Option<ProfileRecord>, StoreError> {
         self.read_check()?;
         Ok(lock(&self.profiles)

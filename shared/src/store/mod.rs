@@ -223,6 +223,18 @@ pub trait RecommendSource: Send + Sync {
         shopper_key: &str,
     ) -> impl Future<Output = Result<RecommendRead, StoreError>> + Send;
 
+    /// Profile items at `keys` and, when `with_popularity`, the tenant's popularity, in one round trip
+    /// (the messaging lookup; at most 99 keys with popularity, 100 without).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn lookup_read(
+        &self,
+        site_id: &str,
+        keys: &[String],
+        with_popularity: bool,
+    ) -> impl Future<Output = Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError>> + Send;
+
     /// One profile item (to follow an alias).
     ///
     /// # Errors

@@ -1,0 +1,205 @@
+//! Messaging recommendations: `POST /v1/sites/{site_id}/recommendations/lookup`, server to server with the
+//! tenant API key (`Authorization: Bearer ...`).
+//!
+//! Body: `{"shoppers": [{"email": ...} | {"email_sha256": ...} | {"phone": ...} | {"phone_sha256": ...} |
+//! {"customer_id": ...} | {"shopper_id": ...}], "limit": 10}`, at most [`MAX_SHOPPERS`] identities.
+//! Answer: `{"results": [...]}`, one per identity in order, each `{"index", "matched", "shopper_id",
+//! "preferred_categories", "preferred_brands", "items"}` (the storefront shape; `shopper_id` is the
+//! matched profile's key, never the email or phone), or `{"index", "error": {"field", "reason"}}`.
+//! An unknown identity gets trending products. Emails and phones are hashed with the tenant's key and
+//! go no further; they are looked up only under the tenant's messaging consent (else 403).
+//!
+//! Round trips: the tenant, then every identity and the popularity together, then the profiles that
+//! aliases point to.
+
+use std::collections::BTreeSet;
+
+use affinity::event::is_valid_id;
+use affinity::http::{self, ApiError};
+use affinity::pii::{self, PiiKeySource};
+use affinity::profile::Profile;
+use affinity::rank;
+use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
+use affinity::tenant::{KeyCheck, TenantStatus};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+
+use crate::{parse_limit, storage, Deps};
+
+/// Most identities per lookup.
+pub const MAX_SHOPPERS: usize = 100;
+/// Largest lookup body, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What one identity asks for.
+enum Wanted {
+    Key(String),
+    Error(&'static str, String),
+}
+
+fn identity(v: &Value, key: Option<&pii::PiiKey>, region: Option<&str>) -> Wanted {
+    let Value::Object(o) = v else {
+        return Wanted::Error("shopper", "must be an object with one of email, email_sha256, phone, phone_sha256, customer_id, shopper_id".into());
+    };
+    let text = |name: &str| o.get(name).and_then(Value::as_str);
+    let hashed = |field: &'static str, r: Result<pii::IdentityKey, pii::PiiError>, prefix: &str| match r {
+        Ok(k) => Wanted::Key(format!("{prefix}:{}", k.0)),
+        Err(e) => Wanted::Error(field, e.to_string()),
+    };
+    match (key, text("email"), text("email_sha256"), text("phone"), text("phone_sha256")) {
+        (Some(k), Some(e), ..) => return hashed("email", pii::email_key(k, e), "e"),
+        (Some(k), None, Some(h), ..) => return hashed("email_sha256", pii::email_sha256_key(k, h), "e"),
+        (Some(k), None, None, Some(p), _) => return hashed("phone", pii::phone_key(k, p, region), "p"),
+        (Some(k), None, None, None, Some(h)) => return hashed("phone_sha256", pii::phone_sha256_key(k, h), "p"),
+        _ => {}
+    }
+    let id = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        _ => None,
+    };
+    if let Some(c) = o.get("customer_id") {
+        return match id(c) {
+            Some(c) if is_valid_id(&c) => Wanted::Key(customer_key(&c)),
+            _ => Wanted::Error("customer_id", "must be 1-128 characters of letters, digits and _=/+.-:".into()),
+        };
+    }
+    if let Some(g) = o.get("shopper_id") {
+        return match id(g) {
+            Some(g) if is_valid_id(&g) && !g.contains(':') => Wanted::Key(guest_key(&g)),
+            _ => Wanted::Error("shopper_id", "must be 1-128 characters of letters, digits and _=/+.-".into()),
+        };
+    }
+    Wanted::Error("shopper", "must hold one of email, email_sha256, phone, phone_sha256, customer_id, shopper_id".into())
+}
+
+fn asks_for_pii(v: &Value) -> bool {
+    ["email", "email_sha256", "phone", "phone_sha256"].iter().any(|f| v.get(f).is_some())
+}
+
+/// Handles a lookup.
+///
+/// # Errors
+/// 400/413 for an unusable body, 401/403 for credentials (403 also without messaging consent when
+/// emails or phones are asked), 404/410 for the site, 503 when storage or KMS fails.
+pub async fn lookup<S, K>(deps: &Deps<S, K>, site_id: &str, req: &Request) -> Result<Response<Body>, ApiError>
+where
+    S: RecommendSource + TenantLookup,
+    K: PiiKeySource,
+{
+    http::require_json_content(req)?;
+    let body = http::body_bytes(req);
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ApiError::too_large("body", format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", body.len())));
+    }
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request("body", format!("malformed JSON at line {} column {}", e.line(), e.column()))
+    })?;
+    let Some(shoppers) = parsed.get("shoppers").and_then(Value::as_array) else {
+        return Err(ApiError::bad_request("shoppers", "the body must be {\"shoppers\": [...], \"limit\": 10}"));
+    };
+    if shoppers.len() > MAX_SHOPPERS {
+        return Err(ApiError::too_large("shoppers", format!("{} identities sent; at most {MAX_SHOPPERS} per request", shoppers.len())));
+    }
+    let limit = match parsed.get("limit") {
+        None | Some(Value::Null) => parse_limit(None)?,
+        Some(Value::Number(n)) => parse_limit(Some(&n.to_string()))?,
+        Some(_) => return Err(ApiError::bad_request("limit", "must be an integer from 1 to 50")),
+    };
+    if !is_valid_id(site_id) {
+        return Err(ApiError::unknown_site());
+    }
+    let tenant = deps.store.tenant_by_site(site_id).await.map_err(storage)?.ok_or_else(ApiError::unknown_site)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(ApiError::site_deleted());
+    }
+    match tenant.check_api_key(http::bearer_token(req)) {
+        KeyCheck::Valid => {}
+        KeyCheck::OtherTenant => return Err(ApiError::forbidden("this API key belongs to another store")),
+        KeyCheck::Invalid => return Err(ApiError::unauthorized("send the store's API key as Authorization: Bearer <key>")),
+    }
+    let pii_asked = shoppers.iter().any(asks_for_pii);
+    if pii_asked && !tenant.messaging_consent {
+        return Err(ApiError::forbidden(
+            "this store has not granted consent to Personalized Messaging: emails and phones are not looked up",
+        ));
+    }
+    let pepper = if pii_asked {
+        Some(deps.pii_keys.pii_key(&tenant).await.map_err(|e| {
+            tracing::error!(error = %e, "PII key unavailable");
+            ApiError::unavailable("the store's PII key is unavailable; retry later")
+        })?)
+    } else {
+        None
+    };
+    let wanted: Vec<Wanted> =
+        shoppers.iter().map(|v| identity(v, pepper.as_deref(), tenant.default_region.as_deref())).collect();
+    let keys: Vec<String> = wanted
+        .iter()
+        .filter_map(|w| match w {
+            Wanted::Key(k) => Some(k.clone()),
+            Wanted::Error(..) => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    // 99 keys and the popularity fit one BatchGetItem; the 100th goes with the alias targets.
+    let (first, rest) = keys.split_at(keys.len().min(99));
+    let (mut found, popularity) = deps.store.lookup_read(site_id, first, true).await.map_err(storage)?;
+    let targets: Vec<String> = found
+        .values()
+        .filter_map(|r| match r {
+            ProfileRecord::Alias { linked_to, .. } => Some(linked_to.clone()),
+            ProfileRecord::Profile { .. } => None,
+        })
+        .chain(rest.iter().cloned())
+        .filter(|k| !found.contains_key(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in targets.chunks(100) {
+        found.extend(deps.store.lookup_read(site_id, chunk, false).await.map_err(storage)?.0);
+    }
+    // The 100th key may itself be an alias: one more read for its target.
+    if let Some(last) = rest.first() {
+        if let Some(ProfileRecord::Alias { linked_to, .. }) = found.get(last) {
+            if !found.contains_key(linked_to) {
+                let t = linked_to.clone();
+                found.extend(deps.store.lookup_read(site_id, &[t], false).await.map_err(storage)?.0);
+            }
+        }
+    }
+    let now = (deps.clock)();
+    let resolve = |k: &str| -> Option<(String, &Profile)> {
+        match found.get(k)? {
+            ProfileRecord::Profile { profile, .. } => Some((k.to_string(), profile)),
+            ProfileRecord::Alias { linked_to, .. } => match found.get(linked_to)? {
+                ProfileRecord::Profile { profile, .. } => Some((linked_to.clone(), profile)),
+                ProfileRecord::Alias { .. } => None,
+            },
+        }
+    };
+    let mut matched = 0;
+    let results: Vec<Value> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, w)| match w {
+            Wanted::Error(field, reason) => json!({"index": i, "error": {"field": field, "reason": reason}}),
+            Wanted::Key(k) => {
+                let hit = resolve(k);
+                matched += usize::from(hit.is_some());
+                let (id, profile) = match &hit {
+                    Some((id, p)) => (Value::String(id.clone()), Some(*p)),
+                    None => (Value::Null, None),
+                };
+                let r = rank::recommend("", profile, popularity.as_ref(), limit, now, &deps.decay);
+                json!({"index": i, "matched": hit.is_some(), "shopper_id": id,
+                    "preferred_categories": r.preferred_categories, "preferred_brands": r.preferred_brands, "items": r.items})
+            }
+        })
+        .collect();
+    tracing::info!(site_id = %site_id, identities = results.len(), matched, "lookup");
+    Ok(http::json_response(StatusCode::OK, &json!({ "results": results })))
+}
+

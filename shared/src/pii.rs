@@ -1,0 +1,372 @@
+//! Personal data in, identity keys out: the only place where an email or a phone number exists in the
+//! clear.
+//!
+//! An identity key is `HMAC-SHA256(tenant PII key, SHA-256(normalized value))`, lowercase hex. A plain
+//! SHA-256 of an email can be reversed by hashing a list of known addresses; a keyed hash cannot without
+//! the tenant's key (the pepper), which exists in plaintext only in memory (see the consent issue's KMS
+//! data key). Different tenants have different keys, so one person's keys never match across tenants.
+//!
+//! Clients that only hold the SHA-256 of a normalized value (as ad and email platforms exchange them)
+//! send it as `email_sha256` / `phone_sha256` and meet the same key.
+//!
+//! Normalization follows Meta's Conversions API parameter builder (facebook/capi-param-builder,
+//! `getNormalizedEmail` / `getNormalizedPhone`), so that SHA-256 values prepared for ad platforms match:
+//! - email: trimmed, lowercased, and checked against the usual address grammar;
+//! - phone: the E.164 number (country code and national number) as digits without `+`, as Meta hashes
+//!   it. Unlike Meta's builder (which keeps whatever digits it finds), Affinity parses with the
+//!   `phonenumber` crate (Google's libphonenumber metadata) and the tenant's default region, so
+//!   `(650) 123-4567` in a US store and `+1 650 123 4567` reach the same key, and text that holds no
+//!   phone number is refused instead of hashed.
+//!
+//! Nothing here logs, and no error carries the value.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+/// Why a personal value was refused. Carries no part of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PiiError {
+    /// Not an email address.
+    #[error("is not an email address")]
+    NotAnEmail,
+    /// Not a phone number (or not one in the tenant's default region without a country code).
+    #[error("is not a phone number; give it in international form (+country code) or as the store's region uses it")]
+    NotAPhone,
+    /// Not 64 hexadecimal characters.
+    #[error("must be the SHA-256 of the normalized value: 64 hexadecimal characters")]
+    NotASha256,
+}
+
+/// A tenant's 256-bit PII hashing key (the pepper), in memory only. Its `Debug` prints nothing of it,
+/// and it is wiped when dropped.
+#[derive(Clone)]
+pub struct PiiKey([u8; 32]);
+
+impl PiiKey {
+    /// Wraps the 32 bytes of a decrypted data key.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// From a decrypted data key of any length.
+    ///
+    /// # Errors
+    /// When it is not 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, &'static str> {
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| "the PII key must be 32 bytes")?;
+        Ok(Self(arr))
+    }
+}
+
+impl Drop for PiiKey {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for PiiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PiiKey(<redacted>)")
+    }
+}
+
+/// An identity key: 64 lowercase hex characters. Safe to store and log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdentityKey(pub String);
+
+fn keyed(key: &PiiKey, digest: &[u8]) -> IdentityKey {
+    // HMAC takes keys of any length, so this cannot fail; the fallback keeps the type total.
+    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0) else {
+        return IdentityKey(String::new());
+    };
+    mac.update(digest);
+    IdentityKey(hex::encode(mac.finalize().into_bytes()))
+}
+
+fn is_atom_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c)
+}
+
+fn is_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// Normalizes an email: trimmed and lowercased, then checked (dot-atom local part, a domain of at least
+/// two labels).
+///
+/// # Errors
+/// [`PiiError::NotAnEmail`].
+pub fn normalize_email(raw: &str) -> Result<String, PiiError> {
+    let e = raw.trim().to_lowercase();
+    let (local, domain) = e.split_once('@').ok_or(PiiError::NotAnEmail)?;
+    let local_ok = !local.is_empty() && local.len() <= 64 && local.split('.').all(|a| !a.is_empty() && a.chars().all(is_atom_char));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2 && domain.len() <= 253 && labels.iter().all(|l| is_label(l));
+    if local_ok && domain_ok {
+        Ok(e)
+    } else {
+        Err(PiiError::NotAnEmail)
+    }
+}
+
+/// Normalizes a phone number to E.164 digits without `+` (`16501234567`), reading numbers without a
+/// country code in `default_region` (ISO 3166 alpha-2, e.g. `US`).
+///
+/// # Errors
+/// [`PiiError::NotAPhone`] when no phone number can be read.
+pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String, PiiError> {
+    let region = default_region.and_then(|r| r.trim().to_ascii_uppercase().parse::<phonenumber::country::Id>().ok());
+    let t = raw.trim();
+    // Letters would be read as a vanity number (1-800-FLOWERS); personal numbers have none.
+    if t.is_empty() || t.chars().any(|c| c.is_ascii_alphabetic()) {
+        return Err(PiiError::NotAPhone);
+    }
+    // A number with its country code is read without the default region: the parser would otherwise
+    // strip the region's national prefix from it (+33 1 42... read in the US lost its leading 1).
+    let region = if t.starts_with('+') { None } else { region };
+    let number = phonenumber::parse(region, t).map_err(|_| PiiError::NotAPhone)?;
+    // Only numbers that can exist (libphonenumber's validity rules) become identities: fictional 555
+    // numbers and typos would otherwise link strangers.
+    if !number.is_valid() {
+        return Err(PiiError::NotAPhone);
+    }
+    let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+    let digits: String = e164.chars().filter(char::is_ascii_digit).collect();
+    if (8..=15).contains(&digits.len()) {
+        Ok(digits)
+    } else {
+        Err(PiiError::NotAPhone)
+    }
+}
+
+fn sha256_hex_to_bytes(raw: &str) -> Result<[u8; 32], PiiError> {
+    let t = raw.trim();
+    if t.len() != 64 {
+        return Err(PiiError::NotASha256);
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(t.to_ascii_lowercase(), &mut out).map_err(|_| PiiError::NotASha256)?;
+    Ok(out)
+}
+
+/// The identity key of an email.
+///
+/// # Errors
+/// [`PiiError::NotAnEmail`].
+pub fn email_key(key: &PiiKey, raw: &str) -> Result<IdentityKey, PiiError> {
+    let normalized = normalize_email(raw)?;
+    Ok(keyed(key, &Sha256::digest(normalized.as_bytes())))
+}
+
+/// The identity key of an email given as the SHA-256 (hex) of its normalized form.
+///
+/// # Errors
+/// [`PiiError::NotASha256`].
+pub fn email_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, PiiError> {
+    Ok(keyed(key, &sha256_hex_to_bytes(hex_digest)?))
+}
+
+/// The identity key of a phone number.
+///
+/// # Errors
+/// [`PiiError::NotAPhone`].
+pub fn phone_key(key: &PiiKey, raw: &str, default_region: Option<&str>) -> Result<IdentityKey, PiiError> {
+    let normalized = normalize_phone(raw, default_region)?;
+    Ok(keyed(key, &Sha256::digest(normalized.as_bytes())))
+}
+
+/// The identity key of a phone number given as the SHA-256 (hex) of its E.164 digits.
+///
+/// # Errors
+/// [`PiiError::NotASha256`].
+pub fn phone_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, PiiError> {
+    Ok(keyed(key, &sha256_hex_to_bytes(hex_digest)?))
+}
+
+/// The identity keys of an event's personal fields: `e:{hex}` for `email`/`email_sha256`, `p:{hex}` for
+/// `phone`/`phone_sha256`, distinct, in that order.
+///
+/// # Errors
+/// The field at fault and why (never its value).
+pub fn identities(
+    key: &PiiKey,
+    fields: &crate::event::PiiFields,
+    default_region: Option<&str>,
+) -> Result<Vec<String>, (&'static str, PiiError)> {
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |k: IdentityKey, prefix: &str| {
+        let k = format!("{prefix}:{}", k.0);
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    if let Some(v) = &fields.email {
+        push(email_key(key, v).map_err(|e| ("email", e))?, "e");
+    }
+    if let Some(v) = &fields.email_sha256 {
+        push(email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?, "e");
+    }
+    if let Some(v) = &fields.phone {
+        push(phone_key(key, v, default_region).map_err(|e| ("phone", e))?, "p");
+    }
+    if let Some(v) = &fields.phone_sha256 {
+        push(phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?, "p");
+    }
+    Ok(out)
+}
+
+/// Where a function gets a tenant's PII key: [`crate::kms::PiiKeys`] in Lambda, a fixed key in tests.
+pub trait PiiKeySource: Send + Sync {
+    /// The tenant's pepper.
+    ///
+    /// # Errors
+    /// A description for the log (KMS unavailable or refusing, or the tenant has no key).
+    fn pii_key(
+        &self,
+        tenant: &crate::tenant::Tenant,
+    ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, String>> + Send;
+}
+
+impl PiiKeySource for crate::kms::PiiKeys {
+    async fn pii_key(&self, tenant: &crate::tenant::Tenant) -> Result<std::sync::Arc<PiiKey>, String> {
+        self.get(tenant).await.map_err(|e| e.to_string())
+    }
+}
+
+/// A test double: every tenant's key is derived from its tenant id (distinct per tenant, fixed).
+#[cfg(feature = "test-doubles")]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DerivedPiiKeys;
+
+#[cfg(feature = "test-doubles")]
+impl PiiKeySource for DerivedPiiKeys {
+    async fn pii_key(&self, tenant: &crate::tenant::Tenant) -> Result<std::sync::Arc<PiiKey>, String> {
+        let d = Sha256::digest(tenant.tenant_id.as_bytes());
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&d);
+        Ok(std::sync::Arc::new(PiiKey::new(k)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> PiiKey {
+        PiiKey::new([b; 32])
+    }
+
+    #[test]
+    fn the_same_address_however_written_meets_one_key_and_its_sha256_too() {
+        let k = key(7);
+        let a = email_key(&k, " Jane.Doe@Example.com ").expect("email");
+        let b = email_key(&k, "jane.doe@example.com").expect("email");
+        assert_eq!(a, b);
+        let sha = hex::encode(Sha256::digest(b"jane.doe@example.com"));
+        assert_eq!(email_sha256_key(&k, &sha.to_uppercase()).expect("sha"), a);
+        assert_eq!(a.0.len(), 64);
+    }
+
+    #[test]
+    fn tenants_never_share_a_key_and_the_key_is_not_the_plain_hash() {
+        let a = email_key(&key(1), "jane.doe@example.com").expect("email");
+        let b = email_key(&key(2), "jane.doe@example.com").expect("email");
+        assert_ne!(a, b);
+        assert_ne!(a.0, hex::encode(Sha256::digest(b"jane.doe@example.com")));
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231_test_case_2() {
+        // RFC 4231 §4.3 (key "Jefe"): checks that `keyed` is a standard HMAC-SHA256.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(b"Jefe").expect("key");
+        mac.update(b"what do ya want for nothing?");
+        assert_eq!(
+            hex::encode(mac.finalize().into_bytes()),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn phones_in_national_and_international_form_meet() {
+        let k = key(3);
+        let national = phone_key(&k, "(650) 253-0000", Some("US")).expect("phone");
+        let intl = phone_key(&k, "+1 650-253-0000", None).expect("phone");
+        assert_eq!(national, intl);
+        assert_eq!(normalize_phone("+44 20 7946 0958", Some("US")).expect("uk"), "442079460958");
+        assert_eq!(normalize_phone("020 7946 0958", Some("GB")).expect("uk"), "442079460958");
+        let sha = hex::encode(Sha256::digest(b"16502530000"));
+        assert_eq!(phone_sha256_key(&k, &sha).expect("sha"), intl);
+    }
+
+    #[test]
+    fn refusals_never_echo_the_value() {
+        let e = email_key(&key(1), "jane.doe@@example.com").expect_err("bad");
+        assert!(!e.to_string().contains("jane"));
+        assert!(!format!("{:?}", key(9)).contains('9'));
+    }
+}
+
+#[cfg(test)]
+mod meta_vectors {
+    //! Meta's normalization cases (tests/fixtures/pii-hashing, see its PROVENANCE.md) as tests.
+    use super::*;
+    use serde_json::Value;
+
+    fn vectors() -> Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/pii-hashing/meta-normalization-vectors.json"))
+            .expect("vectors")
+    }
+
+    #[test]
+    fn emails_normalize_as_meta_does_except_bare_hashes() {
+        let all = vectors();
+        let mut compared = 0;
+        for v in all["email"].as_array().expect("email") {
+            let input = v["input"].as_str().expect("input");
+            let ours = normalize_email(input).ok();
+            let meta = v["expected_normalized"].as_str();
+            let is_hash = input.len() == 64 && input.chars().all(|c| c.is_ascii_alphanumeric());
+            if is_hash && meta.is_some() {
+                // Differs on purpose: Meta passes a 64-hex `email` through as already hashed; Affinity takes
+                // hashes only in `email_sha256`, so a typo can never turn an address into a "hash".
+                assert_eq!(ours, None, "{input}");
+                assert!(email_sha256_key(&PiiKey::new([0; 32]), input).is_ok());
+                continue;
+            }
+            assert_eq!(ours.as_deref(), meta, "{input:?}");
+            if let (Some(n), Some(h)) = (&ours, v["sha256_of_expected"].as_str()) {
+                assert_eq!(hex::encode(Sha256::digest(n.as_bytes())), h);
+            }
+            compared += 1;
+        }
+        assert_eq!(compared, 57);
+    }
+
+    #[test]
+    fn phones_that_exist_normalize_as_meta_does_and_the_rest_are_refused() {
+        let all = vectors();
+        let mut accepted = Vec::new();
+        for v in all["phone"].as_array().expect("phone") {
+            let input = v["input"].as_str().expect("input");
+            match normalize_phone(input, Some("US")) {
+                Ok(n) => {
+                    assert_eq!(Some(n.as_str()), v["expected_normalized"].as_str(), "{input:?}");
+                    if let Some(h) = v["sha256_of_expected"].as_str() {
+                        assert_eq!(hex::encode(Sha256::digest(n.as_bytes())), h);
+                    }
+                    accepted.push(input);
+                }
+                // Differs on purpose. Meta keeps whatever digits it finds ("1-800-FLOWERS" -> "1800",
+                // "911", "00001" -> "1") and passes 64-hex input through; Affinity refuses text that is not
+                // a valid number (libphonenumber's rules, which also reject the fictional 555 and
+                // 650-123 numbers of these cases) and takes hashes only in `phone_sha256`.
+                Err(e) => assert_eq!(e, PiiError::NotAPhone),
+            }
+        }
+        assert_eq!(accepted, ["+33 1 42 86 83 26", "+61 2 9374 4000"]);
+    }
+}
