@@ -28,7 +28,7 @@ down:
 	@scripts/stack.sh down
 
 demo: setup
-	@scripts/run_local.sh
+	@scripts/run_local.sh --no-reload
 	$(WITH_STACK_ENV) tenant="$$(cargo run --quiet --release -p affinity-admin -- create-demo-tenant demo)" && \
 	export AFFINITY_API_KEY="$$(printf '%s' "$$tenant" | .tools/venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')" && \
 	cargo run --release -p affinity-importer --bin affinity-import -- \

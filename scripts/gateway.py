@@ -19,7 +19,8 @@ Two ways to reach the function (--mode):
                     string passes through, but routeKey is "$default" and there are NO
                     pathParameters, unlike behind the real HTTP API.
 
-Unknown path: 404 JSON. Known path, other method: 405 JSON with Allow. CORS as the template's
+Unknown path: 404 JSON. Known path, other method: 405 JSON with Allow. No answer within --timeout:
+504. CORS as the template's
 CorsConfiguration says (preflight answered here, as API Gateway does). AWS_IAM routes: requests are
 passed without signature checks unless --require-sigv4, which refuses (403) requests that carry no
 SigV4 Authorization header (the signature itself is not verified).
@@ -209,6 +210,10 @@ class Gateway(BaseHTTPRequestHandler):
                 status, headers, out = self._forward_url(route, split, body)
             else:
                 status, headers, out = self._invoke(route, params, split, body)
+        except TimeoutError:
+            self.log_message("%s did not answer in %.0f s (a function that failed to build or start "
+                             "leaves the call hanging: see the functions log)", route.binary, self.timeout)
+            return self._json(504, {"message": "Gateway Timeout"})
         except (OSError, http.client.HTTPException) as e:
             self.log_message("cannot reach cargo lambda watch on port %s: %s", self.watch_port, e)
             return self._json(502, {"message": "Bad Gateway"})
@@ -339,8 +344,8 @@ def main() -> int:
     ap.add_argument("--mode", choices=("invoke", "url"), default="invoke")
     ap.add_argument("--template", default=str(cfn_template.DEFAULT_TEMPLATE))
     ap.add_argument("--require-sigv4", action="store_true")
-    ap.add_argument("--timeout", type=float, default=300.0,
-                    help="seconds to wait for a function (cargo lambda watch compiles on first call)")
+    ap.add_argument("--timeout", type=float, default=120.0,
+                    help="seconds to wait for a function (cargo lambda watch may compile on a first call)")
     args = ap.parse_args()
 
     template = cfn_template.load(args.template)

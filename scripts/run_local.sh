@@ -9,6 +9,9 @@
 #
 #   scripts/run_local.sh               start (or find running) and return; stop with scripts/stack.sh down
 #   scripts/run_local.sh --foreground  start, follow the logs, stop everything on Ctrl-C
+#   --no-reload                         don't rebuild/restart functions when files change (demo:
+#                                       others' edits in the work tree would restart them mid-import)
+#   AFFINITY_WATCH_CONCURRENCY=N        instances per function (default 4)
 #
 # Environment reaches the functions by inheritance: cargo lambda watch passes its own environment
 # to every function it starts (it does not read template.yaml), so the stack env is exported first.
@@ -16,7 +19,16 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 FOREGROUND=0
-[[ "${1:-}" == "--foreground" ]] && FOREGROUND=1
+RELOAD=1
+for arg in "$@"; do
+  case "$arg" in
+    --foreground) FOREGROUND=1 ;;
+    --no-reload) RELOAD=0 ;;
+    *) echo "usage: $0 [--foreground] [--no-reload]" >&2; exit 2 ;;
+  esac
+done
+# Instances per function that cargo lambda watch may run at once (AWS runs many; 1 serialises).
+CONCURRENCY="${AFFINITY_WATCH_CONCURRENCY:-4}"
 ENV_FILE="$STACK_DIR/env"
 export PATH="$VENV/bin:$PATH" # cargo-lambda and its zig
 
@@ -84,7 +96,8 @@ for p in json.load(sys.stdin)["packages"]:
   # "info" it logs every file event it sees.
   (cd "$ROOT" && start_bg functions "cargo-lambda" \
     env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" \
-    --disable-cors --env-var "RUST_LOG=${RUST_LOG:-info}")
+    --disable-cors --concurrency "$CONCURRENCY" --env-var "RUST_LOG=${RUST_LOG:-info}" \
+    $([[ $RELOAD == 1 ]] || echo --ignore-changes))
   start_bg gateway "gateway.py" "$PY" "$ROOT/scripts/gateway.py" --port "$gateway_port" --watch-port "$watch_port"
 
   ready=0
