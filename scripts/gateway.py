@@ -239,6 +239,10 @@ class Gateway(BaseHTTPRequestHandler):
         for k, v in self.headers.items():
             k = k.lower()
             headers[k] = f"{headers[k]},{v}" if k in headers else v
+        # As API Gateway adds them (lambda_http takes the request URI's scheme from x-forwarded-proto).
+        headers.setdefault("x-forwarded-for", self.client_address[0])
+        headers.setdefault("x-forwarded-port", str(self.server.server_address[1]))
+        headers.setdefault("x-forwarded-proto", "http")
         cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
         query: dict[str, str] = {}
         for k, v in parse_qsl(split.query, keep_blank_values=True):
