@@ -7,7 +7,8 @@ CloudFormation short tags (!Ref, !GetAtt, !Sub, ...) are turned into their long 
 
 As a script: `literal-env` prints the literal (non-!Ref) variables of Globals.Function.Environment
 as `export KEY=VALUE` lines (for the local stack's env file); `binaries` the cargo binary of every
-function; `stream-binaries` those of the DynamoDB stream consumers.
+function; `stream-binaries` those of the DynamoDB stream consumers; `global KEY` a Globals.Function
+value (e.g. MemorySize).
 """
 
 from __future__ import annotations
@@ -204,10 +205,13 @@ def main(argv: list[str]) -> int:
             print(f"export {k}={shlex.quote(v)}")
     elif cmd == ["binaries"]:
         print("\n".join(binaries(load())))
+    elif len(cmd) == 2 and cmd[0] == "global":
+        value = load().get("Globals", {}).get("Function", {}).get(cmd[1])
+        print("" if value is None else value)
     elif cmd == ["stream-binaries"]:
         print("\n".join(s.binary for s in stream_sources(load())))
     else:
-        print("usage: cfn_template.py literal-env|binaries|stream-binaries", file=sys.stderr)
+        print("usage: cfn_template.py literal-env|binaries|stream-binaries|global KEY", file=sys.stderr)
         return 2
     return 0
 

@@ -9,8 +9,9 @@
 #
 #   scripts/run_local.sh               start (or find running) and return; stop with scripts/stack.sh down
 #   scripts/run_local.sh --foreground  start, follow the logs, stop everything on Ctrl-C
-#   --no-reload                         don't rebuild/restart functions when files change (demo:
-#                                       others' edits in the work tree would restart them mid-import)
+#   --no-reload                         run the binaries built here as they are (cargo lambda watch
+#                                       --only-lambda-apis): no rebuild when files change, no `cargo run`
+#                                       (and no wait for cargo's locks) when a call starts an instance
 #   AFFINITY_WATCH_CONCURRENCY=N        instances per function (default 4)
 #
 # Environment reaches the functions by inheritance: cargo lambda watch passes its own environment
@@ -94,10 +95,32 @@ for p in json.load(sys.stdin)["packages"]:
   # --disable-cors: CORS is the gateway's job, as the template's CorsConfiguration says.
   # RUST_LOG goes to the functions only (--env-var): cargo-lambda itself reads RUST_LOG too, and at
   # "info" it logs every file event it sees.
-  (cd "$ROOT" && start_bg functions "cargo-lambda" \
-    env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" \
-    --disable-cors --concurrency "$CONCURRENCY" --env-var "RUST_LOG=${RUST_LOG:-info}" \
-    $([[ $RELOAD == 1 ]] || echo --ignore-changes))
+  if [[ $RELOAD == 1 ]]; then
+    # cargo lambda watch starts each function with `cargo run --bin` on its first call, and again
+    # after every change of the sources.
+    (cd "$ROOT" && start_bg functions "cargo-lambda" \
+      env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" \
+      --disable-cors --concurrency "$CONCURRENCY" --env-var "RUST_LOG=${RUST_LOG:-info}")
+  else
+    # Only cargo lambda's runtime and invoke APIs; the binaries built above run as they are, N
+    # instances each, restarted if they exit (as Lambda replaces a crashed environment). No
+    # `cargo run` at call time: nothing waits for a compile or for cargo's locks.
+    (cd "$ROOT" && start_bg functions "cargo-lambda" \
+      env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch -A 127.0.0.1 -P "$watch_port" \
+      --disable-cors --only-lambda-apis)
+    target_dir="$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 |
+      "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    memory="$("$PY" "$ROOT/scripts/cfn_template.py" global MemorySize)"
+    for bin in "${built[@]}"; do
+      for i in $(seq 1 "$CONCURRENCY"); do
+        AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$watch_port/.rt/$bin" AWS_LAMBDA_FUNCTION_NAME="$bin" \
+          AWS_LAMBDA_FUNCTION_VERSION=1 AWS_LAMBDA_FUNCTION_MEMORY_SIZE="${memory:-256}" \
+          start_bg "fn-$bin-$i" "$target_dir/debug/$bin" bash -c \
+          'while :; do "$0"; echo "run_local: $0 exited ($?), restarting" >&2; sleep 1; done' \
+          "$target_dir/debug/$bin"
+      done
+    done
+  fi
   start_bg gateway "gateway.py" "$PY" "$ROOT/scripts/gateway.py" --port "$gateway_port" --watch-port "$watch_port"
 
   ready=0

@@ -109,9 +109,13 @@ cmd_up() {
 }
 
 cmd_down() {
-  local svc
+  local svc f
+  for svc in gateway stream-pump; do stop "$svc"; done
+  for f in "$STACK_DIR"/pids/fn-*.pid; do # function instances of run_local.sh --no-reload
+    [[ -e "$f" ]] && stop "$(basename "$f" .pid)"
+  done
   for svc in "${SERVICES_STOP_ORDER[@]}"; do stop "$svc"; done
-  # Anything else recorded (future services).
+  # Anything else recorded.
   for f in "$STACK_DIR"/pids/*.pid; do
     [[ -e "$f" ]] && stop "$(basename "$f" .pid)"
   done
