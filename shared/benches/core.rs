@@ -1,0 +1,148 @@
+//! In-process costs of the hot paths (criterion): a 500-event ingest body parsed, validated, hashed and
+//! folded into profiles; one profile update; one recommendation ranking.
+//!
+//! `cargo bench -p affinity --bench core` (or `make bench`). Input: the first 500 rows of the REES46
+//! sample in `data/`, every other event carrying an email (hashed with a tenant key, as under consent).
+
+use std::collections::HashMap;
+
+use affinity::event::{validate, IngestMode};
+use affinity::pii::{identities, PiiKey};
+use affinity::popularity::Popularity;
+use affinity::profile::{Decay, Profile};
+use affinity::rank::recommend;
+use affinity::store::dynamo::event_to_item;
+use affinity::store::StoredEvent;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::{json, Value};
+
+const BASE_MS: i64 = 1_569_888_000_000;
+
+fn rees46_events(n: usize) -> Vec<Value> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/rees46-2019-oct-sample.csv");
+    let text = std::fs::read_to_string(path).expect("data/rees46-2019-oct-sample.csv");
+    text.lines()
+        .skip(1)
+        .take(n)
+        .enumerate()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let t = f[0];
+            let ts = BASE_MS
+                + t[11..13].parse::<i64>().unwrap_or(0) * 3_600_000
+                + t[14..16].parse::<i64>().unwrap_or(0) * 60_000
+                + t[17..19].parse::<i64>().unwrap_or(0) * 1000;
+            let kind = match f[1] {
+                "cart" => "cart_add",
+                "purchase" => "purchase",
+                _ => "view",
+            };
+            let product = json!({"id": f[2], "category": if f[4].is_empty() { f[3] } else { f[4] },
+                "brand": if f[5].is_empty() { Value::Null } else { json!(f[5]) }, "price": f[6]});
+            let mut e = json!({"type": kind, "shopper_id": f[7], "session_id": f[8],
+                "event_id": format!("rees46-{}", i + 2), "timestamp": ts});
+            if kind == "purchase" {
+                e["items"] = json!([product]);
+            } else {
+                e["product"] = product;
+            }
+            if i % 2 == 0 {
+                e["email"] = json!(format!("shopper{}@example.com", f[7]));
+            }
+            e
+        })
+        .collect()
+}
+
+fn ingest_batch(c: &mut Criterion) {
+    let body = serde_json::to_vec(&json!({"events": rees46_events(500)})).expect("body");
+    let key = PiiKey::new([7; 32]);
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("parse+validate+hash+profiles+items, 500 events", |b| {
+        b.iter(|| {
+            let parsed: Value = serde_json::from_slice(&body).expect("json");
+            let events = parsed["events"].as_array().expect("events");
+            let mut profiles: HashMap<String, Profile> = HashMap::new();
+            let mut items = Vec::with_capacity(events.len());
+            for (i, v) in events.iter().enumerate() {
+                let Ok(mut e) = validate(v, i, now, IngestMode::Import) else { continue };
+                if !e.pii.is_empty() {
+                    e.identities = identities(&key, &e.pii, None).unwrap_or_default();
+                    e.pii = Default::default();
+                }
+                items.push(event_to_item(&StoredEvent::from_event("site", &e, now, 86_400)).expect("item"));
+                let p = profiles.entry(e.shopper_id.clone()).or_default();
+                if !p.has_seen(&e.event_id) {
+                    p.apply(&e, &decay);
+                }
+            }
+            for p in profiles.values_mut() {
+                p.trim();
+            }
+            (profiles.len(), items.len())
+        })
+    });
+    g.finish();
+}
+
+fn profile_update(c: &mut Criterion) {
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let events: Vec<_> = rees46_events(2000)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
+        .collect();
+    // A shopper with a full history: every category and brand of 2,000 events (trimmed to 50 each).
+    let mut full = Profile::default();
+    for e in &events {
+        full.apply(e, &decay);
+    }
+    full.trim();
+    let batch: Vec<_> = events.iter().take(25).cloned().collect();
+    c.bench_function("profile: apply 25 events to a full profile", |b| {
+        b.iter_batched(
+            || full.clone(),
+            |mut p| {
+                for e in &batch {
+                    if !p.has_seen(&e.event_id) {
+                        p.apply(e, &decay);
+                    }
+                }
+                p.trim();
+                p
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+fn ranking(c: &mut Criterion) {
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let events: Vec<_> = rees46_events(17_000)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
+        .collect();
+    let mut pop = Popularity::default();
+    for e in &events {
+        let products: Vec<_> = e.products().collect();
+        pop.add(e.kind, &products, e.timestamp_ms, &decay);
+    }
+    pop.trim();
+    let mut profile = Profile::default();
+    for e in events.iter().take(3000) {
+        profile.apply(e, &decay);
+    }
+    profile.trim();
+    c.bench_function("rank: 1,000 popular products for a 50-category profile, limit 10", |b| {
+        b.iter(|| recommend("g", Some(&profile), Some(&pop), 10, now, &decay))
+    });
+}
+
+criterion_group!(benches, ingest_batch, profile_update, ranking);
+criterion_main!(benches);
