@@ -1,18 +1,40 @@
-//! The tenant-delete Lambda. Its routes are defined in template.yaml; the handler is work in progress and answers
-//! 501 with a JSON error until it lands.
+//! The tenant-delete Lambda: wiring only. One binary serves the HTTP routes (API Gateway) and the
+//! EventBridge schedule that continues unfinished deletions; see the library for both.
 
-use affinity::http::ApiError;
-use lambda_http::http::StatusCode;
-use lambda_http::{run, service_fn, Error, Request};
+use affinity::config::{self, Needs, Tables};
+use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+use affinity::oauth::Secret;
+use affinity::store::dynamo::DynamoStore;
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    affinity::config::init_logging();
-    run(service_fn(|_req: Request| async {
-        let mut e = ApiError::unavailable("this route is not implemented yet");
-        e.status = StatusCode::NOT_IMPLEMENTED;
-        e.code = "not_implemented";
-        Ok::<_, std::convert::Infallible>(e.into_response())
+    config::init_logging();
+    let tables = Tables::from_env(Needs {
+        tenants: true,
+        events: true,
+        profiles: true,
+        popularity: true,
+    })?;
+    let shopify_secret = Secret::new(config::required("SHOPIFY_CLIENT_SECRET")?);
+    let kms_key_id = config::required("KMS_KEY_ID")?;
+    let (settings, request_budget_ms) = tenant_delete::settings_from_env()?;
+    let aws = config::aws().await;
+    let deps = tenant_delete::Deps {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), tables),
+        pii_keys: PiiKeys::new(
+            Kms::new(aws_sdk_kms::Client::new(&aws), kms_key_id),
+            PII_KEY_TTL,
+        ),
+        settings,
+        request_budget_ms,
+        shopify_secret,
+        clock: affinity::now_ms,
+    };
+    run(service_fn(|event: LambdaEvent<Value>| {
+        let deps = &deps;
+        async move { tenant_delete::invoke(deps, event).await }
     }))
     .await
 }

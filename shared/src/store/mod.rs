@@ -1,6 +1,7 @@
 //! Storage ports (capability-sized traits) and the records they carry. The DynamoDB adapter is in
 //! [`dynamo`]; the functions depend on the traits, so their IAM policies can match what they ask for.
 
+pub mod deletion;
 pub mod dynamo;
 pub mod tenants;
 #[cfg(feature = "test-doubles")]
