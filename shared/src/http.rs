@@ -171,6 +171,21 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Res
     resp
 }
 
+/// Lets storefront JavaScript on any merchant domain read this answer (`Access-Control-Allow-Origin: *`).
+///
+/// Only the storefront routes call this; server-to-server routes (import, lookup, key rotation) answer
+/// without CORS headers, so browsers cannot read them. Storefront requests need no preflight: the
+/// beacon's `text/plain` POST and the recommendation GET are CORS "simple requests"
+/// (<https://fetch.spec.whatwg.org/#cors-safelisted-request-header>). No cookies are used, so no
+/// credentials are allowed.
+pub fn allow_any_origin(mut resp: Response<Body>) -> Response<Body> {
+    resp.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        header::HeaderValue::from_static("*"),
+    );
+    resp
+}
+
 /// The percent-decoded path segments after `/v1/`, wherever the path starts (API Gateway stages and
 /// function URLs put different prefixes before it). `None` when the path has no `/v1/`.
 pub fn v1_segments(path: &str) -> Option<Vec<String>> {

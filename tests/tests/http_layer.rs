@@ -105,3 +105,72 @@ async fn each_sample_event_goes_through_its_function() {
         .expect("aggregate");
     assert_eq!((report.applied, report.tenants), (1, 1));
 }
+
+#[tokio::test]
+async fn only_storefront_routes_are_readable_cross_origin() {
+    let store = store().await;
+    let site = unique_site("cors");
+    let (_, key) = create_tenant(&store, &site).await;
+    let acao = |r: &lambda_http::Response<lambda_http::Body>| {
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or("").to_string())
+    };
+    let body = json!({"events": [{"type": "view", "shopper_id": "g", "product": {"id": "p"}}]})
+        .to_string();
+    let live = ingest::handle(
+        &ingest_deps().await,
+        request(
+            "POST",
+            &format!("/v1/sites/{site}/events"),
+            Some("text/plain"),
+            &body,
+        ),
+    )
+    .await;
+    assert_eq!(acao(&live).as_deref(), Some("*"));
+    let refused = ingest::handle(
+        &ingest_deps().await,
+        request("POST", "/v1/sites/nobody/events", None, &body),
+    )
+    .await;
+    assert_eq!(
+        (refused.status().as_u16(), acao(&refused).as_deref()),
+        (404, Some("*")),
+        "errors are readable too"
+    );
+    let auth = format!("Bearer {key}");
+    let import = ingest::handle(
+        &ingest_deps().await,
+        request_with(
+            "POST",
+            &format!("/v1/sites/{site}/events/import"),
+            &[("authorization", auth.as_str())],
+            &body,
+        ),
+    )
+    .await;
+    assert_eq!((import.status().as_u16(), acao(&import)), (200, None));
+    let recs = recommend::handle(
+        &recommend_deps().await,
+        request(
+            "GET",
+            &format!("/v1/sites/{site}/shoppers/g/recommendations"),
+            None,
+            "",
+        ),
+    )
+    .await;
+    assert_eq!(acao(&recs).as_deref(), Some("*"));
+    let lookup = recommend::handle(
+        &recommend_deps().await,
+        request_with(
+            "POST",
+            &format!("/v1/sites/{site}/recommendations/lookup"),
+            &[("authorization", auth.as_str())],
+            "{\"shoppers\": []}",
+        ),
+    )
+    .await;
+    assert_eq!((lookup.status().as_u16(), acao(&lookup)), (200, None));
+}

@@ -59,9 +59,14 @@ where
     S: TenantLookup + ProfileStore + EventSink,
     K: PiiKeySource,
 {
-    match ingest(deps, &req).await {
+    let resp = match ingest(deps, &req).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    };
+    // The live route serves storefront browsers on merchants' domains; import is server to server.
+    match route(&req) {
+        Ok((_, IngestMode::Live)) => http::allow_any_origin(resp),
+        _ => resp,
     }
 }
 
@@ -176,11 +181,18 @@ where
     if !event::is_valid_id(&site_id) {
         return Err(ApiError::unknown_site());
     }
-    let tenant = admit(deps.store.tenant_by_site(&site_id).await.map_err(storage)?, mode, req)?;
+    let tenant = admit(
+        deps.store.tenant_by_site(&site_id).await.map_err(storage)?,
+        mode,
+        req,
+    )?;
     let now = (deps.clock)();
     // Personal data is processed only under the tenant's messaging consent, and never for a browser
     // that sends Global Privacy Control (https://globalprivacycontrol.github.io/gpc-spec/).
-    let gpc = req.headers().get("sec-gpc").is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
+    let gpc = req
+        .headers()
+        .get("sec-gpc")
+        .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
     let consent = tenant.messaging_consent && !gpc;
     let mut pepper = None;
 
@@ -197,11 +209,17 @@ where
                                 ApiError::unavailable("the store's PII key is unavailable; nothing was stored, retry later")
                             })?);
                         }
-                        let Some(key) = pepper.as_deref() else { continue };
+                        let Some(key) = pepper.as_deref() else {
+                            continue;
+                        };
                         match pii::identities(key, &e.pii, tenant.default_region.as_deref()) {
                             Ok(ids) => e.identities = ids,
                             Err((field, why)) => {
-                                summary.rejected.push(Rejection { index: i, field: field.into(), reason: why.to_string() });
+                                summary.rejected.push(Rejection {
+                                    index: i,
+                                    field: field.into(),
+                                    reason: why.to_string(),
+                                });
                                 continue;
                             }
                         }
@@ -427,11 +445,10 @@ fn plan(
     let guests: BTreeSet<&str> = group.iter().map(|(_, e)| e.shopper_id.as_str()).collect();
     for g in guests {
         let gk = guest_key(g);
-        let linked_here =
-            matches!(records.get(&gk), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical);
-        let identified = group
-            .iter()
-            .any(|(_, e)| e.shopper_id == g && (e.customer_id.is_some() || !e.identities.is_empty()));
+        let linked_here = matches!(records.get(&gk), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical);
+        let identified = group.iter().any(|(_, e)| {
+            e.shopper_id == g && (e.customer_id.is_some() || !e.identities.is_empty())
+        });
         if gk == canonical || linked_here || !identified {
             continue;
         }
@@ -440,19 +457,29 @@ fn plan(
         }
         writes.push(ProfileWrite {
             key: gk.clone(),
-            record: ProfileRecord::Alias { linked_to: canonical.to_string(), version: 0 },
+            record: ProfileRecord::Alias {
+                linked_to: canonical.to_string(),
+                version: 0,
+            },
             expected: records.get(&gk).map(ProfileRecord::version),
         });
     }
     // Email and phone keys point at the profile they were last seen with.
-    let identities: BTreeSet<&String> = group.iter().flat_map(|(_, e)| e.identities.iter()).collect();
+    let identities: BTreeSet<&String> = group
+        .iter()
+        .flat_map(|(_, e)| e.identities.iter())
+        .collect();
     for k in identities {
-        if matches!(records.get(k), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical) {
+        if matches!(records.get(k), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical)
+        {
             continue;
         }
         writes.push(ProfileWrite {
             key: k.clone(),
-            record: ProfileRecord::Alias { linked_to: canonical.to_string(), version: 0 },
+            record: ProfileRecord::Alias {
+                linked_to: canonical.to_string(),
+                version: 0,
+            },
             expected: records.get(k).map(ProfileRecord::version),
         });
     }

@@ -7,9 +7,9 @@
 
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
+use affinity::pii::PiiKeySource;
 use affinity::profile::Decay;
 use affinity::rank;
-use affinity::pii::PiiKeySource;
 use affinity::store::{guest_key, ProfileRecord, RecommendSource, StoreError, TenantLookup};
 use affinity::tenant::TenantStatus;
 use lambda_http::http::{Method, StatusCode};
@@ -49,7 +49,14 @@ where
                 Err(ApiError::method_not_allowed("POST"))
             }
         }
-        _ => recommend(deps, &req).await,
+        // Storefront route: readable from any merchant's domain.
+        _ => {
+            return http::allow_any_origin(
+                recommend(deps, &req)
+                    .await
+                    .unwrap_or_else(ApiError::into_response),
+            )
+        }
     };
     match answer {
         Ok(resp) => resp,
