@@ -128,6 +128,8 @@ pub async fn invoke<K: PiiKeySource>(
     let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
     match classify(&event.payload) {
         EventKind::Http => {
+            // lambda_http's own event types and adapter (public, though hidden from its docs), so the
+            // request and the response have exactly the shapes `lambda_http::run` gives them.
             let request: LambdaRequest = serde_json::from_value(event.payload)?;
             let mut adapter = lambda_http::Adapter::from(lambda_runtime::service_fn(
                 move |req: Request| async move {
@@ -166,8 +168,12 @@ pub struct TickReport {
     pub failed: Vec<String>,
 }
 
-/// Continues every unfinished deletion, one after another, until `deadline_ms` (epoch ms) minus the
-/// margin.
+/// Deletions worked on at once by one scheduled run (each waits for its grace period and re-check, so
+/// running them side by side lets one run finish several).
+pub const JOBS_AT_ONCE: usize = 8;
+
+/// Continues every unfinished deletion, [`JOBS_AT_ONCE`] at a time, until `deadline_ms` (epoch ms)
+/// minus the margin.
 ///
 /// # Errors
 /// [`StoreError`] when the queue cannot be read.
@@ -180,21 +186,32 @@ pub async fn tick<K: PiiKeySource>(
         pending: ids.len(),
         ..TickReport::default()
     };
-    for id in ids {
-        match deps
-            .store
-            .run_deletion(&id, &deps.settings, deps.clock, deadline_ms)
-            .await
-        {
-            Ok(RunOutcome::Completed(job)) => {
-                log_completed(&job);
-                report.completed.push(id);
-            }
-            Ok(RunOutcome::Paused(_) | RunOutcome::NotFound) => report.paused.push(id),
-            Ok(RunOutcome::Busy(_)) => report.busy.push(id),
-            Err(e) => {
-                tracing::error!(tenant_id = %id, error = %e, "deletion run failed");
-                report.failed.push(id);
+    for batch in ids.chunks(JOBS_AT_ONCE) {
+        let mut runs = tokio::task::JoinSet::new();
+        for id in batch {
+            let (store, settings, clock, id) =
+                (deps.store.clone(), deps.settings, deps.clock, id.clone());
+            runs.spawn(async move {
+                let outcome = store.run_deletion(&id, &settings, clock, deadline_ms).await;
+                (id, outcome)
+            });
+        }
+        while let Some(done) = runs.join_next().await {
+            let Ok((id, outcome)) = done else {
+                tracing::error!("deletion run task failed");
+                continue;
+            };
+            match outcome {
+                Ok(RunOutcome::Completed(job)) => {
+                    log_completed(&job);
+                    report.completed.push(id);
+                }
+                Ok(RunOutcome::Paused(_) | RunOutcome::NotFound) => report.paused.push(id),
+                Ok(RunOutcome::Busy(_)) => report.busy.push(id),
+                Err(e) => {
+                    tracing::error!(tenant_id = %id, error = %e, "deletion run failed");
+                    report.failed.push(id);
+                }
             }
         }
     }
