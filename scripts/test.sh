@@ -3,24 +3,35 @@
 #   1. cfn-lint template.yaml
 #   2. unit tests of these scripts (python unittest)
 #   3. DynamoDB Local + moto (scripts/stack.sh up, in .stack/test so a `make up` can keep running)
-#   4. cargo test --workspace, with the stack's environment (AWS_ENDPOINT_URL_DYNAMODB, ...)
-# Runs them all, stops the stack whatever happens, exits non-zero if any step failed.
+#   4. cargo test --workspace --no-fail-fast, with the stack's environment (AWS_ENDPOINT_URL_DYNAMODB, ...)
+# Runs them all, stops the stack whatever happens, exits non-zero if any step failed, and ends with
+# one line "summary: N passed, M failed" (every test and check) for CI.
 set -uo pipefail
 export AFFINITY_STACK_DIR="${AFFINITY_STACK_DIR:-.stack/test}"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 
 "$ROOT/scripts/setup.sh" || exit 1
-trap '"$ROOT/scripts/stack.sh" down' EXIT
-
 failed=()
+passed_n=0
+failed_n=0
 step() { printf '\n== %s\n' "$*" >&2; }
+out="$(mktemp)"
+trap 'rm -f "$out"; "$ROOT/scripts/stack.sh" down' EXIT
 
 step "cfn-lint template.yaml"
-"$VENV/bin/cfn-lint" template.yaml || failed+=("cfn-lint")
+if "$VENV/bin/cfn-lint" template.yaml; then passed_n=$((passed_n + 1)); else
+  failed+=("cfn-lint")
+  failed_n=$((failed_n + 1))
+fi
 
 step "script unit tests"
-"$PY" -m unittest discover -s scripts/tests || failed+=("script unit tests")
+"$PY" -m unittest discover -s scripts/tests 2>&1 | tee "$out"
+[[ ${PIPESTATUS[0]} == 0 ]] || failed+=("script unit tests")
+ran="$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' "$out" | tail -n 1)"
+bad="$(sed -n 's/^FAILED (\(.*\))/\1/p' "$out" | grep -o '[0-9]\+' | awk '{ n += $1 } END { print n + 0 }')"
+passed_n=$((passed_n + ${ran:-0} - ${bad:-0}))
+failed_n=$((failed_n + ${bad:-0}))
 
 step "local stack (DynamoDB Local, moto)"
 if AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up; then
@@ -29,13 +40,26 @@ if AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up; then
   source "$STACK_DIR/env"
   set +a
   step "cargo test --workspace"
-  cargo test --workspace || failed+=("cargo test")
+  # --no-fail-fast: every test binary runs, so the counts below are complete.
+  cargo test --workspace --no-fail-fast 2>&1 | tee "$out"
+  [[ ${PIPESTATUS[0]} == 0 ]] || failed+=("cargo test")
+  read -r p f < <(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed;?$/) p += $(i-1);
+    if ($(i) ~ /^failed;?$/) f += $(i-1) } } END { print p + 0, f + 0 }' "$out")
+  passed_n=$((passed_n + p))
+  failed_n=$((failed_n + f))
+  # A build failure runs no test at all: count it, so the summary cannot read as a pass.
+  if [[ " ${failed[*]} " == *" cargo test "* && $f == 0 ]]; then failed_n=$((failed_n + 1)); fi
 else
   failed+=("stack up")
+  failed_n=$((failed_n + 1))
 fi
 
+"$ROOT/scripts/stack.sh" down # now, so that the summary below is the last line
 if ((${#failed[@]})); then
   printf '\nmake test: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
-  exit 1
+else
+  printf '\nmake test: all checks passed\n' >&2
 fi
-printf '\nmake test: all checks passed\n' >&2
+# The closing line CI reads: every test and check of this run.
+echo "summary: $passed_n passed, $failed_n failed"
+((${#failed[@]} == 0))
