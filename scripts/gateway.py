@@ -20,8 +20,9 @@ Two ways to reach the function (--mode):
                     pathParameters, unlike behind the real HTTP API.
 
 Unknown path: 404 JSON. Known path, other method: 405 JSON with Allow. No answer within --timeout:
-504. CORS as the template's
-CorsConfiguration says (preflight answered here, as API Gateway does). AWS_IAM routes: requests are
+504. CORS: when the HttpApi has a CorsConfiguration, as it says (preflight answered here, headers
+added, as API Gateway does); without one (the template today), the functions' own headers pass
+through unchanged. AWS_IAM routes: requests are
 passed without signature checks unless --require-sigv4, which refuses (403) requests that carry no
 SigV4 Authorization header (the signature itself is not verified).
 
