@@ -1155,6 +1155,10 @@ pub struct ShopperIds {
     /// shopper's profile, sorted. Never the plaintext.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub identity_keys: Vec<String>,
+    /// Guest ids (shared devices) this shopper used that are now linked to another shopper: only their
+    /// events that carry this shopper's customer id are this shopper's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_guest_ids: Vec<String>,
 }
 
 /// What a shopper erasure removed.
@@ -1297,6 +1301,16 @@ impl DynamoStore {
         if !missing.is_empty() {
             records.extend(self.profiles(site_id, &missing).await?);
         }
+        // A device that logged in as someone else since then is linked to that shopper now.
+        let shared: BTreeSet<String> = guests
+            .iter()
+            .filter(|g| {
+                matches!(records.get(&guest_key(g)),
+                    Some(ProfileRecord::Alias { linked_to, .. }) if linked_to != &canonical)
+            })
+            .cloned()
+            .collect();
+        guests.retain(|g| !shared.contains(g));
         // Only items of this person: the canonical profile, the asked key, and guest items that are the
         // person's own (aliases to the canonical profile, or plain guest profiles of listed guest ids).
         // An email or phone key that moved on to another profile is not this person's any more.
@@ -1320,32 +1334,42 @@ impl DynamoStore {
                 customer_id: customer,
                 guest_ids: guests.into_iter().collect(),
                 identity_keys,
+                shared_guest_ids: shared.into_iter().collect(),
             },
             records,
         ))
     }
 
-    /// The keys (`pk`, `sk`) of every event of `guest_id` (strongly consistent `Query` on the events
-    /// table's key).
-    async fn event_keys_of_guest(&self, site_id: &str, guest_id: &str) -> Result<Keys, StoreError> {
+    /// The event items of `guest_id` (strongly consistent `Query` on the events table's key): all of
+    /// them, or only those carrying `customer_id`; only their keys when `keys_only`.
+    async fn query_guest_events(
+        &self,
+        site_id: &str,
+        guest_id: &str,
+        customer_id: Option<&str>,
+        keys_only: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let r = self
+            let mut q = self
                 .client()
                 .query()
                 .table_name(&self.tables().events)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(event_pk(site_id, guest_id)))
-                .projection_expression("pk, sk")
                 .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in r.items.unwrap_or_default() {
-                out.push(key_of(&item, &["pk", "sk"])?);
+                .set_exclusive_start_key(start.take());
+            if keys_only {
+                q = q.projection_expression("pk, sk");
             }
+            if let Some(c) = customer_id {
+                q = q
+                    .filter_expression("customer_id = :c")
+                    .expression_attribute_values(":c", s(c));
+            }
+            let r = q.send().await.map_err(unavailable)?;
+            out.extend(r.items.unwrap_or_default());
             match r.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
@@ -1353,40 +1377,34 @@ impl DynamoStore {
         }
     }
 
-    /// Every event of `guest_id`, oldest first.
-    async fn events_of_guest(
+    /// The shopper's events: every event of their own guest ids, and the events of shared devices
+    /// that carry their customer id.
+    async fn shopper_event_items(
         &self,
         site_id: &str,
-        guest_id: &str,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
+        ids: &ShopperIds,
+        keys_only: bool,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let r = self
-                .client()
-                .query()
-                .table_name(&self.tables().events)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(event_pk(site_id, guest_id)))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in r.items.unwrap_or_default() {
-                out.push(event_from_item(item)?);
-            }
-            match r.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
+        for g in &ids.guest_ids {
+            out.extend(self.query_guest_events(site_id, g, None, keys_only).await?);
+        }
+        if let Some(c) = &ids.customer_id {
+            for g in &ids.shared_guest_ids {
+                out.extend(
+                    self.query_guest_events(site_id, g, Some(c), keys_only)
+                        .await?,
+                );
             }
         }
+        Ok(out)
     }
 
     /// Erases one shopper of `site_id`: the profile at `shopper_key` (`g:{guest id}` or
     /// `c:{customer id}`; a guest linked to a customer is that customer), the alias or profile of every
     /// linked guest id, the email and phone keys that point at the profile, and every raw event of those
-    /// guest ids. A second look (strongly consistent)
+    /// guest ids. A shared device that has logged in as another customer since keeps its link and its
+    /// other events; only its events carrying this customer id are erased. A second look (strongly consistent)
     /// removes what a concurrent request wrote meanwhile. Other shoppers are untouched; the tenant's
     /// popularity (product counts, not about a person) is kept.
     ///
@@ -1416,11 +1434,14 @@ impl DynamoStore {
                 report.profiles += live.len() as u64;
                 self.delete_keys(DataTable::Profiles, &live).await?;
             }
-            for g in &ids.guest_ids {
-                let events = self.event_keys_of_guest(site_id, g).await?;
-                report.events += events.len() as u64;
-                self.delete_keys(DataTable::Events, &events).await?;
-            }
+            let events: Keys = self
+                .shopper_event_items(site_id, &ids, true)
+                .await?
+                .iter()
+                .map(|i| key_of(i, &["pk", "sk"]))
+                .collect::<Result<_, _>>()?;
+            report.events += events.len() as u64;
+            self.delete_keys(DataTable::Events, &events).await?;
         }
         report.found = report.profiles + report.events > 0;
         Ok(report)
@@ -1438,10 +1459,12 @@ impl DynamoStore {
         now_ms: i64,
     ) -> Result<ShopperExport, StoreError> {
         let (ids, records) = self.resolve_shopper(site_id, shopper_key).await?;
-        let mut events = Vec::new();
-        for g in &ids.guest_ids {
-            events.extend(self.events_of_guest(site_id, g).await?);
-        }
+        let mut events: Vec<StoredEvent> = self
+            .shopper_event_items(site_id, &ids, false)
+            .await?
+            .into_iter()
+            .map(event_from_item)
+            .collect::<Result<_, _>>()?;
         events.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.event_id.cmp(&b.event_id)));
         let profiles: Vec<serde_json::Value> =
             records.iter().map(|(k, r)| profile_json(k, r)).collect();
