@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make demo: the whole service on this machine, on real store data.
+#   1. the local stack and every function (scripts/run_local.sh --no-reload), with the consent
+#      function's Shopify base URL pointed at a fake Shopify on loopback;
+#   2. a merchant installs the app: the real OAuth flow (install, signed callback, token exchange
+#      against the fake Shopify), which creates the tenant, its KMS-sealed token and PII key, and
+#      shows its API key once (consent's demo-install binary);
+#   3. the merchant grants Personalized Messaging consent (PUT /v1/sites/{site_id}/messaging-consent);
+#   4. the REES46 clickstream sample (data/) replays through the live ingest route, shifted so that
+#      its last event is now, shaped as storefronts send it; the events stream is drained into the
+#      popularity aggregate; then the five most active shoppers' recommendations and the totals;
+#   5. one messaging lookup by email: a shopper of the file signs up with an email on the storefront,
+#      and the email tool asks for their recommendations by that address (in other letter case).
+# The service keeps running; `make down` stops it.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+fake_port="$(free_port)"
+export SHOPIFY_BASE_URL="http://127.0.0.1:$fake_port"
+export SHOPIFY_CLIENT_SECRET="${SHOPIFY_CLIENT_SECRET:-local-shopify-client-secret}"
+if [[ -f "$STACK_DIR/env" ]] && grep -q '^export AFFINITY_API_URL=' "$STACK_DIR/env"; then
+  # A running stack was started without this fake Shopify: start afresh so the functions see it.
+  scripts/stack.sh down >/dev/null 2>&1 || true
+fi
+scripts/run_local.sh --no-reload
+set -a
+# shellcheck disable=SC1091
+source "$STACK_DIR/env"
+set +a
+
+log "building the demo installer and the importer"
+cargo build --quiet -p consent --bin demo-install
+cargo build --quiet --release -p affinity-importer --bin affinity-import
+target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+
+log "installing the demo store through Shopify's OAuth flow (fake Shopify on 127.0.0.1:$fake_port)"
+tenant="$("$target_dir/debug/demo-install")"
+field() { printf '%s' "$tenant" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+site_id="$(field site_id)"
+api_key="$(field api_key)"
+log "tenant $(field tenant_id), site id $site_id"
+
+log "granting Personalized Messaging consent"
+"$PY" - "$AFFINITY_API_URL/v1/sites/$site_id/messaging-consent" "$api_key" <<'EOF'
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], method="PUT", data=b'{"granted": true}',
+                             headers={"content-type": "application/json", "authorization": "Bearer " + sys.argv[2]})
+with urllib.request.urlopen(req, timeout=30) as r:
+    assert r.status == 200, r.status
+EOF
+
+log "replaying the REES46 sample through the live ingest route"
+report="$STACK_DIR/demo-report.jsonl"
+"$target_dir/release/affinity-import" replay --api "$AFFINITY_API_URL" --site "$site_id" --api-key "$api_key" \
+  --format rees46 --live --shift-to-now \
+  --before-report "'$PY' '$ROOT/scripts/stream_pump.py' --drain" \
+  data/rees46-2019-oct-sample.csv | tee "$report"
+
+log "a messaging lookup by email"
+"$PY" - "$AFFINITY_API_URL" "$site_id" "$api_key" "$report" <<'EOF'
+import json, sys, urllib.request
+api, site, key, report = sys.argv[1:5]
+top = json.loads(open(report).readline())["shopper_id"]
+def call(method, path, body, auth=True):
+    headers = {"content-type": "application/json"}
+    if auth:
+        headers["authorization"] = "Bearer " + key
+    req = urllib.request.Request(api + path, method=method, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+# The storefront: shopper `top` subscribes to the newsletter; the beacon carries the address.
+ingest = call("POST", f"/v1/sites/{site}/events", {"events": [
+    {"type": "search", "shopper_id": top, "query": "newsletter signup", "email": "demo.shopper@example.com"}]}, auth=False)
+print(json.dumps({"step": "storefront event with an email", "shopper_id": top, "answer": ingest}))
+# The email tool, later: which products for this subscriber?
+answer = call("POST", f"/v1/sites/{site}/recommendations/lookup",
+              {"shoppers": [{"email": " Demo.Shopper@Example.com "}, {"email": "nobody@example.com"}], "limit": 3})
+print(json.dumps({"step": "messaging lookup by email", "results": answer["results"]}))
+assert answer["results"][0]["matched"] and answer["results"][0]["shopper_id"] == "g:" + top, answer
+EOF
+log "Affinity runs at $AFFINITY_API_URL (site id $site_id); stop it with: make down"
