@@ -19,7 +19,10 @@ use serde_json::{json, Value};
 const BASE_MS: i64 = 1_569_888_000_000;
 
 fn rees46_events(n: usize) -> Vec<Value> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/rees46-2019-oct-sample.csv");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/rees46-2019-oct-sample.csv"
+    );
     let text = std::fs::read_to_string(path).expect("data/rees46-2019-oct-sample.csv");
     text.lines()
         .skip(1)
@@ -68,12 +71,16 @@ fn ingest_batch(c: &mut Criterion) {
             let mut profiles: HashMap<String, Profile> = HashMap::new();
             let mut items = Vec::with_capacity(events.len());
             for (i, v) in events.iter().enumerate() {
-                let Ok(mut e) = validate(v, i, now, IngestMode::Import) else { continue };
+                let Ok(mut e) = validate(v, i, now, IngestMode::Import) else {
+                    continue;
+                };
                 if !e.pii.is_empty() {
                     e.identities = identities(&key, &e.pii, None).unwrap_or_default();
                     e.pii = Default::default();
                 }
-                items.push(event_to_item(&StoredEvent::from_event("site", &e, now, 86_400)).expect("item"));
+                items.push(
+                    event_to_item(&StoredEvent::from_event("site", &e, now, 86_400)).expect("item"),
+                );
                 let p = profiles.entry(e.shopper_id.clone()).or_default();
                 if !p.has_seen(&e.event_id) {
                     p.apply(&e, &decay);
@@ -139,9 +146,10 @@ fn ranking(c: &mut Criterion) {
         profile.apply(e, &decay);
     }
     profile.trim();
-    c.bench_function("rank: 1,000 popular products for a 50-category profile, limit 10", |b| {
-        b.iter(|| recommend("g", Some(&profile), Some(&pop), 10, now, &decay))
-    });
+    c.bench_function(
+        "rank: 1,000 popular products for a 50-category profile, limit 10",
+        |b| b.iter(|| recommend("g", Some(&profile), Some(&pop), 10, now, &decay)),
+    );
 }
 
 criterion_group!(benches, ingest_batch, profile_update, ranking);

@@ -15,6 +15,7 @@ pub mod event;
 pub mod http;
 pub mod kms;
 pub mod oauth;
+pub mod observe;
 pub mod pii;
 pub mod popularity;
 pub mod profile;

@@ -53,7 +53,9 @@ impl PiiKey {
     /// # Errors
     /// When it is not 32 bytes.
     pub fn from_slice(bytes: &[u8]) -> Result<Self, &'static str> {
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| "the PII key must be 32 bytes")?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "the PII key must be 32 bytes")?;
         Ok(Self(arr))
     }
 }
@@ -103,7 +105,11 @@ fn is_label(l: &str) -> bool {
 pub fn normalize_email(raw: &str) -> Result<String, PiiError> {
     let e = raw.trim().to_lowercase();
     let (local, domain) = e.split_once('@').ok_or(PiiError::NotAnEmail)?;
-    let local_ok = !local.is_empty() && local.len() <= 64 && local.split('.').all(|a| !a.is_empty() && a.chars().all(is_atom_char));
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|a| !a.is_empty() && a.chars().all(is_atom_char));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2 && domain.len() <= 253 && labels.iter().all(|l| is_label(l));
     if local_ok && domain_ok {
@@ -119,7 +125,12 @@ pub fn normalize_email(raw: &str) -> Result<String, PiiError> {
 /// # Errors
 /// [`PiiError::NotAPhone`] when no phone number can be read.
 pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String, PiiError> {
-    let region = default_region.and_then(|r| r.trim().to_ascii_uppercase().parse::<phonenumber::country::Id>().ok());
+    let region = default_region.and_then(|r| {
+        r.trim()
+            .to_ascii_uppercase()
+            .parse::<phonenumber::country::Id>()
+            .ok()
+    });
     let t = raw.trim();
     // Letters would be read as a vanity number (1-800-FLOWERS); personal numbers have none.
     if t.is_empty() || t.chars().any(|c| c.is_ascii_alphabetic()) {
@@ -174,7 +185,11 @@ pub fn email_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, P
 ///
 /// # Errors
 /// [`PiiError::NotAPhone`].
-pub fn phone_key(key: &PiiKey, raw: &str, default_region: Option<&str>) -> Result<IdentityKey, PiiError> {
+pub fn phone_key(
+    key: &PiiKey,
+    raw: &str,
+    default_region: Option<&str>,
+) -> Result<IdentityKey, PiiError> {
     let normalized = normalize_phone(raw, default_region)?;
     Ok(keyed(key, &Sha256::digest(normalized.as_bytes())))
 }
@@ -208,13 +223,22 @@ pub fn identities(
         push(email_key(key, v).map_err(|e| ("email", e))?, "e");
     }
     if let Some(v) = &fields.email_sha256 {
-        push(email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?, "e");
+        push(
+            email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?,
+            "e",
+        );
     }
     if let Some(v) = &fields.phone {
-        push(phone_key(key, v, default_region).map_err(|e| ("phone", e))?, "p");
+        push(
+            phone_key(key, v, default_region).map_err(|e| ("phone", e))?,
+            "p",
+        );
     }
     if let Some(v) = &fields.phone_sha256 {
-        push(phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?, "p");
+        push(
+            phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?,
+            "p",
+        );
     }
     Ok(out)
 }
@@ -232,7 +256,10 @@ pub trait PiiKeySource: Send + Sync {
 }
 
 impl PiiKeySource for crate::kms::PiiKeys {
-    async fn pii_key(&self, tenant: &crate::tenant::Tenant) -> Result<std::sync::Arc<PiiKey>, String> {
+    async fn pii_key(
+        &self,
+        tenant: &crate::tenant::Tenant,
+    ) -> Result<std::sync::Arc<PiiKey>, String> {
         self.get(tenant).await.map_err(|e| e.to_string())
     }
 }
@@ -244,7 +271,10 @@ pub struct DerivedPiiKeys;
 
 #[cfg(feature = "test-doubles")]
 impl PiiKeySource for DerivedPiiKeys {
-    async fn pii_key(&self, tenant: &crate::tenant::Tenant) -> Result<std::sync::Arc<PiiKey>, String> {
+    async fn pii_key(
+        &self,
+        tenant: &crate::tenant::Tenant,
+    ) -> Result<std::sync::Arc<PiiKey>, String> {
         let d = Sha256::digest(tenant.tenant_id.as_bytes());
         let mut k = [0u8; 32];
         k.copy_from_slice(&d);
@@ -296,8 +326,14 @@ mod tests {
         let national = phone_key(&k, "(650) 253-0000", Some("US")).expect("phone");
         let intl = phone_key(&k, "+1 650-253-0000", None).expect("phone");
         assert_eq!(national, intl);
-        assert_eq!(normalize_phone("+44 20 7946 0958", Some("US")).expect("uk"), "442079460958");
-        assert_eq!(normalize_phone("020 7946 0958", Some("GB")).expect("uk"), "442079460958");
+        assert_eq!(
+            normalize_phone("+44 20 7946 0958", Some("US")).expect("uk"),
+            "442079460958"
+        );
+        assert_eq!(
+            normalize_phone("020 7946 0958", Some("GB")).expect("uk"),
+            "442079460958"
+        );
         let sha = hex::encode(Sha256::digest(b"16502530000"));
         assert_eq!(phone_sha256_key(&k, &sha).expect("sha"), intl);
     }
@@ -317,8 +353,10 @@ mod meta_vectors {
     use serde_json::Value;
 
     fn vectors() -> Value {
-        serde_json::from_str(include_str!("../../tests/fixtures/pii-hashing/meta-normalization-vectors.json"))
-            .expect("vectors")
+        serde_json::from_str(include_str!(
+            "../../tests/fixtures/pii-hashing/meta-normalization-vectors.json"
+        ))
+        .expect("vectors")
     }
 
     #[test]
@@ -354,7 +392,11 @@ mod meta_vectors {
             let input = v["input"].as_str().expect("input");
             match normalize_phone(input, Some("US")) {
                 Ok(n) => {
-                    assert_eq!(Some(n.as_str()), v["expected_normalized"].as_str(), "{input:?}");
+                    assert_eq!(
+                        Some(n.as_str()),
+                        v["expected_normalized"].as_str(),
+                        "{input:?}"
+                    );
                     if let Some(h) = v["sha256_of_expected"].as_str() {
                         assert_eq!(hex::encode(Sha256::digest(n.as_bytes())), h);
                     }

@@ -43,7 +43,10 @@ struct Writer(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Writer {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(b);
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -66,7 +69,18 @@ async fn ingest_with(site: &str, headers: &[(&str, &str)], events: Value) -> Val
     let deps = ingest_deps().await;
     let mut h = vec![("content-type", "application/json")];
     h.extend_from_slice(headers);
-    let (s, b) = json_of(ingest::handle(&deps, request_with("POST", &format!("/v1/sites/{site}/events"), &h, &json!({"events": events}).to_string())).await);
+    let (s, b) = json_of(
+        ingest::handle(
+            &deps,
+            request_with(
+                "POST",
+                &format!("/v1/sites/{site}/events"),
+                &h,
+                &json!({"events": events}).to_string(),
+            ),
+        )
+        .await,
+    );
     assert_eq!(s, 200, "{b}");
     b
 }
@@ -78,7 +92,18 @@ async fn lookup(site: &str, key: Option<&str>, body: Value) -> (u16, Value) {
     if let Some(a) = &auth {
         h.push(("authorization", a.as_str()));
     }
-    json_of(recommend::handle(&deps, request_with("POST", &format!("/v1/sites/{site}/recommendations/lookup"), &h, &body.to_string())).await)
+    json_of(
+        recommend::handle(
+            &deps,
+            request_with(
+                "POST",
+                &format!("/v1/sites/{site}/recommendations/lookup"),
+                &h,
+                &body.to_string(),
+            ),
+        )
+        .await,
+    )
 }
 
 fn identity_keys(items: &[Item], site: &str) -> Vec<String> {
@@ -105,24 +130,42 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
     // Phone browser: an email in mixed case with spaces, and a phone number in national form.
     let b = ingest_with(&site, &[], json!([{"type": "view", "shopper_id": "g1", "timestamp": now - 5000,
         "email": " Jane.Doe@Example.com ", "phone": "(650) 253-0000", "product": {"id": "p1", "category": "shoes"}}])).await;
-    assert_eq!((b["accepted"].as_u64(), b["pii_dropped"].as_u64()), (Some(1), Some(0)), "{b}");
+    assert_eq!(
+        (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
+        (Some(1), Some(0)),
+        "{b}"
+    );
     // Laptop: the same address, normalized.
-    ingest_with(&site, &[], json!([{"type": "click", "shopper_id": "g2", "timestamp": now - 4000,
-        "email": "jane.doe@example.com", "product": {"id": "p2", "category": "bags"}}])).await;
+    ingest_with(
+        &site,
+        &[],
+        json!([{"type": "click", "shopper_id": "g2", "timestamp": now - 4000,
+        "email": "jane.doe@example.com", "product": {"id": "p2", "category": "bags"}}]),
+    )
+    .await;
     // An email tool that holds only the SHA-256 of the address.
     let real_sha = {
         use sha2::{Digest, Sha256};
         hex_lower(&Sha256::digest(b"jane.doe@example.com"))
     };
-    ingest_with(&site, &[], json!([{"type": "cart_add", "shopper_id": "g3", "timestamp": now - 3000,
-        "email_sha256": real_sha.to_uppercase(), "product": {"id": "p3", "category": "bags"}}])).await;
+    ingest_with(
+        &site,
+        &[],
+        json!([{"type": "cart_add", "shopper_id": "g3", "timestamp": now - 3000,
+        "email_sha256": real_sha.to_uppercase(), "product": {"id": "p3", "category": "bags"}}]),
+    )
+    .await;
     // An invalid address is refused by name, without its value.
     let b = ingest_with(&site, &[], json!([{"type": "view", "shopper_id": "g4", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
     assert_eq!(b["rejected"][0]["field"], "email");
     assert!(!b.to_string().contains("not-an-email"));
 
     let items = items_of_site(&tables().profiles, &site).await;
-    assert_eq!(identity_keys(&items, &site).len(), 2, "one email key and one phone key");
+    assert_eq!(
+        identity_keys(&items, &site).len(),
+        2,
+        "one email key and one phone key"
+    );
 
     let (s, r) = lookup(&site, Some(&key), json!({"shoppers": [
         {"email": "JANE.DOE@example.com"}, {"email_sha256": real_sha}, {"phone": "+1 650 253 0000"},
@@ -134,14 +177,23 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
     for i in [0, 1, 2, 6] {
         assert_eq!(res[i]["matched"], true, "{i}: {}", res[i]);
         assert_eq!(res[i]["shopper_id"], "g:g1", "{i}");
-        assert_eq!(res[i]["preferred_categories"], res[0]["preferred_categories"]);
+        assert_eq!(
+            res[i]["preferred_categories"],
+            res[0]["preferred_categories"]
+        );
     }
     // 1 view of shoes, then a click (2) and a cart add (4) of bags, all on one profile now.
     assert_eq!(res[0]["preferred_categories"][0]["name"], "bags");
     assert_eq!(res[0]["preferred_categories"][1]["name"], "shoes");
-    assert_eq!((res[3]["matched"].as_bool(), res[4]["matched"].as_bool()), (Some(false), Some(false)));
+    assert_eq!(
+        (res[3]["matched"].as_bool(), res[4]["matched"].as_bool()),
+        (Some(false), Some(false))
+    );
     assert_eq!(res[5]["error"]["field"], "email");
-    assert!(!r.to_string().to_lowercase().contains("jane"), "the answer never echoes an email");
+    assert!(
+        !r.to_string().to_lowercase().contains("jane"),
+        "the answer never echoes an email"
+    );
 }
 
 fn hex_lower(b: &[u8]) -> String {
@@ -160,12 +212,25 @@ async fn without_consent_nothing_personal_is_stored_or_looked_up_flow() {
         {"type": "view", "shopper_id": "g1", "phone": "+1 650 253 0000", "product": {"id": "p2"}},
         {"type": "view", "shopper_id": "g1", "product": {"id": "p3"}}
     ])).await;
-    assert_eq!((b["accepted"].as_u64(), b["pii_dropped"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(
+        (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
+        (Some(3), Some(2))
+    );
     assert!(identity_keys(&items_of_site(&tables().profiles, &site).await, &site).is_empty());
-    let (s, e) = lookup(&site, Some(&key), json!({"shoppers": [{"email": "no.consent@example.com"}]})).await;
+    let (s, e) = lookup(
+        &site,
+        Some(&key),
+        json!({"shoppers": [{"email": "no.consent@example.com"}]}),
+    )
+    .await;
     assert_eq!((s, e["error"]["code"].as_str()), (403, Some("forbidden")));
     // Lookups by customer id need no consent.
-    let (s, _) = lookup(&site, Some(&key), json!({"shoppers": [{"customer_id": "7"}]})).await;
+    let (s, _) = lookup(
+        &site,
+        Some(&key),
+        json!({"shoppers": [{"customer_id": "7"}]}),
+    )
+    .await;
     assert_eq!(s, 200);
 }
 
@@ -179,7 +244,10 @@ async fn global_privacy_control_links_nothing_flow() {
     let b = ingest_with(&site, &[("sec-gpc", "1")], json!([
         {"type": "view", "shopper_id": "g1", "email": "gpc.shopper@example.com", "product": {"id": "p1"}}
     ])).await;
-    assert_eq!((b["accepted"].as_u64(), b["pii_dropped"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
+        (Some(1), Some(1))
+    );
     assert!(identity_keys(&items_of_site(&tables().profiles, &site).await, &site).is_empty());
 }
 
@@ -204,10 +272,14 @@ async fn lookups_need_the_stores_own_key_and_a_bounded_body() {
     assert_eq!(lookup(&site, None, body.clone()).await.0, 401);
     assert_eq!(lookup(&site, Some(&other_key), body.clone()).await.0, 403);
     assert_eq!(lookup(&other, Some(&key), body.clone()).await.0, 403);
-    let many: Vec<Value> = (0..101).map(|i| json!({"customer_id": i.to_string()})).collect();
+    let many: Vec<Value> = (0..101)
+        .map(|i| json!({"customer_id": i.to_string()}))
+        .collect();
     let (s, e) = lookup(&site, Some(&key), json!({"shoppers": many})).await;
     assert_eq!((s, e["error"]["field"].as_str()), (413, Some("shoppers")));
-    let hundred: Vec<Value> = (0..100).map(|i| json!({"customer_id": i.to_string()})).collect();
+    let hundred: Vec<Value> = (0..100)
+        .map(|i| json!({"customer_id": i.to_string()}))
+        .collect();
     let (s, r) = lookup(&site, Some(&key), json!({"shoppers": hundred, "limit": 1})).await;
     assert_eq!((s, r["results"].as_array().map(Vec::len)), (200, Some(100)));
     assert_eq!(lookup("no-such-site", Some(&key), body).await.0, 404);
@@ -232,8 +304,16 @@ async fn no_plaintext_reaches_any_table_or_log_line() {
         }
     }
     assert!(scanned > 10);
-    let logged = String::from_utf8_lossy(&logs().lock().unwrap_or_else(std::sync::PoisonError::into_inner)).to_string();
-    assert!(logged.contains("\"ingest\""), "the handlers' log lines were captured");
+    let logged = String::from_utf8_lossy(
+        &logs()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .to_string();
+    assert!(
+        logged.contains("\"ingest\""),
+        "the handlers' log lines were captured"
+    );
     for p in PLAINTEXTS {
         assert!(!logged.contains(p), "{p} found in the logs");
     }
@@ -246,8 +326,15 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     let aws = affinity::config::aws().await;
     let kms = Kms::new(aws_sdk_kms::Client::new(&aws), kms_key);
     let (site, key, store) = tenant(true, None).await;
-    let mut t = affinity::store::TenantLookup::tenant_by_site(&store, &site).await.expect("read").expect("tenant");
-    t.pii_key_ciphertext = Some(kms.new_pii_key(&t.tenant_id).await.expect("GenerateDataKey"));
+    let mut t = affinity::store::TenantLookup::tenant_by_site(&store, &site)
+        .await
+        .expect("read")
+        .expect("tenant");
+    t.pii_key_ciphertext = Some(
+        kms.new_pii_key(&t.tenant_id)
+            .await
+            .expect("GenerateDataKey"),
+    );
     store.put_tenant(&t).await.expect("tenant");
     let ingest = ingest::Deps {
         store: store.clone(),
@@ -257,15 +344,39 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         clock: affinity::now_ms,
     };
     let body = json!({"events": [{"type": "view", "shopper_id": "g1", "email": "jane.doe@example.com", "product": {"id": "p", "category": "c"}}]});
-    let (s, b) = json_of(ingest::handle(&ingest, request("POST", &format!("/v1/sites/{site}/events"), None, &body.to_string())).await);
+    let (s, b) = json_of(
+        ingest::handle(
+            &ingest,
+            request(
+                "POST",
+                &format!("/v1/sites/{site}/events"),
+                None,
+                &body.to_string(),
+            ),
+        )
+        .await,
+    );
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
     // The stored key is the HMAC under the decrypted data key, not under the test double's key.
-    let pepper = kms.open_pii_key(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct")).await.expect("decrypt");
-    let want = format!("e:{}", affinity::pii::email_key(&pepper, "jane.doe@example.com").expect("email").0);
-    assert_eq!(identity_keys(&items_of_site(&tables().profiles, &site).await, &site), [want]);
+    let pepper = kms
+        .open_pii_key(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct"))
+        .await
+        .expect("decrypt");
+    let want = format!(
+        "e:{}",
+        affinity::pii::email_key(&pepper, "jane.doe@example.com")
+            .expect("email")
+            .0
+    );
+    assert_eq!(
+        identity_keys(&items_of_site(&tables().profiles, &site).await, &site),
+        [want]
+    );
     // The tenant item holds only the ciphertext: 32 plaintext bytes never appear in it.
     let item = items_of_site(&tables().tenants, &site).await.remove(0);
-    let Some(AttributeValue::B(ct)) = item.get("pii_key_ciphertext") else { panic!("ciphertext attribute") };
+    let Some(AttributeValue::B(ct)) = item.get("pii_key_ciphertext") else {
+        panic!("ciphertext attribute")
+    };
     assert!(ct.as_ref().len() > 32);
     // The messaging lookup meets the same key through the same KMS path.
     let recommend = recommend::Deps {
@@ -275,7 +386,16 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         clock: affinity::now_ms,
     };
     let h = [("authorization", format!("Bearer {key}"))];
-    let req = request_with("POST", &format!("/v1/sites/{site}/recommendations/lookup"), &[(h[0].0, h[0].1.as_str())], &json!({"shoppers": [{"email": " JANE.DOE@example.com"}]}).to_string());
+    let req = request_with(
+        "POST",
+        &format!("/v1/sites/{site}/recommendations/lookup"),
+        &[(h[0].0, h[0].1.as_str())],
+        &json!({"shoppers": [{"email": " JANE.DOE@example.com"}]}).to_string(),
+    );
     let (s, r) = json_of(recommend::handle(&recommend, req).await);
-    assert_eq!((s, r["results"][0]["shopper_id"].as_str()), (200, Some("g:g1")), "{r}");
+    assert_eq!(
+        (s, r["results"][0]["shopper_id"].as_str()),
+        (200, Some("g:g1")),
+        "{r}"
+    );
 }

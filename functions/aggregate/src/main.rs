@@ -1,6 +1,7 @@
 //! The aggregate Lambda (DynamoDB stream of the events table): wiring only.
 
 use affinity::config::{self, Needs, Tables};
+use affinity::observe::{self, AwsCalls};
 use affinity::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 
@@ -12,17 +13,21 @@ async fn main() -> Result<(), Error> {
         popularity: true,
         ..Needs::default()
     })?;
+    let calls = AwsCalls::default();
     let deps = aggregate::Deps {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&config::aws().await), tables),
+        store: DynamoStore::new(
+            observe::dynamodb_client(&config::aws().await, &calls),
+            tables,
+        ),
         decay: config::decay_from_env()?,
     };
     run(service_fn(
         |event: LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
-            let deps = &deps;
+            let (deps, calls) = (&deps, &calls);
             async move {
-                aggregate::handle(deps, event.payload)
-                    .await
-                    .map_err(|e| Error::from(e.to_string()))
+                let report = aggregate::handle(deps, event.payload).await;
+                calls.log_usage();
+                report.map_err(|e| Error::from(e.to_string()))
             }
         },
     ))

@@ -43,15 +43,28 @@ fn identity(v: &Value, key: Option<&pii::PiiKey>, region: Option<&str>) -> Wante
         return Wanted::Error("shopper", "must be an object with one of email, email_sha256, phone, phone_sha256, customer_id, shopper_id".into());
     };
     let text = |name: &str| o.get(name).and_then(Value::as_str);
-    let hashed = |field: &'static str, r: Result<pii::IdentityKey, pii::PiiError>, prefix: &str| match r {
-        Ok(k) => Wanted::Key(format!("{prefix}:{}", k.0)),
-        Err(e) => Wanted::Error(field, e.to_string()),
-    };
-    match (key, text("email"), text("email_sha256"), text("phone"), text("phone_sha256")) {
+    let hashed =
+        |field: &'static str, r: Result<pii::IdentityKey, pii::PiiError>, prefix: &str| match r {
+            Ok(k) => Wanted::Key(format!("{prefix}:{}", k.0)),
+            Err(e) => Wanted::Error(field, e.to_string()),
+        };
+    match (
+        key,
+        text("email"),
+        text("email_sha256"),
+        text("phone"),
+        text("phone_sha256"),
+    ) {
         (Some(k), Some(e), ..) => return hashed("email", pii::email_key(k, e), "e"),
-        (Some(k), None, Some(h), ..) => return hashed("email_sha256", pii::email_sha256_key(k, h), "e"),
-        (Some(k), None, None, Some(p), _) => return hashed("phone", pii::phone_key(k, p, region), "p"),
-        (Some(k), None, None, None, Some(h)) => return hashed("phone_sha256", pii::phone_sha256_key(k, h), "p"),
+        (Some(k), None, Some(h), ..) => {
+            return hashed("email_sha256", pii::email_sha256_key(k, h), "e")
+        }
+        (Some(k), None, None, Some(p), _) => {
+            return hashed("phone", pii::phone_key(k, p, region), "p")
+        }
+        (Some(k), None, None, None, Some(h)) => {
+            return hashed("phone_sha256", pii::phone_sha256_key(k, h), "p")
+        }
         _ => {}
     }
     let id = |v: &Value| match v {
@@ -62,20 +75,31 @@ fn identity(v: &Value, key: Option<&pii::PiiKey>, region: Option<&str>) -> Wante
     if let Some(c) = o.get("customer_id") {
         return match id(c) {
             Some(c) if is_valid_id(&c) => Wanted::Key(customer_key(&c)),
-            _ => Wanted::Error("customer_id", "must be 1-128 characters of letters, digits and _=/+.-:".into()),
+            _ => Wanted::Error(
+                "customer_id",
+                "must be 1-128 characters of letters, digits and _=/+.-:".into(),
+            ),
         };
     }
     if let Some(g) = o.get("shopper_id") {
         return match id(g) {
             Some(g) if is_valid_id(&g) && !g.contains(':') => Wanted::Key(guest_key(&g)),
-            _ => Wanted::Error("shopper_id", "must be 1-128 characters of letters, digits and _=/+.-".into()),
+            _ => Wanted::Error(
+                "shopper_id",
+                "must be 1-128 characters of letters, digits and _=/+.-".into(),
+            ),
         };
     }
-    Wanted::Error("shopper", "must hold one of email, email_sha256, phone, phone_sha256, customer_id, shopper_id".into())
+    Wanted::Error(
+        "shopper",
+        "must hold one of email, email_sha256, phone, phone_sha256, customer_id, shopper_id".into(),
+    )
 }
 
 fn asks_for_pii(v: &Value) -> bool {
-    ["email", "email_sha256", "phone", "phone_sha256"].iter().any(|f| v.get(f).is_some())
+    ["email", "email_sha256", "phone", "phone_sha256"]
+        .iter()
+        .any(|f| v.get(f).is_some())
 }
 
 /// Handles a lookup.
@@ -83,7 +107,11 @@ fn asks_for_pii(v: &Value) -> bool {
 /// # Errors
 /// 400/413 for an unusable body, 401/403 for credentials (403 also without messaging consent when
 /// emails or phones are asked), 404/410 for the site, 503 when storage or KMS fails.
-pub async fn lookup<S, K>(deps: &Deps<S, K>, site_id: &str, req: &Request) -> Result<Response<Body>, ApiError>
+pub async fn lookup<S, K>(
+    deps: &Deps<S, K>,
+    site_id: &str,
+    req: &Request,
+) -> Result<Response<Body>, ApiError>
 where
     S: RecommendSource + TenantLookup,
     K: PiiKeySource,
@@ -91,33 +119,67 @@ where
     http::require_json_content(req)?;
     let body = http::body_bytes(req);
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::too_large("body", format!("the body is {} bytes; the limit is {MAX_BODY_BYTES}", body.len())));
+        return Err(ApiError::too_large(
+            "body",
+            format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        ));
     }
     let parsed: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request("body", format!("malformed JSON at line {} column {}", e.line(), e.column()))
+        ApiError::bad_request(
+            "body",
+            format!("malformed JSON at line {} column {}", e.line(), e.column()),
+        )
     })?;
     let Some(shoppers) = parsed.get("shoppers").and_then(Value::as_array) else {
-        return Err(ApiError::bad_request("shoppers", "the body must be {\"shoppers\": [...], \"limit\": 10}"));
+        return Err(ApiError::bad_request(
+            "shoppers",
+            "the body must be {\"shoppers\": [...], \"limit\": 10}",
+        ));
     };
     if shoppers.len() > MAX_SHOPPERS {
-        return Err(ApiError::too_large("shoppers", format!("{} identities sent; at most {MAX_SHOPPERS} per request", shoppers.len())));
+        return Err(ApiError::too_large(
+            "shoppers",
+            format!(
+                "{} identities sent; at most {MAX_SHOPPERS} per request",
+                shoppers.len()
+            ),
+        ));
     }
     let limit = match parsed.get("limit") {
         None | Some(Value::Null) => parse_limit(None)?,
         Some(Value::Number(n)) => parse_limit(Some(&n.to_string()))?,
-        Some(_) => return Err(ApiError::bad_request("limit", "must be an integer from 1 to 50")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "limit",
+                "must be an integer from 1 to 50",
+            ))
+        }
     };
     if !is_valid_id(site_id) {
         return Err(ApiError::unknown_site());
     }
-    let tenant = deps.store.tenant_by_site(site_id).await.map_err(storage)?.ok_or_else(ApiError::unknown_site)?;
+    let tenant = deps
+        .store
+        .tenant_by_site(site_id)
+        .await
+        .map_err(storage)?
+        .ok_or_else(ApiError::unknown_site)?;
     if tenant.status != TenantStatus::Active {
         return Err(ApiError::site_deleted());
     }
     match tenant.check_api_key(http::bearer_token(req)) {
         KeyCheck::Valid => {}
-        KeyCheck::OtherTenant => return Err(ApiError::forbidden("this API key belongs to another store")),
-        KeyCheck::Invalid => return Err(ApiError::unauthorized("send the store's API key as Authorization: Bearer <key>")),
+        KeyCheck::OtherTenant => {
+            return Err(ApiError::forbidden("this API key belongs to another store"))
+        }
+        KeyCheck::Invalid => {
+            return Err(ApiError::unauthorized(
+                "send the store's API key as Authorization: Bearer <key>",
+            ))
+        }
     }
     let pii_asked = shoppers.iter().any(asks_for_pii);
     if pii_asked && !tenant.messaging_consent {
@@ -133,8 +195,10 @@ where
     } else {
         None
     };
-    let wanted: Vec<Wanted> =
-        shoppers.iter().map(|v| identity(v, pepper.as_deref(), tenant.default_region.as_deref())).collect();
+    let wanted: Vec<Wanted> = shoppers
+        .iter()
+        .map(|v| identity(v, pepper.as_deref(), tenant.default_region.as_deref()))
+        .collect();
     let keys: Vec<String> = wanted
         .iter()
         .filter_map(|w| match w {
@@ -146,7 +210,11 @@ where
         .collect();
     // 99 keys and the popularity fit one BatchGetItem; the 100th goes with the alias targets.
     let (first, rest) = keys.split_at(keys.len().min(99));
-    let (mut found, popularity) = deps.store.lookup_read(site_id, first, true).await.map_err(storage)?;
+    let (mut found, popularity) = deps
+        .store
+        .lookup_read(site_id, first, true)
+        .await
+        .map_err(storage)?;
     let targets: Vec<String> = found
         .values()
         .filter_map(|r| match r {
@@ -159,14 +227,26 @@ where
         .into_iter()
         .collect();
     for chunk in targets.chunks(100) {
-        found.extend(deps.store.lookup_read(site_id, chunk, false).await.map_err(storage)?.0);
+        found.extend(
+            deps.store
+                .lookup_read(site_id, chunk, false)
+                .await
+                .map_err(storage)?
+                .0,
+        );
     }
     // The 100th key may itself be an alias: one more read for its target.
     if let Some(last) = rest.first() {
         if let Some(ProfileRecord::Alias { linked_to, .. }) = found.get(last) {
             if !found.contains_key(linked_to) {
                 let t = linked_to.clone();
-                found.extend(deps.store.lookup_read(site_id, &[t], false).await.map_err(storage)?.0);
+                found.extend(
+                    deps.store
+                        .lookup_read(site_id, &[t], false)
+                        .await
+                        .map_err(storage)?
+                        .0,
+                );
             }
         }
     }
@@ -200,6 +280,8 @@ where
         })
         .collect();
     tracing::info!(site_id = %site_id, identities = results.len(), matched, "lookup");
-    Ok(http::json_response(StatusCode::OK, &json!({ "results": results })))
+    Ok(http::json_response(
+        StatusCode::OK,
+        &json!({ "results": results }),
+    ))
 }
-

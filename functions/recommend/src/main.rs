@@ -2,6 +2,7 @@
 
 use affinity::config::{self, Needs, Tables};
 use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+use affinity::observe::{self, AwsCalls};
 use affinity::store::dynamo::DynamoStore;
 use lambda_http::{run, service_fn, Error};
 
@@ -16,15 +17,23 @@ async fn main() -> Result<(), Error> {
     })?;
     let kms_key_id = config::required("KMS_KEY_ID")?;
     let aws = config::aws().await;
+    let calls = AwsCalls::default();
     let deps = recommend::Deps {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), tables),
-        pii_keys: PiiKeys::new(Kms::new(aws_sdk_kms::Client::new(&aws), kms_key_id), PII_KEY_TTL),
+        store: DynamoStore::new(observe::dynamodb_client(&aws, &calls), tables),
+        pii_keys: PiiKeys::new(
+            Kms::new(observe::kms_client(&aws, &calls), kms_key_id),
+            PII_KEY_TTL,
+        ),
         decay: config::decay_from_env()?,
         clock: affinity::now_ms,
     };
     run(service_fn(|req| {
-        let deps = &deps;
-        async move { Ok::<_, std::convert::Infallible>(recommend::handle(deps, req).await) }
+        let (deps, calls) = (&deps, &calls);
+        async move {
+            let resp = recommend::handle(deps, req).await;
+            calls.log_usage();
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     }))
     .await
 }

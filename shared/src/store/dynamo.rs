@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, PutRequest, TransactWriteItem,
-    WriteRequest,
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, PutRequest, ReturnConsumedCapacity,
+    TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -195,6 +195,7 @@ impl DynamoStore {
     pub async fn put_tenant(&self, t: &Tenant) -> Result<(), StoreError> {
         self.client
             .put_item()
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .table_name(&self.tables.tenants)
             .set_item(Some(tenant_to_item(t)?))
             .send()
@@ -213,6 +214,7 @@ impl DynamoStore {
             let resp = self
                 .client
                 .batch_get_item()
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .set_request_items(Some(request))
                 .send()
                 .await
@@ -260,6 +262,7 @@ impl DynamoStore {
             let resp = self
                 .client
                 .batch_write_item()
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .request_items(table, requests)
                 .send()
                 .await
@@ -283,6 +286,7 @@ impl TenantLookup for DynamoStore {
         let resp = self
             .client
             .get_item()
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .table_name(&self.tables.tenants)
             .key("pk", s(tenant_pk(site_id)))
             .consistent_read(true)
@@ -346,6 +350,7 @@ impl ProfileStore for DynamoStore {
             let r = self
                 .client
                 .put_item()
+                .return_consumed_capacity(ReturnConsumedCapacity::Total)
                 .table_name(p.table_name())
                 .set_item(Some(p.item().clone()))
                 .set_condition_expression(p.condition_expression().map(str::to_string))
@@ -370,6 +375,7 @@ impl ProfileStore for DynamoStore {
         match self
             .client
             .transact_write_items()
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .set_transact_items(Some(items))
             .send()
             .await
@@ -465,7 +471,9 @@ impl RecommendSource for DynamoStore {
         with_popularity: bool,
     ) -> Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError> {
         if keys.len() + usize::from(with_popularity) > 100 {
-            return Err(StoreError::Unavailable("BatchGetItem takes at most 100 keys".into()));
+            return Err(StoreError::Unavailable(
+                "BatchGetItem takes at most 100 keys".into(),
+            ));
         }
         let mut request = HashMap::new();
         if !keys.is_empty() {
@@ -505,6 +513,7 @@ impl RecommendSource for DynamoStore {
         let resp = self
             .client
             .get_item()
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .table_name(&self.tables.profiles)
             .key("pk", s(profile_pk(site_id, key)))
             .send()
@@ -519,6 +528,7 @@ impl PopularityStore for DynamoStore {
         let resp = self
             .client
             .get_item()
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .table_name(&self.tables.popularity)
             .key("pk", s(site_id))
             .consistent_read(true)
@@ -563,6 +573,7 @@ impl PopularityStore for DynamoStore {
         let r = self
             .client
             .transact_write_items()
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .transact_items(TransactWriteItem::builder().condition_check(check).build())
             .transact_items(TransactWriteItem::builder().put(put).build())
             .send()

@@ -145,7 +145,11 @@ impl RecommendSource for MemoryStore {
         with_popularity: bool,
     ) -> Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError> {
         let found = ProfileStore::profiles(self, site_id, keys).await?;
-        let pop = if with_popularity { lock(&self.popularity).get(site_id).map(|(p, _)| p.clone()) } else { None };
+        let pop = if with_popularity {
+            lock(&self.popularity).get(site_id).map(|(p, _)| p.clone())
+        } else {
+            None
+        };
         Ok((found, pop))
     }
 

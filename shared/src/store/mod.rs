@@ -3,9 +3,9 @@
 
 pub mod deletion;
 pub mod dynamo;
-pub mod tenants;
 #[cfg(feature = "test-doubles")]
 pub mod memory;
+pub mod tenants;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -234,7 +234,8 @@ pub trait RecommendSource: Send + Sync {
         site_id: &str,
         keys: &[String],
         with_popularity: bool,
-    ) -> impl Future<Output = Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<(HashMap<String, ProfileRecord>, Option<Popularity>), StoreError>>
+           + Send;
 
     /// One profile item (to follow an alias).
     ///

@@ -291,11 +291,17 @@ fn run_inner(
             match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
                 Ok(st) if st.success() => exit = report_shoppers(&client, &top, out, err)?,
                 Ok(st) => {
-                    say(err, &format!("affinity-import: --before-report command failed ({st})"))?;
+                    say(
+                        err,
+                        &format!("affinity-import: --before-report command failed ({st})"),
+                    )?;
                     exit = EXIT_API;
                 }
                 Err(e) => {
-                    say(err, &format!("affinity-import: cannot run --before-report command: {e}"))?;
+                    say(
+                        err,
+                        &format!("affinity-import: cannot run --before-report command: {e}"),
+                    )?;
                     exit = EXIT_API;
                 }
             }

@@ -1,0 +1,58 @@
+//! The AWS-call recorder on real DynamoDB Local traffic: what it counts for one ingest request.
+
+use affinity::observe::{dynamodb_client, Action, AwsCalls};
+use affinity::store::dynamo::DynamoStore;
+use affinity_tests::*;
+use serde_json::json;
+
+#[tokio::test]
+async fn one_storefront_request_costs_a_tenant_read_a_profile_read_one_batch_and_one_profile_write()
+{
+    let site = unique_site("observe");
+    create_tenant(&store().await, &site).await;
+    let calls = AwsCalls::default();
+    let aws = affinity::config::aws().await;
+    let deps = ingest::Deps {
+        store: DynamoStore::new(dynamodb_client(&aws, &calls), tables()),
+        pii_keys: affinity::pii::DerivedPiiKeys,
+        decay: affinity::profile::Decay::default(),
+        event_ttl_s: 86_400,
+        clock: affinity::now_ms,
+    };
+    let events: Vec<_> = (0..25)
+        .map(|i| json!({"type": "view", "shopper_id": "g1", "product": {"id": format!("p{i}"), "category": "c"}}))
+        .collect();
+    let req = request(
+        "POST",
+        &format!("/v1/sites/{site}/events"),
+        Some("text/plain"),
+        &json!({ "events": events }).to_string(),
+    );
+    let (s, b) = json_of(ingest::handle(&deps, req).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(25)));
+    let c = calls.take_counts();
+    // GetItem (tenant), BatchGetItem (profile), BatchWriteItem (25 events), PutItem (profile).
+    assert_eq!((c.dynamodb_requests, c.dynamodb_write_requests), (4, 2));
+    // 25 events of under 1 KB each, and one new profile item: DynamoDB Local reports what it charges.
+    assert!(c.wcu >= 26.0, "{c:?}");
+    assert!(c.rcu > 0.0, "{c:?}");
+    let t = tables();
+    let want: Vec<Action> = [
+        ("dynamodb:BatchGetItem", &t.profiles),
+        ("dynamodb:BatchWriteItem", &t.events),
+        ("dynamodb:GetItem", &t.tenants),
+        ("dynamodb:PutItem", &t.profiles),
+    ]
+    .iter()
+    .map(|(a, r)| Action {
+        action: a.to_string(),
+        resource: r.to_string(),
+    })
+    .collect();
+    assert_eq!(calls.actions().into_iter().collect::<Vec<_>>(), want);
+    assert_eq!(
+        calls.take_counts().dynamodb_requests,
+        0,
+        "take_counts resets"
+    );
+}
