@@ -1273,6 +1273,18 @@ async fn uninstall_withdraws_messaging_consent_at_once_and_drops_the_token() {
         t.access_token_ciphertext.is_none(),
         "the revoked token is dropped"
     );
+    // Uninstalling is discontinuing: the deletion starts at once (keys destroyed, 410 from now on).
+    assert_eq!(t.status, affinity::tenant::TenantStatus::Deleting);
+    assert!(t.pii_key_ciphertext.is_none(), "the PII key is shredded");
+    let job = s
+        .deletion(&t.tenant_id)
+        .await
+        .expect("read")
+        .expect("a deletion job");
+    assert_eq!(
+        serde_json::to_value(&job.trigger).expect("json"),
+        "bigcommerce:uninstall"
+    );
 }
 
 // ---- routes and events ----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ use affinity::config::{self, ConfigError};
 use affinity::http::{self, ApiError};
 use affinity::kms::{Kms, KmsError};
 use affinity::oauth::{self, bigcommerce, shopify, AppCredentials, Secret};
+use affinity::store::deletion::Trigger;
 use affinity::store::tenants::{install_path, InstallPath, OAuthState, Refresh, StateCheck};
 use affinity::store::{dynamo::DynamoStore, StoreError, TenantLookup};
 use affinity::tenant::{
@@ -571,10 +572,17 @@ async fn bigcommerce_uninstall(deps: &Deps, req: &Request) -> Result<Response<Bo
             StoreError::TenantInactive => ApiError::unknown_site(),
             e => storage(e),
         })?;
-    tracing::info!(platform = "bigcommerce", tenant_id = %t.tenant_id, "uninstalled: messaging consent withdrawn, token dropped");
+    // The merchant discontinued the service: every record of the store is deleted (the article's
+    // promise). This marks the tenant deleting and destroys its keys now; the tenant-delete function's
+    // schedule deletes the items and leaves the tombstone.
+    deps.store
+        .begin_deletion(&t.tenant_id, Trigger::BigCommerceUninstall, (deps.clock)())
+        .await
+        .map_err(storage)?;
+    tracing::info!(platform = "bigcommerce", tenant_id = %t.tenant_id, "uninstalled: consent withdrawn, token dropped, deletion started");
     Ok(http::json_response(
         StatusCode::OK,
-        &serde_json::json!({"uninstalled": true, "messaging_consent": false, "messaging_consent_at": at}),
+        &serde_json::json!({"uninstalled": true, "messaging_consent": false, "messaging_consent_at": at, "deletion": "started"}),
     ))
 }
 
