@@ -102,6 +102,7 @@ pub async fn ingest_deps() -> ingest::Deps<DynamoStore, DerivedPiiKeys> {
 /// Recommend dependencies over the real store, with per-tenant test PII keys.
 pub async fn recommend_deps() -> recommend::Deps<DynamoStore, DerivedPiiKeys> {
     recommend::Deps {
+        popularity: recommend::cache::PopularityCache::default(),
         store: store().await,
         pii_keys: DerivedPiiKeys,
         decay: Decay::default(),

@@ -56,3 +56,52 @@ async fn one_storefront_request_costs_a_tenant_read_a_profile_read_one_batch_and
         "take_counts resets"
     );
 }
+
+#[tokio::test]
+async fn a_recommendation_is_one_round_trip_and_a_warm_function_reuses_popularity() {
+    let site = unique_site("observe-recs");
+    create_tenant(&store().await, &site).await;
+    let events: Vec<_> = (0..5)
+        .map(|i| json!({"type": "view", "shopper_id": "g1", "product": {"id": format!("p{i}"), "category": "c"}}))
+        .collect();
+    let body = json!({ "events": events }).to_string();
+    let ingest = ingest_deps().await;
+    assert_eq!(
+        json_of(
+            ingest::handle(
+                &ingest,
+                request("POST", &format!("/v1/sites/{site}/events"), None, &body)
+            )
+            .await
+        )
+        .0,
+        200
+    );
+    aggregate_site(&site).await;
+
+    let calls = AwsCalls::default();
+    let aws = affinity::config::aws().await;
+    let deps = recommend::Deps {
+        store: DynamoStore::new(dynamodb_client(&aws, &calls), tables()),
+        pii_keys: affinity::pii::DerivedPiiKeys,
+        popularity: recommend::cache::PopularityCache::default(),
+        decay: affinity::profile::Decay::default(),
+        clock: affinity::now_ms,
+    };
+    let path = format!("/v1/sites/{site}/shoppers/g1/recommendations");
+    let (s, first) = json_of(recommend::handle(&deps, request("GET", &path, None, "")).await);
+    assert_eq!((s, first["items"].as_array().map(Vec::len)), (200, Some(5)));
+    let cold = calls.take_counts();
+    assert_eq!(
+        cold.dynamodb_requests, 1,
+        "tenant, profile and popularity in one BatchGetItem"
+    );
+    let (_, second) = json_of(recommend::handle(&deps, request("GET", &path, None, "")).await);
+    let warm = calls.take_counts();
+    assert_eq!(warm.dynamodb_requests, 1);
+    assert!(
+        warm.rcu < cold.rcu,
+        "the popularity item is not read again: {warm:?} vs {cold:?}"
+    );
+    assert_eq!(first["items"], second["items"]);
+}

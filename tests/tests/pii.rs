@@ -380,6 +380,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     assert!(ct.as_ref().len() > 32);
     // The messaging lookup meets the same key through the same KMS path.
     let recommend = recommend::Deps {
+        popularity: recommend::cache::PopularityCache::default(),
         store,
         pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),

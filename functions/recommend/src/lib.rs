@@ -20,6 +20,7 @@ pub const DEFAULT_LIMIT: usize = 10;
 /// Most items per answer.
 pub const MAX_LIMIT: usize = 50;
 
+pub mod cache;
 pub mod lookup;
 
 /// What the handler needs, built once per cold start.
@@ -28,6 +29,8 @@ pub struct Deps<S, K> {
     pub store: S,
     /// Tenants' PII keys, for messaging lookups by email or phone.
     pub pii_keys: K,
+    /// Tenants' popularity, reused for a minute.
+    pub popularity: cache::PopularityCache,
     /// Affinity decay.
     pub decay: Decay,
     /// The clock, epoch ms.
@@ -110,15 +113,21 @@ async fn recommend<S: RecommendSource, K>(
             "must be 1-128 characters of letters, digits and _=/+.-",
         ));
     }
+    let cached = deps.popularity.get(site_id);
     let read = deps
         .store
-        .recommend_read(site_id, &guest_key(shopper_id))
+        .recommend_read(site_id, &guest_key(shopper_id), cached.is_none())
         .await
         .map_err(storage)?;
     let tenant = read.tenant.ok_or_else(ApiError::unknown_site)?;
     if tenant.status != TenantStatus::Active {
         return Err(ApiError::site_deleted());
     }
+    let popularity = cached.or_else(|| {
+        let fresh = std::sync::Arc::new(read.popularity?);
+        deps.popularity.put(site_id, fresh.clone());
+        Some(fresh)
+    });
     let profile = match read.profile {
         Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
         Some(ProfileRecord::Alias { linked_to, .. }) => match deps
@@ -136,7 +145,7 @@ async fn recommend<S: RecommendSource, K>(
     let answer = rank::recommend(
         shopper_id,
         profile.as_ref(),
-        read.popularity.as_ref(),
+        popularity.as_deref(),
         limit,
         now,
         &deps.decay,

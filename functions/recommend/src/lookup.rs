@@ -210,11 +210,17 @@ where
         .collect();
     // 99 keys and the popularity fit one BatchGetItem; the 100th goes with the alias targets.
     let (first, rest) = keys.split_at(keys.len().min(99));
-    let (mut found, popularity) = deps
+    let cached = deps.popularity.get(site_id);
+    let (mut found, read) = deps
         .store
-        .lookup_read(site_id, first, true)
+        .lookup_read(site_id, first, cached.is_none())
         .await
         .map_err(storage)?;
+    let popularity = cached.or_else(|| {
+        let fresh = std::sync::Arc::new(read?);
+        deps.popularity.put(site_id, fresh.clone());
+        Some(fresh)
+    });
     let targets: Vec<String> = found
         .values()
         .filter_map(|r| match r {
@@ -273,7 +279,7 @@ where
                     Some((id, p)) => (Value::String(id.clone()), Some(*p)),
                     None => (Value::Null, None),
                 };
-                let r = rank::recommend("", profile, popularity.as_ref(), limit, now, &deps.decay);
+                let r = rank::recommend("", profile, popularity.as_deref(), limit, now, &deps.decay);
                 json!({"index": i, "matched": hit.is_some(), "shopper_id": id,
                     "preferred_categories": r.preferred_categories, "preferred_brands": r.preferred_brands, "items": r.items})
             }

@@ -19,6 +19,7 @@ async fn main() -> Result<(), Error> {
     let aws = config::aws().await;
     let calls = AwsCalls::default();
     let deps = recommend::Deps {
+        popularity: recommend::cache::PopularityCache::default(),
         store: DynamoStore::new(observe::dynamodb_client(&aws, &calls), tables),
         pii_keys: PiiKeys::new(
             Kms::new(observe::kms_client(&aws, &calls), kms_key_id),

@@ -433,6 +433,7 @@ impl RecommendSource for DynamoStore {
         &self,
         site_id: &str,
         shopper_key: &str,
+        with_popularity: bool,
     ) -> Result<RecommendRead, StoreError> {
         let mut request = HashMap::from([
             (
@@ -444,10 +445,12 @@ impl RecommendSource for DynamoStore {
                 Self::keys_of([profile_pk(site_id, shopper_key)])?,
             ),
         ]);
-        // Popularity may be a little stale: eventually consistent reads cost half.
-        let mut pop = Self::keys_of([site_id.to_string()])?;
-        pop.consistent_read = Some(false);
-        request.insert(self.tables.popularity.clone(), pop);
+        if with_popularity {
+            // Popularity may be a little stale: eventually consistent reads cost half.
+            let mut pop = Self::keys_of([site_id.to_string()])?;
+            pop.consistent_read = Some(false);
+            request.insert(self.tables.popularity.clone(), pop);
+        }
         let mut items = self.batch_get(request).await?;
         let mut first = |table: &str| items.remove(table).and_then(|v| v.into_iter().next());
         Ok(RecommendRead {

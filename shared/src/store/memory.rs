@@ -127,6 +127,7 @@ impl RecommendSource for MemoryStore {
         &self,
         site_id: &str,
         shopper_key: &str,
+        with_popularity: bool,
     ) -> Result<RecommendRead, StoreError> {
         self.read_check()?;
         Ok(RecommendRead {
@@ -134,7 +135,11 @@ impl RecommendSource for MemoryStore {
             profile: lock(&self.profiles)
                 .get(&(site_id.to_string(), shopper_key.to_string()))
                 .cloned(),
-            popularity: lock(&self.popularity).get(site_id).map(|(p, _)| p.clone()),
+            popularity: if with_popularity {
+                lock(&self.popularity).get(site_id).map(|(p, _)| p.clone())
+            } else {
+                None
+            },
         })
     }
 

@@ -214,7 +214,7 @@ pub trait EventSink: Send + Sync {
 
 /// The recommendation route's reads.
 pub trait RecommendSource: Send + Sync {
-    /// Tenant, profile item and popularity in one round trip.
+    /// Tenant, profile item and (when `with_popularity`) popularity in one round trip.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
@@ -222,6 +222,7 @@ pub trait RecommendSource: Send + Sync {
         &self,
         site_id: &str,
         shopper_key: &str,
+        with_popularity: bool,
     ) -> impl Future<Output = Result<RecommendRead, StoreError>> + Send;
 
     /// Profile items at `keys` and, when `with_popularity`, the tenant's popularity, in one round trip
