@@ -6,6 +6,7 @@ import base64
 import json
 import sys
 import unittest
+from unittest import mock
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,6 +48,149 @@ class TemplateTest(unittest.TestCase):
     def test_operator_routes_need_iam(self):
         iam = {r.route_key for r in cfn_template.routes(TEMPLATE) if r.auth == "AWS_IAM"}
         self.assertEqual(iam, {"DELETE /v1/tenants/{tenant_id}", "GET /v1/tenants/{tenant_id}/deletion"})
+
+
+class DeployableTemplateTest(unittest.TestCase):
+    """What a security review and `sam deploy` need of template.yaml (issue 6), beyond cfn-lint."""
+
+    resources = TEMPLATE["Resources"]
+
+    def of_type(self, kind):
+        return {lid: r for lid, r in self.resources.items() if r["Type"] == kind}
+
+    def test_the_deployed_template_has_no_dependency_cycle(self):
+        # cfn-lint and `sam validate` do not see a cycle through SAM's generated resources;
+        # CloudFormation refuses it at deploy time.
+        deployed = cfn_template.sam_transform(TEMPLATE)
+        self.assertIsNone(cfn_template.dependency_cycle(deployed))
+
+    def test_a_cycle_is_found(self):
+        tpl = {"Resources": {
+            "Key": {"Type": "AWS::KMS::Key", "Properties": {"P": {"Fn::GetAtt": ["Role", "Arn"]}}},
+            "Role": {"Type": "AWS::IAM::Role", "Properties": {"P": {"Fn::Sub": "${Table.Arn}/index/x"}}},
+            "Table": {"Type": "AWS::DynamoDB::Table", "Properties": {"K": {"Ref": "Key"}}},
+        }}
+        self.assertEqual(cfn_template.dependency_cycle(tpl), ["Key", "Role", "Table", "Key"])
+
+    def test_globals_as_the_issue_says(self):
+        g = TEMPLATE["Globals"]["Function"]
+        self.assertEqual((g["Runtime"], g["Architectures"], g["Handler"], g["Tracing"]),
+                         ("provided.al2023", ["arm64"], "bootstrap", "Active"))
+        self.assertEqual(g["LoggingConfig"]["LogFormat"], "JSON")
+        self.assertTrue(g["MemorySize"] and g["Timeout"])
+
+    def test_every_function_builds_with_cargo_lambda_and_has_its_own_role_and_log_group(self):
+        roles, groups = set(), set()
+        for lid, fn in self.of_type("AWS::Serverless::Function").items():
+            self.assertEqual(fn["Metadata"]["BuildMethod"], "rust-cargolambda", lid)
+            props = fn["Properties"]
+            roles.add(cfn_template.getatt_target(props["Role"])[0])
+            group = cfn_template.ref_target(props["LoggingConfig"]["LogGroup"])
+            groups.add(group)
+            self.assertIn("RetentionInDays", self.resources[group]["Properties"])
+            self.assertNotIn("Policies", props, "with an explicit Role, Policies would be ignored")
+        self.assertEqual(len(roles), 5)
+        self.assertEqual(len(groups), 5)
+
+    def test_tables_are_on_demand_encrypted_with_the_data_key_recoverable_and_protected(self):
+        for lid, table in self.of_type("AWS::DynamoDB::Table").items():
+            p = table["Properties"]
+            self.assertEqual(table["DeletionPolicy"], "Retain", lid)
+            self.assertEqual(p["BillingMode"], "PAY_PER_REQUEST", lid)
+            self.assertEqual(p["SSESpecification"], {"SSEEnabled": True, "SSEType": "KMS",
+                                                      "KMSMasterKeyId": {"Ref": "DataKey"}}, lid)
+            self.assertTrue(p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], lid)
+            self.assertTrue(p["DeletionProtectionEnabled"], lid)
+        for lid in ("TenantsTable", "EventsTable"):
+            self.assertEqual(self.resources[lid]["Properties"]["TimeToLiveSpecification"],
+                             {"AttributeName": "expires_at", "Enabled": True})
+
+    def test_keys_rotate_and_no_key_policy_has_a_wildcard_principal(self):
+        for lid, key in self.of_type("AWS::KMS::Key").items():
+            self.assertTrue(key["Properties"]["EnableKeyRotation"], lid)
+            for s in key["Properties"]["KeyPolicy"]["Statement"]:
+                self.assertNotEqual(s["Principal"], "*")
+                self.assertNotIn("*", cfn_template._as_list(s["Principal"].get("AWS", [])))
+
+    def test_secrets_are_no_echo_parameters(self):
+        params = TEMPLATE["Parameters"]
+        for name in ("ShopifyClientSecret", "BigCommerceClientSecret"):
+            self.assertTrue(params[name]["NoEcho"], name)
+
+    def test_stage_throttling_the_schedule_and_the_api_url(self):
+        api = self.resources["HttpApi"]["Properties"]
+        self.assertEqual(set(api["DefaultRouteSettings"]), {"ThrottlingBurstLimit", "ThrottlingRateLimit"})
+        sweep = self.resources["TenantDeleteFunction"]["Properties"]["Events"]["Sweep"]
+        self.assertEqual((sweep["Type"], sweep["Properties"]["Schedule"]), ("Schedule", "rate(1 minute)"))
+        self.assertIn("ApiUrl", TEMPLATE["Outputs"])
+
+
+class PermissionsTest(unittest.TestCase):
+    """scripts/cfn_template.py permissions: what tests/tests/iam_scope.rs compares with the code."""
+
+    @staticmethod
+    def template(*statements, key_statements=()):
+        return {
+            "Globals": {"Function": {"Environment": {"Variables": {"KMS_KEY_ID": {"Ref": "DataKey"},
+                                                                     "TENANTS_TABLE": {"Ref": "TenantsTable"}}}}},
+            "Resources": {
+                "TenantsTable": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+                "FnLogs": {"Type": "AWS::Logs::LogGroup", "Properties": {}},
+                "FnRole": {"Type": "AWS::IAM::Role", "Properties": {}},
+                "FnPolicy": {"Type": "AWS::IAM::Policy", "Properties": {
+                    "Roles": [{"Ref": "FnRole"}],
+                    "PolicyDocument": {"Statement": list(statements)}}},
+                "DataKey": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": list(key_statements)}}},
+                "Fn": {"Type": "AWS::Serverless::Function", "Metadata": {"BuildProperties": {"Binary": "fn"}},
+                       "Properties": {"Role": {"Fn::GetAtt": ["FnRole", "Arn"]}}},
+            },
+        }
+
+    def allowed(self, tpl):
+        return {(a["action"], a["resource"]) for a in cfn_template.permissions(tpl)["Fn"]["allowed"]}
+
+    def test_resources_are_named_as_the_recorder_names_them(self):
+        tpl = self.template(
+            {"Effect": "Allow", "Action": ["dynamodb:Query"],
+             "Resource": [{"Fn::GetAtt": ["TenantsTable", "Arn"]}, {"Fn::Sub": "${TenantsTable.Arn}/index/by_site"}]},
+            {"Effect": "Allow", "Action": "dynamodb:GetRecords", "Resource": {"Fn::GetAtt": ["TenantsTable", "StreamArn"]}},
+            {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": {"Fn::GetAtt": ["FnLogs", "Arn"]}},
+            key_statements=[
+                {"Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": ["FnRole", "Arn"]}}, "Action": "kms:Decrypt",
+                 "Resource": "*", "Condition": {"StringEquals": {"kms:EncryptionContext:purpose": "pii-hash-key"}}},
+                {"Effect": "Allow", "Principal": {"AWS": [{"Fn::GetAtt": ["FnRole", "Arn"]}]}, "Action": "kms:Decrypt",
+                 "Resource": "*", "Condition": {"StringEquals": {
+                     "kms:ViaService": {"Fn::Sub": "dynamodb.${AWS::Region}.amazonaws.com"},
+                     "kms:CallerAccount": {"Ref": "AWS::AccountId"}}}},
+                {"Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": ["FnRole", "Arn"]}}, "Action": "kms:Encrypt",
+                 "Resource": "*"},
+            ])
+        with mock.patch.dict("os.environ", {"TENANTS_TABLE": "t-local"}):
+            self.assertEqual(self.allowed(tpl), {
+                ("dynamodb:Query", "t-local"), ("dynamodb:Query", "t-local/index/by_site"),
+                ("dynamodb:GetRecords", "t-local/stream"), ("logs:PutLogEvents", "log-group:FnLogs"),
+                ("kms:Decrypt", "purpose=pii-hash-key"), ("kms:Decrypt", "via=dynamodb"),
+                ("kms:Encrypt", "key:DataKey"),
+            })
+
+    def test_what_it_cannot_judge_is_refused(self):
+        table = {"Fn::GetAtt": ["TenantsTable", "Arn"]}
+        for bad in (
+            {"Effect": "Deny", "Action": "dynamodb:GetItem", "Resource": table},
+            {"Effect": "Allow", "NotAction": "dynamodb:GetItem", "Resource": table},
+            {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": table,
+             "Condition": {"StringEquals": {"aws:SourceVpc": "x"}}},
+            {"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "arn:aws:dynamodb:*:*:table/*"},
+        ):
+            with self.subTest(bad=bad), self.assertRaises(cfn_template.PolicyError):
+                cfn_template.permissions(self.template(bad))
+
+    def test_the_real_template_is_readable(self):
+        perms = cfn_template.permissions(TEMPLATE)
+        self.assertEqual(set(perms), {"IngestFunction", "RecommendFunction", "AggregateFunction",
+                                      "ConsentFunction", "TenantDeleteFunction"})
+        read_only = {a["action"] for a in perms["RecommendFunction"]["allowed"] if a["action"].startswith("dynamodb:")}
+        self.assertEqual(read_only, {"dynamodb:GetItem", "dynamodb:BatchGetItem"}, "recommend is read only")
 
 
 class CreateTablesTest(unittest.TestCase):
