@@ -5,15 +5,18 @@ SHELL := /bin/bash
 # Runs a command with the local stack's environment (AWS_ENDPOINT_URL_*, table names, AFFINITY_API_URL).
 WITH_STACK_ENV = set -a && source .stack/env && set +a &&
 
-.PHONY: help setup up down demo test lint bench
+.PHONY: help setup up down demo test lint bench sam-build
 
 help:
 	@echo "make setup  install the local tools into .tools/ (python venv, DynamoDB Local, cargo-lambda)"
 	@echo "make up     run the whole service locally (stays in the foreground; Ctrl-C stops it)"
 	@echo "make down   stop what 'make up' / 'make demo' started"
 	@echo "make demo   start the service, install a demo store via OAuth, replay real shop data, show recommendations"
-	@echo "make test   cfn-lint, script tests, cargo test --workspace against DynamoDB Local + moto"
+	@echo "make test   template checks (cfn-lint, sam validate --lint, checkov), events/ shapes, script tests,"
+	@echo "           cargo test --workspace (IAM proof included) against DynamoDB Local + moto,"
+	@echo "           events/ through cargo lambda invoke, sam build"
 	@echo "make lint   cargo fmt --check, cargo clippy -D warnings"
+	@echo "make sam-build  sam build: the arm64 release binaries sam deploy uploads (.aws-sam/build)"
 	@echo "make bench  (not written yet)"
 
 setup:
@@ -30,6 +33,10 @@ demo: setup
 
 test:
 	@scripts/test.sh
+
+# Also part of make test; alone, before `sam deploy`.
+sam-build: setup
+	@AFFINITY_SKIP_SETUP=1 scripts/sam_build.sh
 
 lint:
 	cargo fmt --all --check

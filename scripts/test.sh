@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # make test: every check that needs no cloud, with the local stand-ins it needs.
-#   1. cfn-lint template.yaml
-#   2. unit tests of these scripts (python unittest)
-#   3. DynamoDB Local + moto (scripts/stack.sh up, in .stack/test so a `make up` can keep running)
-#   4. cargo test --workspace --no-fail-fast, with the stack's environment (AWS_ENDPOINT_URL_DYNAMODB, ...)
+#   1. template.yaml: cfn-lint; sam validate --lint; checkov (every finding fixed or skipped in the
+#      template with its reason)
+#   2. events/*.json: the event shape of the function that receives each (scripts/check_events.py)
+#   3. unit tests of these scripts (python unittest; also: the deployed template has no dependency
+#      cycle, the permissions reader)
+#   4. DynamoDB Local + moto (scripts/stack.sh up, in .stack/test so a `make up` can keep running)
+#   5. cargo test --workspace --no-fail-fast, with the stack's environment (AWS_ENDPOINT_URL_DYNAMODB,
+#      ...); among them tests/tests/iam_scope.rs, the IAM proof
+#   6. every events/*.json through `cargo lambda invoke` on its function (scripts/invoke_events.sh)
+#   7. sam build: the arm64 release binaries that `sam deploy` would upload (scripts/sam_build.sh)
 # Runs them all, stops the stack whatever happens, exits non-zero if any step failed, and ends with
 # one line "summary: N passed, M failed" (every test and check) for CI.
 set -uo pipefail
@@ -16,14 +22,27 @@ failed=()
 passed_n=0
 failed_n=0
 step() { printf '\n== %s\n' "$*" >&2; }
+# check NAME CMD...: one check, counted once.
+check() {
+  local name="$1"
+  shift
+  step "$name"
+  if "$@"; then passed_n=$((passed_n + 1)); else
+    failed+=("$name")
+    failed_n=$((failed_n + 1))
+  fi
+}
 out="$(mktemp)"
 trap 'rm -f "$out"; "$ROOT/scripts/stack.sh" down' EXIT
+# The SAM CLI: no telemetry; `sam validate` needs a region, not an account.
+export SAM_CLI_TELEMETRY=0
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
-step "cfn-lint template.yaml"
-if "$VENV/bin/cfn-lint" template.yaml; then passed_n=$((passed_n + 1)); else
-  failed+=("cfn-lint")
-  failed_n=$((failed_n + 1))
-fi
+check "cfn-lint template.yaml" "$VENV/bin/cfn-lint" template.yaml
+check "sam validate --lint" "$VENV/bin/sam" validate --lint --template-file template.yaml
+check "checkov -f template.yaml" "$ROOT/.tools/checkov-venv/bin/checkov" -f template.yaml --skip-download \
+  --compact --quiet
+check "events/*.json: shapes (sam local invoke -e)" "$PY" scripts/check_events.py >/dev/null
 
 step "script unit tests"
 "$PY" -m unittest discover -s scripts/tests 2>&1 | tee "$out"
@@ -49,12 +68,22 @@ if AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up; then
   failed_n=$((failed_n + f))
   # A build failure runs no test at all: count it, so the summary cannot read as a pass.
   if [[ " ${failed[*]} " == *" cargo test "* && $f == 0 ]]; then failed_n=$((failed_n + 1)); fi
+
+  step "events/*.json through cargo lambda invoke"
+  "$ROOT/scripts/invoke_events.sh" | tee "$out"
+  [[ ${PIPESTATUS[0]} == 0 ]] || failed+=("cargo lambda invoke events")
+  read -r p f < <(sed -n 's/^invoke_events: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
+  passed_n=$((passed_n + ${p:-0}))
+  failed_n=$((failed_n + ${f:-0}))
+  if [[ " ${failed[*]} " == *" cargo lambda invoke events "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
 else
   failed+=("stack up")
   failed_n=$((failed_n + 1))
 fi
 
-"$ROOT/scripts/stack.sh" down # now, so that the summary below is the last line
+"$ROOT/scripts/stack.sh" down # now: sam build needs no stack, and the summary below is the last line
+check "sam build (arm64, cargo lambda)" env AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/sam_build.sh"
+
 if ((${#failed[@]})); then
   printf '\nmake test: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
 else

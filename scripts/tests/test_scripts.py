@@ -13,6 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cfn_template  # noqa: E402
+import check_events  # noqa: E402
 import create_tables  # noqa: E402
 import gateway  # noqa: E402
 import stream_pump  # noqa: E402
@@ -191,6 +192,58 @@ class PermissionsTest(unittest.TestCase):
                                       "ConsentFunction", "TenantDeleteFunction"})
         read_only = {a["action"] for a in perms["RecommendFunction"]["allowed"] if a["action"].startswith("dynamodb:")}
         self.assertEqual(read_only, {"dynamodb:GetItem", "dynamodb:BatchGetItem"}, "recommend is read only")
+
+
+class CheckEventsTest(unittest.TestCase):
+    """scripts/check_events.py finds what `sam local invoke -e` would hand a function wrongly."""
+
+    @staticmethod
+    def event(name):
+        return json.loads((cfn_template.REPO_ROOT / "events" / name).read_text())
+
+    def problems(self, event):
+        return check_events.check(event, TEMPLATE)
+
+    def test_the_samples_pass_and_name_their_function(self):
+        self.assertEqual(self.problems(self.event("recommend.json")), ([], "RecommendFunction"))
+        self.assertEqual(self.problems(self.event("tenant-delete-schedule.json")), ([], "TenantDeleteFunction"))
+        self.assertEqual(self.problems(self.event("aggregate-stream.json")), ([], "AggregateFunction"))
+
+    def test_http_mistakes_are_named(self):
+        e = self.event("recommend.json")
+        del e["requestContext"]["http"]["method"]
+        e["requestContext"]["timeEpoch"] = "1795968000000"
+        problems, _ = self.problems(e)
+        self.assertIn("missing requestContext.http.method", problems)
+        self.assertIn("requestContext.timeEpoch is string, the SAM sample's is number", problems)
+        e = self.event("recommend.json")
+        e["routeKey"] = e["requestContext"]["routeKey"] = "GET /v1/nowhere"
+        self.assertEqual(self.problems(e)[1], None)
+        e = self.event("recommend.json")
+        e["pathParameters"]["site_id"] = "other"
+        self.assertTrue(any("pathParameters" in p for p in self.problems(e)[0]))
+
+    def test_iam_context_only_on_operator_routes(self):
+        e = self.event("tenant-delete.json")
+        del e["requestContext"]["authorizer"]
+        self.assertIn("an AWS_IAM route: requestContext.authorizer.iam is missing", self.problems(e)[0])
+        e = self.event("recommend.json")
+        e["requestContext"]["authorizer"] = {"iam": {}}
+        self.assertIn("requestContext.authorizer.iam on a route without IAM authorization", self.problems(e)[0])
+
+    def test_stream_batches_come_from_the_table_that_feeds_a_function(self):
+        e = self.event("aggregate-stream.json")
+        e["Records"][0]["eventSourceARN"] = e["Records"][0]["eventSourceARN"].replace("affinity-events", "affinity-profiles")
+        e["Records"][1]["dynamodb"]["StreamViewType"] = "KEYS_ONLY"
+        problems, _ = self.problems(e)
+        self.assertIn("Records[0]: eventSourceARN is no stream that feeds a function of template.yaml", problems)
+        self.assertIn("Records[1]: StreamViewType must be NEW_IMAGE, the table's", problems)
+
+    def test_unknown_events_are_refused(self):
+        self.assertEqual(self.problems({"hello": 1})[1], None)
+        e = self.event("tenant-delete-schedule.json")
+        e["detail-type"] = "Something"
+        self.assertTrue(self.problems(e)[0])
 
 
 class CreateTablesTest(unittest.TestCase):
