@@ -1282,7 +1282,7 @@ async fn uninstall_withdraws_messaging_consent_at_once_and_drops_the_token() {
         .expect("read")
         .expect("a deletion job");
     assert_eq!(
-        serde_json::to_value(&job.trigger).expect("json"),
+        serde_json::to_value(job.trigger).expect("json"),
         "bigcommerce:uninstall"
     );
 }

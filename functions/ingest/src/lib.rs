@@ -181,12 +181,37 @@ where
     if !event::is_valid_id(&site_id) {
         return Err(ApiError::unknown_site());
     }
-    let tenant = admit(
-        deps.store.tenant_by_site(&site_id).await.map_err(storage)?,
-        mode,
-        req,
-    )?;
     let now = (deps.clock)();
+    let mut summary = IngestSummary::default();
+    let mut valid = Vec::with_capacity(raw.len());
+    for (i, v) in raw.iter().enumerate() {
+        match event::validate(v, i, now, mode) {
+            Ok(e) => valid.push((i, e)),
+            Err(r) => summary.rejected.push(r),
+        }
+    }
+    // Storefront requests read the tenant and their shoppers' profiles in one round trip (the tenant
+    // is checked before anything is written). Imports check the API key before reading any profile.
+    let (tenant, preloaded) = match mode {
+        IngestMode::Live if !valid.is_empty() => {
+            let keys = base_keys(&valid);
+            let asked: Vec<String> = keys.iter().cloned().collect();
+            let (tenant, found) = deps
+                .store
+                .tenant_and_profiles(&site_id, &asked)
+                .await
+                .map_err(storage)?;
+            (admit(tenant, mode, req)?, Some((keys, found)))
+        }
+        _ => (
+            admit(
+                deps.store.tenant_by_site(&site_id).await.map_err(storage)?,
+                mode,
+                req,
+            )?,
+            None,
+        ),
+    };
     // Personal data is processed only under the tenant's messaging consent, and never for a browser
     // that sends Global Privacy Control (https://globalprivacycontrol.github.io/gpc-spec/).
     let gpc = req
@@ -195,46 +220,42 @@ where
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
     let consent = tenant.messaging_consent && !gpc;
     let mut pepper = None;
-
-    let mut summary = IngestSummary::default();
-    let mut valid = Vec::with_capacity(raw.len());
-    for (i, v) in raw.iter().enumerate() {
-        match event::validate(v, i, now, mode) {
-            Ok(mut e) => {
-                if !e.pii.is_empty() {
-                    if consent {
-                        if pepper.is_none() {
-                            pepper = Some(deps.pii_keys.pii_key(&tenant).await.map_err(|err| {
-                                tracing::error!(error = %err, "PII key unavailable");
-                                ApiError::unavailable("the store's PII key is unavailable; nothing was stored, retry later")
-                            })?);
-                        }
-                        let Some(key) = pepper.as_deref() else {
-                            continue;
-                        };
-                        match pii::identities(key, &e.pii, tenant.default_region.as_deref()) {
-                            Ok(ids) => e.identities = ids,
-                            Err((field, why)) => {
-                                summary.rejected.push(Rejection {
-                                    index: i,
-                                    field: field.into(),
-                                    reason: why.to_string(),
-                                });
-                                continue;
-                            }
-                        }
-                    } else {
-                        summary.pii_dropped += 1;
-                    }
-                    // The plaintext goes no further than here.
-                    e.pii = Default::default();
+    let mut kept = Vec::with_capacity(valid.len());
+    for (i, mut e) in valid {
+        if !e.pii.is_empty() {
+            if consent {
+                if pepper.is_none() {
+                    pepper = Some(deps.pii_keys.pii_key(&tenant).await.map_err(|err| {
+                        tracing::error!(error = %err, "PII key unavailable");
+                        ApiError::unavailable(
+                            "the store's PII key is unavailable; nothing was stored, retry later",
+                        )
+                    })?);
                 }
-                valid.push((i, e));
+                let Some(key) = pepper.as_deref() else {
+                    continue;
+                };
+                match pii::identities(key, &e.pii, tenant.default_region.as_deref()) {
+                    Ok(ids) => e.identities = ids,
+                    Err((field, why)) => {
+                        summary.rejected.push(Rejection {
+                            index: i,
+                            field: field.into(),
+                            reason: why.to_string(),
+                        });
+                        continue;
+                    }
+                }
+            } else {
+                summary.pii_dropped += 1;
             }
-            Err(r) => summary.rejected.push(r),
+            // The plaintext goes no further than here.
+            e.pii = Default::default();
         }
+        kept.push((i, e));
     }
-    let not_stored = apply(deps, &site_id, valid, now, &mut summary).await;
+    summary.rejected.sort_by_key(|r| r.index);
+    let not_stored = apply(deps, &site_id, kept, now, &mut summary, preloaded).await;
     tracing::info!(
         site_id = %site_id,
         mode = ?mode,
@@ -314,6 +335,7 @@ async fn load<S: ProfileStore>(
     store: &S,
     site_id: &str,
     events: &[(usize, Event)],
+    preloaded: Option<Preloaded>,
 ) -> Result<HashMap<String, ProfileRecord>, StoreError> {
     let mut keys: BTreeSet<String> = BTreeSet::new();
     for (_, e) in events {
@@ -323,8 +345,11 @@ async fn load<S: ProfileStore>(
         }
         keys.extend(e.identities.iter().cloned());
     }
-    let keys: Vec<String> = keys.into_iter().collect();
-    let mut records = store.profiles(site_id, &keys).await?;
+    let (requested, mut records) = preloaded.unwrap_or_default();
+    let missing: Vec<String> = keys.difference(&requested).cloned().collect();
+    if !missing.is_empty() {
+        records.extend(store.profiles(site_id, &missing).await?);
+    }
     let targets: Vec<String> = records
         .values()
         .filter_map(|r| match r {
@@ -342,6 +367,21 @@ async fn load<S: ProfileStore>(
     Ok(records)
 }
 
+/// Profile items already read with the tenant: the keys asked for, and what was found.
+type Preloaded = (BTreeSet<String>, HashMap<String, ProfileRecord>);
+
+/// The profile keys a request's events name before any personal data is hashed: guest and customer.
+fn base_keys(events: &[(usize, Event)]) -> BTreeSet<String> {
+    let mut keys = BTreeSet::new();
+    for (_, e) in events {
+        keys.insert(guest_key(&e.shopper_id));
+        if let Some(c) = &e.customer_id {
+            keys.insert(customer_key(c));
+        }
+    }
+    keys
+}
+
 /// Stores the new events and updates profiles. Returns the request indices of events not stored.
 async fn apply<S, K>(
     deps: &Deps<S, K>,
@@ -349,6 +389,7 @@ async fn apply<S, K>(
     events: Vec<(usize, Event)>,
     now: i64,
     summary: &mut IngestSummary,
+    preloaded: Option<Preloaded>,
 ) -> Vec<usize>
 where
     S: ProfileStore + EventSink,
@@ -356,7 +397,7 @@ where
     if events.is_empty() {
         return Vec::new();
     }
-    let records = match load(&deps.store, site_id, &events).await {
+    let records = match load(&deps.store, site_id, &events, preloaded).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "profile read failed");
@@ -536,7 +577,7 @@ async fn save_group<S: ProfileStore, K>(
             Err(e) => last = e,
         }
         // Someone else wrote first: read again what this group touches, and plan again.
-        let fresh = load(&deps.store, site_id, group).await?;
+        let fresh = load(&deps.store, site_id, group, None).await?;
         let mut keys: Vec<String> = group
             .iter()
             .map(|(_, e)| guest_key(&e.shopper_id))

@@ -123,6 +123,23 @@ fn profile_from_item(mut item: Item) -> Result<ProfileRecord, StoreError> {
     })
 }
 
+/// Profile items read back, keyed by shopper key (the `pk` without its `{site_id}#` prefix).
+fn profiles_from_items(
+    site_id: &str,
+    items: impl IntoIterator<Item = Item>,
+) -> Result<HashMap<String, ProfileRecord>, StoreError> {
+    let prefix = format!("{site_id}#");
+    let mut found = HashMap::new();
+    for item in items {
+        let Some(AttributeValue::S(pk)) = item.get("pk") else {
+            return Err(StoreError::Corrupt("profile without pk".into()));
+        };
+        let key = pk.strip_prefix(&prefix).unwrap_or(pk).to_string();
+        found.insert(key, profile_from_item(item)?);
+    }
+    Ok(found)
+}
+
 fn profile_to_item(
     site_id: &str,
     key: &str,
@@ -304,22 +321,47 @@ impl ProfileStore for DynamoStore {
         keys: &[String],
     ) -> Result<HashMap<String, ProfileRecord>, StoreError> {
         let mut out = HashMap::new();
-        let prefix = format!("{site_id}#");
         for chunk in keys.chunks(100) {
             let request = HashMap::from([(
                 self.tables.profiles.clone(),
                 Self::keys_of(chunk.iter().map(|k| profile_pk(site_id, k)))?,
             )]);
             let items = self.batch_get(request).await?;
-            for item in items.into_values().flatten() {
-                let Some(AttributeValue::S(pk)) = item.get("pk") else {
-                    return Err(StoreError::Corrupt("profile without pk".into()));
-                };
-                let key = pk.strip_prefix(&prefix).unwrap_or(pk).to_string();
-                out.insert(key, profile_from_item(item)?);
-            }
+            out.extend(profiles_from_items(site_id, items.into_values().flatten())?);
         }
         Ok(out)
+    }
+
+    async fn tenant_and_profiles(
+        &self,
+        site_id: &str,
+        keys: &[String],
+    ) -> Result<(Option<Tenant>, HashMap<String, ProfileRecord>), StoreError> {
+        let (first, rest) = keys.split_at(keys.len().min(99));
+        let mut request = HashMap::from([(
+            self.tables.tenants.clone(),
+            Self::keys_of([tenant_pk(site_id)])?,
+        )]);
+        if !first.is_empty() {
+            request.insert(
+                self.tables.profiles.clone(),
+                Self::keys_of(first.iter().map(|k| profile_pk(site_id, k)))?,
+            );
+        }
+        let mut items = self.batch_get(request).await?;
+        let tenant = items
+            .remove(&self.tables.tenants)
+            .and_then(|v| v.into_iter().next())
+            .map(tenant_from_item)
+            .transpose()?;
+        let mut found = profiles_from_items(
+            site_id,
+            items.remove(&self.tables.profiles).unwrap_or_default(),
+        )?;
+        if !rest.is_empty() {
+            found.extend(self.profiles(site_id, rest).await?);
+        }
+        Ok((tenant, found))
     }
 
     async fn save_profiles(
@@ -494,15 +536,10 @@ impl RecommendSource for DynamoStore {
             return Ok((HashMap::new(), None));
         }
         let mut items = self.batch_get(request).await?;
-        let prefix = format!("{site_id}#");
-        let mut found = HashMap::new();
-        for item in items.remove(&self.tables.profiles).unwrap_or_default() {
-            let Some(AttributeValue::S(pk)) = item.get("pk") else {
-                return Err(StoreError::Corrupt("profile without pk".into()));
-            };
-            let key = pk.strip_prefix(&prefix).unwrap_or(pk).to_string();
-            found.insert(key, profile_from_item(item)?);
-        }
+        let found = profiles_from_items(
+            site_id,
+            items.remove(&self.tables.profiles).unwrap_or_default(),
+        )?;
         let pop = items
             .remove(&self.tables.popularity)
             .and_then(|v| v.into_iter().next())

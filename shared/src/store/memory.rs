@@ -74,6 +74,15 @@ impl ProfileStore for MemoryStore {
             .collect())
     }
 
+    async fn tenant_and_profiles(
+        &self,
+        site_id: &str,
+        keys: &[String],
+    ) -> Result<(Option<Tenant>, HashMap<String, ProfileRecord>), StoreError> {
+        let tenant = TenantLookup::tenant_by_site(self, site_id).await?;
+        Ok((tenant, ProfileStore::profiles(self, site_id, keys).await?))
+    }
+
     async fn save_profiles(
         &self,
         site_id: &str,

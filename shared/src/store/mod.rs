@@ -194,6 +194,17 @@ pub trait ProfileStore: Send + Sync {
         keys: &[String],
     ) -> impl Future<Output = Result<HashMap<String, ProfileRecord>, StoreError>> + Send;
 
+    /// The tenant of `site_id` (strongly consistent) and the profile items at `keys`, in one round trip
+    /// when there are at most 99 keys (the storefront ingest path).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn tenant_and_profiles(
+        &self,
+        site_id: &str,
+        keys: &[String],
+    ) -> impl Future<Output = Result<(Option<Tenant>, HashMap<String, ProfileRecord>), StoreError>> + Send;
+
     /// Writes all of `writes` or none of them, each conditional on its expected version.
     ///
     /// # Errors
