@@ -1,5 +1,8 @@
 //! In-process costs of the hot paths (criterion): a 500-event ingest body parsed, validated, hashed and
-//! folded into profiles; one profile update; one recommendation ranking.
+//! folded into profiles; one profile update; one recommendation ranking. Then where that time goes
+//! (the ingest stages one by one), and the per-request item costs the first three leave out: a
+//! profile item read and written (DynamoDB attribute maps, serde_dynamo), the popularity item that
+//! every recommendation deserializes, and one stream batch of aggregation.
 //!
 //! `cargo bench -p affinity --bench core` (or `make bench`). Input: the first 500 rows of the REES46
 //! sample in `data/`, every other event carrying an email (hashed with a tenant key, as under consent).
@@ -13,6 +16,7 @@ use affinity::profile::{Decay, Profile};
 use affinity::rank::recommend;
 use affinity::store::dynamo::event_to_item;
 use affinity::store::StoredEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
 
@@ -152,5 +156,190 @@ fn ranking(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, ingest_batch, profile_update, ranking);
+/// DynamoDB's size of an item: attribute names plus values (S, N, B; lists and maps recursively).
+fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
+    fn value(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::L(l) => 3 + l.iter().map(|x| 1 + value(x)).sum::<usize>(),
+            AttributeValue::M(m) => {
+                3 + m.iter().map(|(k, x)| 1 + k.len() + value(x)).sum::<usize>()
+            }
+            _ => 1,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
+/// The stages of the `ingest` group one by one, on the same 500 events.
+fn ingest_stages(c: &mut Criterion) {
+    let body = serde_json::to_vec(&json!({"events": rees46_events(500)})).expect("body");
+    let key = PiiKey::new([7; 32]);
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let parsed: Value = serde_json::from_slice(&body).expect("json");
+    let raw = parsed["events"].as_array().expect("events").clone();
+    let validated: Vec<_> = raw
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
+        .collect();
+    let mut g = c.benchmark_group("ingest stages, 500 events");
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("1 parse the JSON body", |b| {
+        b.iter(|| serde_json::from_slice::<Value>(&body).expect("json"))
+    });
+    g.bench_function("2 validate", |b| {
+        b.iter(|| {
+            raw.iter()
+                .enumerate()
+                .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
+                .count()
+        })
+    });
+    g.bench_function("3 hash the emails (250 of 500 events)", |b| {
+        b.iter(|| {
+            validated
+                .iter()
+                .filter(|e| !e.pii.is_empty())
+                .map(|e| identities(&key, &e.pii, None).map_or(0, |v| v.len()))
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("4 event items (StoredEvent + serde_dynamo)", |b| {
+        b.iter(|| {
+            validated
+                .iter()
+                .map(|e| {
+                    event_to_item(&StoredEvent::from_event("site", e, now, 86_400))
+                        .expect("item")
+                        .len()
+                })
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("5 profiles (apply + trim)", |b| {
+        b.iter(|| {
+            let mut profiles: HashMap<&str, Profile> = HashMap::new();
+            for e in &validated {
+                let p = profiles.entry(e.shopper_id.as_str()).or_default();
+                if !p.has_seen(&e.event_id) {
+                    p.apply(e, &decay);
+                }
+            }
+            for p in profiles.values_mut() {
+                p.trim();
+            }
+            profiles.len()
+        })
+    });
+    g.finish();
+}
+
+/// Per request, ingest reads the shopper's profile item and writes it back: attribute map to Profile
+/// and back (serde_dynamo). A full profile (50 categories, 50 brands, 20 views, 256 seen ids) and
+/// the typical one of the replay (a few events).
+fn profile_item(c: &mut Criterion) {
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let events: Vec<_> = rees46_events(2000)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
+        .collect();
+    let mut full = Profile::default();
+    for e in &events {
+        full.apply(e, &decay);
+    }
+    full.trim();
+    let mut small = Profile::default();
+    for e in events.iter().take(4) {
+        small.apply(e, &decay);
+    }
+    small.trim();
+    for (name, p) in [("full", &full), ("4 events", &small)] {
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(p).expect("item");
+        eprintln!("profile item ({name}): {} bytes", item_bytes(&item));
+        c.bench_function(
+            &format!("profile item ({name}): from_item + to_item"),
+            |b| {
+                b.iter_batched(
+                    || item.clone(),
+                    |item| {
+                        let p: Profile = serde_dynamo::from_item(item).expect("profile");
+                        serde_dynamo::to_item::<_, HashMap<String, AttributeValue>>(&p)
+                            .expect("item")
+                    },
+                    BatchSize::SmallInput,
+                )
+            },
+        );
+    }
+}
+
+/// The popularity item (top 1,000 products): every recommendation reads and deserializes it; every
+/// stream batch reads it, adds its events, trims and writes it back.
+fn popularity_item(c: &mut Criterion) {
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let events: Vec<_> = rees46_events(17_000)
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
+        .collect();
+    let mut pop = Popularity::default();
+    for e in &events {
+        let products: Vec<_> = e.products().collect();
+        pop.add(e.kind, &products, e.timestamp_ms, &decay);
+    }
+    pop.trim();
+    let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&pop).expect("item");
+    eprintln!(
+        "popularity item: {} products, {} bytes",
+        pop.products.len(),
+        item_bytes(&item)
+    );
+    c.bench_function(
+        "recommend: popularity item from_item (1,000 products)",
+        |b| {
+            b.iter_batched(
+                || item.clone(),
+                |item| serde_dynamo::from_item::<_, Popularity>(item).expect("popularity"),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    let batch: Vec<_> = events.iter().take(1000).collect();
+    let mut g = c.benchmark_group("aggregate");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function(
+        "stream batch: 1,000 events into a full popularity, trim, to_item",
+        |b| {
+            b.iter_batched(
+                || pop.clone(),
+                |mut p| {
+                    for e in &batch {
+                        let products: Vec<_> = e.products().collect();
+                        p.add(e.kind, &products, e.timestamp_ms, &decay);
+                    }
+                    p.trim();
+                    serde_dynamo::to_item::<_, HashMap<String, AttributeValue>>(&p).expect("item")
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    ingest_batch,
+    profile_update,
+    ranking,
+    ingest_stages,
+    profile_item,
+    popularity_item
+);
 criterion_main!(benches);
