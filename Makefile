@@ -17,7 +17,7 @@ help:
 	@echo "           events/ through cargo lambda invoke, sam build"
 	@echo "make lint   cargo fmt --check, cargo clippy -D warnings"
 	@echo "make sam-build  sam build: the arm64 release binaries sam deploy uploads (.aws-sam/build)"
-	@echo "make bench  (not written yet)"
+	@echo "make bench  measure: criterion, cold start, arm64 sizes, the REES46 replay vs a bare-SDK floor -> BENCHMARKS.md"
 
 setup:
 	@scripts/setup.sh
@@ -42,5 +42,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-bench:
-	@echo "bench: no benchmark yet"
+# Installs what it needs like `make demo`, runs every measurement of issue 7 on its own stack
+# (.stack/bench, stopped at the end), raw results in bench/results/, tables in BENCHMARKS.md.
+bench: setup
+	@bench/run.sh
