@@ -17,16 +17,21 @@ async fn main() -> Result<(), Error> {
     let platform = consent::platform::PlatformClient::new(settings.platform_timeout)
         .map_err(|e| format!("cannot load the system's root certificates: {e}"))?;
     let aws = config::aws().await;
+    let calls = affinity::observe::AwsCalls::default();
     let deps = consent::Deps {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), tables),
-        kms: Kms::new(aws_sdk_kms::Client::new(&aws), key_id),
+        store: DynamoStore::new(affinity::observe::dynamodb_client(&aws, &calls), tables),
+        kms: Kms::new(affinity::observe::kms_client(&aws, &calls), key_id),
         platform,
         config: settings,
         clock: affinity::now_ms,
     };
     run(service_fn(|req| {
-        let deps = &deps;
-        async move { Ok::<_, std::convert::Infallible>(consent::handle(deps, req).await) }
+        let (deps, calls) = (&deps, &calls);
+        async move {
+            let resp = consent::handle(deps, req).await;
+            calls.log_usage();
+            Ok::<_, std::convert::Infallible>(resp)
+        }
     }))
     .await
 }

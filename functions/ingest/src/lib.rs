@@ -282,12 +282,14 @@ where
 }
 
 /// The profile an event belongs to: its customer's when logged in; else the profile its email or phone
-/// is linked to; else the customer its guest id logs in as within this request (so a session's
+/// is linked to (or, for an email or phone new in this request, the profile of its first event, so two
+/// devices that send one address in one request are linked); else the customer its guest id logs in as within this request (so a session's
 /// anonymous events and its login land together); else where its guest id points (an alias), or the
 /// guest's own profile.
 fn canonical_of(
     e: &Event,
     logins: &HashMap<&str, &str>,
+    claims: &HashMap<String, String>,
     records: &HashMap<String, ProfileRecord>,
 ) -> String {
     if let Some(c) = &e.customer_id {
@@ -297,7 +299,9 @@ fn canonical_of(
         Some(ProfileRecord::Alias { linked_to, .. }) => Some(linked_to.clone()),
         _ => None,
     });
-    if let Some(target) = known_identity {
+    if let Some(target) =
+        known_identity.or_else(|| e.identities.iter().find_map(|k| claims.get(k).cloned()))
+    {
         return target;
     }
     if let Some(c) = logins.get(e.shopper_id.as_str()) {
@@ -412,11 +416,25 @@ where
         .iter()
         .map(|(g, c)| (g.as_str(), c.as_str()))
         .collect();
+    // Emails and phones new in this request belong to the profile of the first event that carries them.
+    let mut claims: HashMap<String, String> = HashMap::new();
+    let mut identified: Vec<&Event> = events
+        .iter()
+        .map(|(_, e)| e)
+        .filter(|e| !e.identities.is_empty())
+        .collect();
+    identified.sort_by_key(|e| e.timestamp_ms);
+    for e in identified {
+        let target = canonical_of(e, &logins, &claims, &records);
+        for k in &e.identities {
+            claims.entry(k.clone()).or_insert_with(|| target.clone());
+        }
+    }
     // De-duplicate: against what the profiles already applied, and within the request.
     let mut in_request: HashSet<(String, String)> = HashSet::new();
     let mut fresh: Vec<(usize, Event)> = Vec::with_capacity(events.len());
     for (i, e) in events {
-        let canonical = canonical_of(&e, &logins, &records);
+        let canonical = canonical_of(&e, &logins, &claims, &records);
         let seen = [
             records.get(&canonical),
             records.get(&guest_key(&e.shopper_id)),
@@ -443,7 +461,7 @@ where
             not_stored.push(i);
         } else {
             groups
-                .entry(canonical_of(&e, &logins, &records))
+                .entry(canonical_of(&e, &logins, &claims, &records))
                 .or_default()
                 .push((i, e));
         }
@@ -577,18 +595,18 @@ async fn save_group<S: ProfileStore, K>(
             Err(e) => last = e,
         }
         // Someone else wrote first: read again what this group touches, and plan again.
-        let fresh = load(&deps.store, site_id, group, None).await?;
-        let mut keys: Vec<String> = group
-            .iter()
-            .map(|(_, e)| guest_key(&e.shopper_id))
-            .collect();
-        keys.push(canonical.to_string());
+        let mut fresh = load(&deps.store, site_id, group, None).await?;
+        let mut keys = base_keys(group);
+        keys.extend(group.iter().flat_map(|(_, e)| e.identities.iter().cloned()));
+        keys.insert(canonical.to_string());
         for k in keys {
-            match fresh.get(&k) {
-                Some(r) => records.insert(k, r.clone()),
+            match fresh.remove(&k) {
+                Some(r) => records.insert(k, r),
                 None => records.remove(&k),
             };
         }
+        // What the aliases point to now.
+        records.extend(fresh);
     }
     Err(last)
 }
@@ -678,6 +696,49 @@ mod tests {
         d.store.fail_reads.store(true, Ordering::SeqCst);
         let (s, b) = json(handle(&d, post(serde_json::json!({"events": []}))).await);
         assert_eq!((s, b["error"]["code"].as_str()), (503, Some("unavailable")));
+    }
+
+    #[tokio::test]
+    async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
+        let d = deps();
+        d.store
+            .tenants
+            .lock()
+            .expect("lock")
+            .entry("s1".into())
+            .and_modify(|t| t.messaging_consent = true);
+        let body = serde_json::json!({"events": [
+            {"type": "view", "shopper_id": "phone", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
+            {"type": "view", "shopper_id": "laptop", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
+        ]});
+        let (s, b) = json(handle(&d, post(body)).await);
+        assert_eq!((s, b["accepted"].as_u64()), (200, Some(2)), "{b}");
+        let p = d.store.profiles.lock().expect("lock");
+        let aliases: Vec<&String> = p
+            .iter()
+            .filter(|((_, k), _)| k.starts_with("e:"))
+            .filter_map(|(_, r)| match r {
+                ProfileRecord::Alias { linked_to, .. } => Some(linked_to),
+                ProfileRecord::Profile { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            aliases,
+            [&"g:phone".to_string()],
+            "the first device claims the email"
+        );
+        let Some(ProfileRecord::Profile { profile, .. }) =
+            p.get(&("s1".to_string(), "g:phone".to_string()))
+        else {
+            panic!("profile")
+        };
+        assert_eq!(
+            profile.event_count, 2,
+            "the laptop's event joined the person's profile"
+        );
+        assert!(
+            matches!(p.get(&("s1".to_string(), "g:laptop".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "g:phone")
+        );
     }
 
     #[tokio::test]

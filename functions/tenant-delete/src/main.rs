@@ -21,10 +21,11 @@ async fn main() -> Result<(), Error> {
     let kms_key_id = config::required("KMS_KEY_ID")?;
     let (settings, request_budget_ms) = tenant_delete::settings_from_env()?;
     let aws = config::aws().await;
+    let calls = affinity::observe::AwsCalls::default();
     let deps = tenant_delete::Deps {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), tables),
+        store: DynamoStore::new(affinity::observe::dynamodb_client(&aws, &calls), tables),
         pii_keys: PiiKeys::new(
-            Kms::new(aws_sdk_kms::Client::new(&aws), kms_key_id),
+            Kms::new(affinity::observe::kms_client(&aws, &calls), kms_key_id),
             PII_KEY_TTL,
         ),
         settings,
@@ -33,8 +34,12 @@ async fn main() -> Result<(), Error> {
         clock: affinity::now_ms,
     };
     run(service_fn(|event: LambdaEvent<Value>| {
-        let deps = &deps;
-        async move { tenant_delete::invoke(deps, event).await }
+        let (deps, calls) = (&deps, &calls);
+        async move {
+            let out = tenant_delete::invoke(deps, event).await;
+            calls.log_usage();
+            out
+        }
     }))
     .await
 }
