@@ -27,7 +27,7 @@ CMD_REC = "`affinity-bench recommend --direct target/release/recommend --instanc
 CMD_REC_HTTP = "`affinity-bench recommend --api $AFFINITY_API_URL --site S --requests N --concurrency C --data …`"
 CMD_REC_USAGE = "`bench/usage.py since - recommend direct LOGDIR`"
 CMD_FLOOR_READS = "`affinity-bench floor-reads --site S --requests N --concurrency C --data …`"
-CMD_NULL = "`affinity-bench null --api $AFFINITY_API_URL|--direct target/release/<fn> --site S --kind ingest|recommend --requests N`"
+CMD_NULL = "`affinity-bench null --direct target/release/<fn> (or --api $AFFINITY_API_URL) --site S --kind <ingest or recommend> --requests N`"
 CMD_COLD = "`affinity-bench coldstart --runs R --env … target/release/<fn>`"
 CMD_SIZES = "`cargo lambda build --release --arm64 --verbose --bin <fn>…` (cargo-lambda and zig from .tools/venv)"
 
@@ -180,7 +180,7 @@ def generate(d: str) -> str:
         sec2.append("\nDynamoDB work, counted (medians of the rounds):\n")
         wrows = [
             ["ingest: DynamoDB requests per event", f(M["ing_req_ev"], 3), CMD_USAGE_I],
-            ["ingest: DynamoDB requests per HTTP request", f(M["ing_req_ev"] * M["events"] / M["requests"], 2), CMD_USAGE_I],
+            ["ingest: DynamoDB requests per request", f(M["ing_req_ev"] * M["events"] / M["requests"], 2), CMD_USAGE_I],
             ["ingest: write requests", f(M["ing_wr"]), CMD_USAGE_I],
             ["aggregate: write requests (popularity, per tenant per stream batch)", f(M["agg_wr"]) + f" in {f(M['agg_inv'])} invocations", CMD_USAGE_A],
             ["floor: write requests", f(M["fl_wr"]), CMD_FLOOR],
@@ -217,6 +217,27 @@ def generate(d: str) -> str:
                               f"{n['status']}", CMD_NULL])
         sec2.append("\nThe two ways in, and what the way in costs by itself:\n")
         sec2.append(table(["what", "events/s", "/ floor", "p50 ms", "p99 ms", "status", "command"], nrows))
+        # Where the ingest process's CPU goes, per request, from three independent measurements.
+        nd = load(d, "null-direct-ingest.json")
+        fls = [rd["floor"] for rd in rounds if rd["floor"]]
+        if nd and nd.get("function_cpu_s") and fls and crit:
+            frame = nd["function_cpu_s"] * 1e6 / (nd["requests"] + 8 * C)
+            per_call = med([x["cpu_s"] * 1e6 / x["dynamodb_requests"] for x in fls])
+            calls = M["ing_req_ev"] * M["events"] / M["requests"]
+            ev_per_req = M["events"] / M["requests"]
+            logic_ev = sum(crit[k]["median_ns"] / crit[k]["elements"] / 1000 for k in crit
+                           if k.startswith("ingest/") and crit[k].get("elements"))
+            total = M["ing_cpu"] * ev_per_req
+            rest = total - frame - per_call * calls - logic_ev * ev_per_req
+            sec2.append("\nWhere ingest's CPU goes, per request (medians; each line measured on its own):\n")
+            sec2.append(table(["part", "µs per request", "measured by"], [
+                ["the way in: runtime API, lambda_http, routing, logs (an invalid site id: no DynamoDB call)", f(frame), f"`null --direct` CPU / requests ({CMD_NULL})"],
+                [f"SDK calls: {f(calls, 2)} per request × {f(per_call)} µs (one SDK call of the floor)", f(per_call * calls), f"floor CPU / its requests ({CMD_FLOOR})"],
+                [f"domain logic: {f(ev_per_req, 2)} events × {f(logic_ev, 2)} µs (criterion `ingest/*` per event)", f(logic_ev * ev_per_req), CMD_CRITERION],
+                ["not accounted for by the above", f(rest), "the difference"],
+                ["measured: the ingest processes' CPU over the replay", f(total), CMD_INGEST],
+            ]))
+            summary.append(("ingest", "peak RSS of an ingest instance over the replay (wait4)", f"{f(M['ing_rss'], 1)} MiB", "(< 16 MB is the cold-start target)", None, CMD_INGEST))
         if hu and http:
             sec2.append(f"\nThrough the HTTP API the function made the same DynamoDB calls: {f(hu.get('dynamodb_requests'))} requests, "
                         f"{f(hu.get('dynamodb_write_requests'))} writes, {f(hu.get('wcu'))} WCU for {f(http['events'])} events"

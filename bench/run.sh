@@ -72,7 +72,7 @@ json.dump({
     "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     "commit": sh("git", "rev-parse", "--short", "HEAD"),
     "dirty": bool(sh("git", "status", "--porcelain", "--untracked-files=no")),
-    "dirty_files": [l[3:] for l in sh("git", "status", "--porcelain", "--untracked-files=no").splitlines()],
+    "dirty_files": [l.split(None, 1)[1] for l in sh("git", "status", "--porcelain", "--untracked-files=no").splitlines() if l.strip()],
     "machine": platform.machine(), "cpus": os.cpu_count(),
     "cpu_model": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), ""),
     "loadavg_start": open("/proc/loadavg").read().split()[:3],

@@ -203,6 +203,7 @@ pub async fn writes(
     events_table: &str,
     profiles_table: &str,
     concurrency: usize,
+    observe: bool,
 ) -> Result<Value, String> {
     let now = affinity::now_ms();
     let (parts, sizes) = build(plan, site, now, concurrency);
@@ -233,6 +234,7 @@ pub async fn writes(
     let cpu = crate::direct::self_cpu_s() - cpu0;
     Ok(json!({
         "cpu_s": cpu,
+        "observe_interceptor": observe,
         "cpu_us_per_event": cpu * 1e6 / events.max(1) as f64,
         "site": site,
         "concurrency": concurrency,

@@ -81,6 +81,9 @@ enum Cmd {
         /// Write only the first N requests of the plan (warm-up).
         #[arg(long)]
         max_requests: Option<usize>,
+        /// Install the functions' SDK interceptor (affinity::observe) on the client.
+        #[arg(long)]
+        observe: bool,
     },
     /// The read floor: GetItem of a profile, and recommend's BatchGetItem, from a bare SDK loop.
     FloorReads {
@@ -248,6 +251,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
             concurrency,
             data,
             max_requests,
+            observe,
         } => {
             let mut p = plan(&data)?;
             if let Some(n) = max_requests {
@@ -259,6 +263,7 @@ async fn run(cli: Cli) -> Result<Value, String> {
                 &events_table,
                 &profiles_table,
                 concurrency.max(1),
+                observe,
             )
             .await
         }
