@@ -348,7 +348,9 @@ def generate(d: str) -> str:
             summary.append(("size", f"{name}: stripped arm64 bootstrap", f"{f(mb, 2)} MB", "< 6 MB", mb < 6, CMD_SIZES))
         sec6.append(table(["function", "bytes", "MB", "file"], rows))
         flags = next((s["rustc_flags"] for s in sizes["functions"].values() if s.get("rustc_flags")), None)
-        sec6.append("\nProfile as applied (from the rustc command line of the binaries in the verbose build log): "
+        fresh = any(s.get("rustc_flags_from_this_build") for s in sizes["functions"].values())
+        sec6.append("\nProfile as applied (the rustc command line of the binaries in the verbose build log"
+                    + ("" if fresh else ", of the last build that relinked them: `bench/results/lambda-rustc-flags.json`") + "): "
                     + (", ".join(f"`{x}`" for x in flags) if flags else "not in this log (nothing was rebuilt)")
                     + (("; environment set by cargo lambda: " + ", ".join(f"`{x}`" for x in sizes["profile_env"])) if sizes.get("profile_env") else "")
                     + (f"; cargo lambda's own addition (its debug log, `release optimizations config=`): `{sizes['cargo_lambda_config']}`" if sizes.get("cargo_lambda_config") else "")

@@ -60,7 +60,7 @@ PYEOF
 }
 
 mkdir -p "$RESULTS"
-rm -f "$RESULTS"/*.json "$RESULTS"/*.log
+find "$RESULTS" -maxdepth 1 \( -name '*.json' -o -name '*.log' \) ! -name lambda-rustc-flags.json -delete
 "$PY" - "$RESULTS/meta.json" "$CONCURRENCY" "$ROUNDS" "$COLD_RUNS" "$REC_REQUESTS" <<'PYEOF'
 import json, os, platform, subprocess, sys, time
 def sh(*a):
@@ -169,8 +169,16 @@ for n in names:
     flags = None
     for line in text.splitlines():
         if "Running `" in line and f"--crate-name {crate} " in line and "--crate-type bin" in line:
-            flags = sorted(set(re.findall(r"-C (?:opt-level|lto|codegen-units|panic|strip|target-cpu|debuginfo|embed-bitcode)=\S+", line)))
-    out[n] = {"bytes": os.path.getsize(p), "file": info, "rustc_flags": flags}
+            flags = sorted(set(re.findall(r"-C (?:opt-level=\S+|lto(?:=\S+)?|codegen-units=\S+|panic=\S+|strip=\S+|target-cpu=\S+|debuginfo=\S+)", line)))
+            flags = [f.rstrip("`") for f in flags]
+    # Only a rebuild prints the rustc lines: keep the last ones seen (lambda-rustc-flags.json survives runs).
+    saved = os.path.join(os.path.dirname(log), "lambda-rustc-flags.json")
+    known = json.load(open(saved)) if os.path.exists(saved) else {}
+    if flags:
+        known[n] = flags
+    json.dump(known, open(saved, "w"), indent=1)
+    out[n] = {"bytes": os.path.getsize(p), "file": info, "rustc_flags": flags or known.get(n),
+              "rustc_flags_from_this_build": bool(flags)}
 env = sorted(set(re.findall(r"CARGO_PROFILE_RELEASE_\w+=\S+", text)))
 # cargo lambda logs what it adds to the release profile ("release optimizations config=[...]").
 extra = re.findall(r"release optimizations config=(.*)", text)
