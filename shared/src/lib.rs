@@ -8,8 +8,10 @@
 //! - [`http`]: typed API errors and JSON responses, shared by every HTTP function;
 //! - [`oauth`]: the platforms' OAuth and signature rules (Shopify, BigCommerce);
 //! - [`kms`]: the KMS envelope of access tokens and PII keys (peppers), and the pepper cache;
-//! - [`config`]: configuration from the environment, AWS config and logging.
+//! - [`config`]: configuration from the environment, AWS config and logging;
+//! - [`clock`]: the clock port (epoch ms), with a manual clock for tests.
 
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod http;
