@@ -275,6 +275,21 @@ impl ApiError {
     }
 }
 
+impl Serialize for ApiError {
+    /// The error object: `{"status", "code", "field" (when there is one), "message"}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut o = s.serialize_struct("ApiError", 4)?;
+        o.serialize_field("status", &self.status.as_u16())?;
+        o.serialize_field("code", &self.code)?;
+        if let Some(f) = &self.field {
+            o.serialize_field("field", f)?;
+        }
+        o.serialize_field("message", &self.message)?;
+        o.end()
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -1,6 +1,7 @@
 //! Affinity's shared library: what every function of the service uses.
 //!
 //! - [`event`]: the storefront events and their validation;
+//! - [`linking`]: which profile each event belongs to (customer, email/phone, login, alias);
 //! - [`profile`]: shopper profiles with time-decayed category and brand affinities;
 //! - [`popularity`] and [`rank`]: the tenant's popular products and the recommendations drawn from them;
 //! - [`tenant`]: tenant records, site ids and API keys;
@@ -20,6 +21,7 @@ pub mod event;
 pub mod http;
 pub mod ids;
 pub mod kms;
+pub mod linking;
 pub mod oauth;
 pub mod observe;
 pub mod pii;

@@ -126,6 +126,9 @@ pub struct StoredEvent {
     /// The cart after the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cart: Option<Vec<Line>>,
+    /// The recommendation answer the event came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation_id: Option<String>,
 }
 
 impl StoredEvent {
@@ -147,6 +150,7 @@ impl StoredEvent {
             order_id: e.order_id.clone(),
             currency: e.currency.clone(),
             cart: e.cart.clone(),
+            recommendation_id: e.recommendation_id.clone(),
         }
     }
 
