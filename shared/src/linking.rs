@@ -253,3 +253,145 @@ pub fn plan_group(
     plan.writes = writes;
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{validate, IngestMode};
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_968_000_000;
+
+    fn ev(v: serde_json::Value, identities: &[&str]) -> Event {
+        let mut e = validate(&v, 0, NOW, IngestMode::Live).expect("valid event");
+        e.identities = identities.iter().map(|s| s.to_string()).collect();
+        e
+    }
+
+    fn alias(to: &str) -> ProfileRecord {
+        ProfileRecord::Alias {
+            linked_to: to.into(),
+            version: 3,
+        }
+    }
+
+    #[test]
+    fn an_event_follows_customer_then_identity_then_login_then_alias() {
+        let view =
+            |g: &str| json!({"type":"view","shopper_id":g,"product":{"id":"p"},"timestamp":NOW-10});
+        let events = vec![
+            (
+                0,
+                ev(
+                    json!({"type":"view","shopper_id":"a","customer_id":"42","product":{"id":"p"},"timestamp":NOW-5}),
+                    &[],
+                ),
+            ),
+            (1, ev(view("a"), &[])),
+            (2, ev(view("b"), &["e:known"])),
+            (3, ev(view("c"), &[])),
+            (4, ev(view("d"), &[])),
+        ];
+        let records: Records = [
+            ("e:known".to_string(), alias("c:7")),
+            ("g:c".to_string(), alias("c:9")),
+        ]
+        .into();
+        let l = Linking::new(&events, &records);
+        let of = |i: usize| l.canonical_of(&events[i].1, &records);
+        assert_eq!(of(0), "c:42", "a customer id decides");
+        assert_eq!(of(1), "c:42", "the guest logs in within the request");
+        assert_eq!(of(2), "c:7", "a linked email decides");
+        assert_eq!(of(3), "c:9", "a guest alias is followed");
+        assert_eq!(of(4), "g:d", "otherwise the guest's own profile");
+    }
+
+    #[test]
+    fn a_new_email_belongs_to_the_first_event_that_carries_it() {
+        let events = vec![
+            (
+                0,
+                ev(
+                    json!({"type":"view","shopper_id":"laptop","product":{"id":"p"},"timestamp":NOW-1}),
+                    &["e:x"],
+                ),
+            ),
+            (
+                1,
+                ev(
+                    json!({"type":"view","shopper_id":"phone","product":{"id":"p"},"timestamp":NOW-2}),
+                    &["e:x"],
+                ),
+            ),
+        ];
+        let records = Records::new();
+        let l = Linking::new(&events, &records);
+        assert_eq!(l.canonical_of(&events[0].1, &records), "g:phone");
+    }
+
+    #[test]
+    fn folding_a_login_merges_the_guest_and_aliases_it_and_its_email() {
+        let group = vec![(
+            0,
+            ev(
+                json!({"type":"purchase","shopper_id":"g","customer_id":"42","items":[{"id":"p","category":"c"}],"timestamp":NOW-1}),
+                &["e:x"],
+            ),
+        )];
+        let mut guest = Profile::default();
+        guest.apply(
+            &ev(json!({"type":"view","shopper_id":"g","product":{"id":"q","category":"c"},"timestamp":NOW-9}), &[]),
+            &Decay::default(),
+        );
+        let records: Records = [(
+            "g:g".to_string(),
+            ProfileRecord::Profile {
+                profile: Box::new(guest),
+                version: 5,
+            },
+        )]
+        .into();
+        let plan = plan_group("c:42", &group, &records, &Decay::default()).expect("plan");
+        assert_eq!((plan.applied, plan.duplicates), (1, 0));
+        let keys: Vec<(&str, Option<u64>)> = plan
+            .writes
+            .iter()
+            .map(|w| (w.key.as_str(), w.expected))
+            .collect();
+        assert_eq!(keys, [("c:42", None), ("g:g", Some(5)), ("e:x", None)]);
+        let ProfileRecord::Profile { profile, .. } = &plan.writes[0].record else {
+            panic!("the profile first")
+        };
+        assert_eq!(
+            profile.event_count, 2,
+            "the guest's view merged, the purchase applied"
+        );
+        // Planned again on what it wrote: nothing left to do.
+        let after: Records = plan
+            .writes
+            .iter()
+            .map(|w| (w.key.clone(), w.record.clone()))
+            .collect();
+        let again = plan_group("c:42", &group, &after, &Decay::default()).expect("plan");
+        assert_eq!(
+            (again.writes.len(), again.applied, again.duplicates),
+            (0, 0, 1)
+        );
+    }
+
+    #[test]
+    fn a_canonical_item_that_became_an_alias_is_a_conflict() {
+        let group = vec![(
+            0,
+            ev(
+                json!({"type":"view","shopper_id":"g","product":{"id":"p"}}),
+                &[],
+            ),
+        )];
+        let records: Records = [("g:g".to_string(), alias("c:1"))].into();
+        assert!(matches!(
+            plan_group("g:g", &group, &records, &Decay::default()),
+            Err(StoreError::Conflict)
+        ));
+    }
+}
