@@ -202,42 +202,51 @@ pub fn phone_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, P
     Ok(keyed(key, &sha256_hex_to_bytes(hex_digest)?))
 }
 
-/// The identity keys of an event's personal fields: `e:{hex}` for `email`/`email_sha256`, `p:{hex}` for
-/// `phone`/`phone_sha256`, distinct, in that order.
-///
-/// # Errors
-/// The field at fault and why (never its value).
+/// What an event's personal fields give: their identity keys, and the fields that could not be read.
+#[derive(Debug, Default, PartialEq)]
+pub struct Identities {
+    /// `e:{hex}` for `email`/`email_sha256`, `p:{hex}` for `phone`/`phone_sha256`, distinct, in that
+    /// order.
+    pub keys: Vec<String>,
+    /// The fields that could not be read, and why (never their values). They are dropped; the rest of
+    /// the event is kept.
+    pub unreadable: Vec<(&'static str, PiiError)>,
+}
+
+/// The identity keys of an event's personal fields (see [`Identities`]): each field is normalized and
+/// hashed on its own, so one unreadable field (a national phone number of an unknown region, a
+/// malformed email) costs only itself.
 pub fn identities(
     key: &PiiKey,
     fields: &crate::event::PiiFields,
     default_region: Option<&str>,
-) -> Result<Vec<String>, (&'static str, PiiError)> {
+) -> Identities {
     use crate::ids::ShopperKey;
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |k: ShopperKey| {
-        let k = k.to_key();
-        if !out.contains(&k) {
-            out.push(k);
+    let mut out = Identities::default();
+    let mut push = |field: &'static str, k: Result<ShopperKey, PiiError>| match k {
+        Ok(k) => {
+            let k = k.to_key();
+            if !out.keys.contains(&k) {
+                out.keys.push(k);
+            }
         }
+        Err(e) => out.unreadable.push((field, e)),
     };
+    let email = |k: IdentityKey| ShopperKey::Email(k.0);
+    let phone = |k: IdentityKey| ShopperKey::Phone(k.0);
     if let Some(v) = &fields.email {
-        push(ShopperKey::Email(
-            email_key(key, v).map_err(|e| ("email", e))?.0,
-        ));
+        push("email", email_key(key, v).map(email));
     }
     if let Some(v) = &fields.email_sha256 {
-        let k = email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?;
-        push(ShopperKey::Email(k.0));
+        push("email_sha256", email_sha256_key(key, v).map(email));
     }
     if let Some(v) = &fields.phone {
-        let k = phone_key(key, v, default_region).map_err(|e| ("phone", e))?;
-        push(ShopperKey::Phone(k.0));
+        push("phone", phone_key(key, v, default_region).map(phone));
     }
     if let Some(v) = &fields.phone_sha256 {
-        let k = phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?;
-        push(ShopperKey::Phone(k.0));
+        push("phone_sha256", phone_sha256_key(key, v).map(phone));
     }
-    Ok(out)
+    out
 }
 
 /// Where a function gets a tenant's PII key: [`crate::kms::PiiKeys`] in Lambda, a fixed key in tests.
@@ -316,6 +325,24 @@ mod tests {
             hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn an_unreadable_field_costs_only_itself() {
+        let fields = crate::event::PiiFields {
+            email: Some("Jane@Example.com".into()),
+            phone: Some("650 253 0000".into()),
+            ..Default::default()
+        };
+        // No region: the national number cannot be read; the email still gives its key.
+        let got = identities(&key(1), &fields, None);
+        assert_eq!(got.keys.len(), 1);
+        assert!(got.keys[0].starts_with("e:"));
+        assert_eq!(got.unreadable, [("phone", PiiError::NotAPhone)]);
+        // With the store's region both are read.
+        let got = identities(&key(1), &fields, Some("US"));
+        assert_eq!(got.keys.len(), 2);
+        assert!(got.unreadable.is_empty());
     }
 
     #[test]

@@ -155,9 +155,16 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
         "email_sha256": real_sha.to_uppercase(), "product": {"id": "p3", "category": "bags"}}]),
     )
     .await;
-    // An invalid address is refused by name, without its value.
+    // An invalid address is dropped and named, without its value; the view is kept.
     let b = ingest_with(&site, &[], json!([{"type": "view", "shopper_id": "g4", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
-    assert_eq!(b["rejected"][0]["field"], "email");
+    assert_eq!(b["pii_unreadable"][0]["field"], "email");
+    assert_eq!(
+        (
+            b["accepted"].as_u64(),
+            b["rejected"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0))
+    );
     assert!(!b.to_string().contains("not-an-email"));
 
     let items = items_of_site(&tables().profiles, &site).await;

@@ -50,6 +50,9 @@ pub struct IngestSummary {
     /// Events whose personal fields (email, phone) were dropped on arrival: no messaging consent, or the
     /// shopper's browser sent `Sec-GPC: 1`.
     pub pii_dropped: usize,
+    /// Personal fields that could not be read (a malformed email, a national phone number of an
+    /// unknown region), by event index, field and reason: dropped, the rest of the event kept.
+    pub pii_unreadable: Vec<Rejection>,
 }
 
 /// The 503 answer when some events could not be stored: the error object, the counts of what was
@@ -183,17 +186,15 @@ where
                 let Some(key) = pepper.as_deref() else {
                     continue;
                 };
-                match pii::identities(key, &e.pii, tenant.default_region.as_deref()) {
-                    Ok(ids) => e.identities = ids,
-                    Err((field, why)) => {
-                        summary.rejected.push(Rejection {
-                            index: i,
-                            field: field.into(),
-                            reason: why.to_string(),
-                        });
-                        continue;
-                    }
-                }
+                let found = pii::identities(key, &e.pii, tenant.default_region.as_deref());
+                e.identities = found.keys;
+                summary
+                    .pii_unreadable
+                    .extend(found.unreadable.into_iter().map(|(field, why)| Rejection {
+                        index: i,
+                        field: field.into(),
+                        reason: why.to_string(),
+                    }));
             } else {
                 summary.pii_dropped += 1;
             }

@@ -150,3 +150,27 @@ async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along()
         matches!(p.get(&("s1".to_string(), "g:g".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
     );
 }
+
+#[tokio::test]
+async fn a_phone_that_cannot_be_read_is_dropped_and_named_and_the_view_is_kept() {
+    let d = deps();
+    d.store
+        .tenants
+        .lock()
+        .expect("lock")
+        .entry("s1".into())
+        .and_modify(|t| t.messaging_consent = true);
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "g", "phone": "650 253 0000", "product": {"id": "p", "category": "c"}}
+    ]});
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
+    assert_eq!(b["pii_unreadable"][0]["index"], 0);
+    assert_eq!(b["pii_unreadable"][0]["field"], "phone");
+    assert!(!b.to_string().contains("253"), "the value is never echoed");
+    let p = d.store.profiles.lock().expect("lock");
+    assert!(
+        p.keys().all(|(_, k)| !k.starts_with("p:")),
+        "no phone key was made"
+    );
+}
