@@ -2,7 +2,9 @@
 # make test: every check that needs no cloud, with the local stand-ins it needs.
 #   1. template.yaml: cfn-lint; sam validate --lint; checkov (every finding fixed or skipped in the
 #      template with its reason)
-#   2. events/*.json: the event shape of the function that receives each (scripts/check_events.py)
+#   2. events/*.json: the event shape of the function that receives each (scripts/check_events.py);
+#      no function that sam build compiles has a test double in its feature graph
+#      (scripts/check_no_test_doubles.py)
 #   3. unit tests of these scripts (python unittest; also: the deployed template has no dependency
 #      cycle, the permissions reader)
 #   4. DynamoDB Local + moto (scripts/stack.sh up, in .stack/test so a `make up` can keep running)
@@ -43,6 +45,7 @@ check "sam validate --lint" "$VENV/bin/sam" validate --lint --template-file temp
 check "checkov -f template.yaml" "$ROOT/.tools/checkov-venv/bin/checkov" -f template.yaml --skip-download \
   --compact --quiet
 check "events/*.json: shapes (sam local invoke -e)" "$PY" scripts/check_events.py >/dev/null
+check "no test double in a deployed build (sam build's feature graph)" "$PY" scripts/check_no_test_doubles.py
 
 step "script unit tests"
 "$PY" -m unittest discover -s scripts/tests 2>&1 | tee "$out"

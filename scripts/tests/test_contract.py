@@ -1,0 +1,109 @@
+"""Unit tests of the contract checks: no test double in a deployed build, openapi.yaml against
+template.yaml. Run: make test, or .tools/venv/bin/python -m unittest discover -s scripts/tests
+"""
+
+import contextlib
+import io
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import check_no_test_doubles  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+# A workspace shaped like ours: a library with a `test-doubles` feature, a function binary that uses
+# the library, and a test crate that enables the feature as a normal dependency.
+TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Architectures: [arm64]
+Resources:
+  FnFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: fnbin
+    Properties:
+      CodeUri: .
+      Handler: bootstrap
+      Runtime: provided.al2023
+"""
+
+
+def write_workspace(root: Path, default_members: bool, tests_dep: str) -> Path:
+    files = {
+        "Cargo.toml": textwrap.dedent(f"""\
+            [workspace]
+            resolver = "2"
+            members = ["lib", "fnbin", "tests"]
+            {'default-members = ["fnbin"]' if default_members else ''}
+            """),
+        "lib/Cargo.toml": '[package]\nname = "lib"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                          '[features]\ntest-doubles = []\n',
+        "lib/src/lib.rs": "#[cfg(feature = \"test-doubles\")]\npub struct MemoryStore;\n",
+        "fnbin/Cargo.toml": '[package]\nname = "fnbin"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                            '[dependencies]\nlib = { path = "../lib" }\n',
+        "fnbin/src/main.rs": "fn main() {}\n",
+        "tests/Cargo.toml": '[package]\nname = "tests"\nversion = "0.1.0"\nedition = "2021"\n\n'
+                            f'[{tests_dep}]\nlib = {{ path = "../lib", features = ["test-doubles"] }}\n',
+        "tests/src/lib.rs": "",
+        "template.yaml": TEMPLATE,
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root / "template.yaml"
+
+
+def run_check(*args) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = check_no_test_doubles.main(list(args))
+    return rc, err.getvalue()
+
+
+class NoTestDoublesTest(unittest.TestCase):
+    def check(self, default_members: bool, tests_dep: str) -> tuple[int, str]:
+        with tempfile.TemporaryDirectory() as d:
+            template = write_workspace(Path(d), default_members, tests_dep)
+            return run_check("--template", str(template))
+
+    def test_a_test_crate_selected_with_the_functions_makes_the_check_fail(self):
+        rc, err = self.check(default_members=False, tests_dep="dependencies")
+        self.assertEqual(rc, 1, err)
+        self.assertIn('FnFunction (--bin fnbin, aarch64-unknown-linux-gnu): feature "test-doubles" is enabled on lib',
+                      err)
+
+    def test_default_members_keep_the_test_crate_out_of_the_deployed_build(self):
+        rc, err = self.check(default_members=True, tests_dep="dependencies")
+        self.assertEqual(rc, 0, err)
+        self.assertIn('FnFunction (--bin fnbin, aarch64-unknown-linux-gnu): no "test-doubles"', err)
+
+    def test_a_dev_dependency_never_reaches_a_release_build(self):
+        rc, err = self.check(default_members=False, tests_dep="dev-dependencies")
+        self.assertEqual(rc, 0, err)
+
+    def test_this_repositorys_functions_build_without_test_doubles(self):
+        rc, err = run_check("--template", str(REPO / "template.yaml"))
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err.count('no "test-doubles"'), 5, err)
+
+    def test_the_cargo_tree_it_reads_is_the_one_sam_build_resolves(self):
+        # Proof that the tiny workspace's finding is real: cargo itself reports the feature on.
+        with tempfile.TemporaryDirectory() as d:
+            write_workspace(Path(d), default_members=False, tests_dep="dependencies")
+            out = subprocess.run(["cargo", "tree", "-e", "normal,features", "-i", "lib", "--target",
+                                  "aarch64-unknown-linux-gnu"], cwd=d, capture_output=True, text=True, check=True)
+            self.assertIn('lib feature "test-doubles"', out.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
