@@ -4,7 +4,8 @@
 #      template with its reason)
 #   2. events/*.json: the event shape of the function that receives each (scripts/check_events.py);
 #      no function that sam build compiles has a test double in its feature graph
-#      (scripts/check_no_test_doubles.py)
+#      (scripts/check_no_test_doubles.py); openapi.yaml is valid OpenAPI 3.1 with exactly the
+#      template's routes and the README's error codes (scripts/check_contract.py)
 #   3. unit tests of these scripts (python unittest; also: the deployed template has no dependency
 #      cycle, the permissions reader)
 #   4. DynamoDB Local + moto (scripts/stack.sh up, in .stack/test so a `make up` can keep running)
@@ -46,6 +47,7 @@ check "checkov -f template.yaml" "$ROOT/.tools/checkov-venv/bin/checkov" -f temp
   --compact --quiet
 check "events/*.json: shapes (sam local invoke -e)" "$PY" scripts/check_events.py >/dev/null
 check "no test double in a deployed build (sam build's feature graph)" "$PY" scripts/check_no_test_doubles.py
+check "openapi.yaml: OpenAPI 3.1, the template's routes, the README's error codes" "$PY" scripts/check_contract.py
 
 step "script unit tests"
 "$PY" -m unittest discover -s scripts/tests 2>&1 | tee "$out"

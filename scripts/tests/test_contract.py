@@ -3,6 +3,7 @@ template.yaml. Run: make test, or .tools/venv/bin/python -m unittest discover -s
 """
 
 import contextlib
+import copy
 import io
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import cfn_template  # noqa: E402
+import check_contract  # noqa: E402
 import check_no_test_doubles  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -103,6 +106,63 @@ class NoTestDoublesTest(unittest.TestCase):
             out = subprocess.run(["cargo", "tree", "-e", "normal,features", "-i", "lib", "--target",
                                   "aarch64-unknown-linux-gnu"], cwd=d, capture_output=True, text=True, check=True)
             self.assertIn('lib feature "test-doubles"', out.stdout)
+
+
+class ContractTest(unittest.TestCase):
+    """openapi.yaml against template.yaml, the README and the Rust error codes."""
+
+    spec = check_contract.load_contract(REPO / "openapi.yaml")
+    template = cfn_template.load(REPO / "template.yaml")
+    readme = (REPO / "README.md").read_text()
+
+    def test_the_contract_is_valid_openapi_3_1(self):
+        self.assertEqual(check_contract.validity(self.spec), [])
+
+    def test_the_contract_has_every_route_of_the_template_and_no_other(self):
+        self.assertEqual(check_contract.routes(self.spec, self.template), [])
+        self.assertEqual(len(check_contract.contract_routes(self.spec)), 16)
+
+    def test_a_route_missing_from_the_contract_is_named(self):
+        spec = copy.deepcopy(self.spec)
+        del spec["paths"]["/v1/sites/{site_id}/events/import"]
+        self.assertEqual(check_contract.routes(spec, self.template), [
+            "route POST /v1/sites/{site_id}/events/import (IngestFunction) is in template.yaml but not in the contract"])
+
+    def test_a_route_only_in_the_contract_is_named(self):
+        spec = copy.deepcopy(self.spec)
+        spec["paths"]["/v1/sites/{site_id}/events"]["get"] = {"responses": {"200": {"description": "x"}}}
+        self.assertEqual(check_contract.routes(spec, self.template),
+                         ["route GET /v1/sites/{site_id}/events is in the contract but not in template.yaml"])
+
+    def test_operator_routes_must_require_iam_in_the_contract(self):
+        spec = copy.deepcopy(self.spec)
+        spec["paths"]["/v1/tenants/{tenant_id}"]["delete"]["security"] = [{"apiKey": []}]
+        self.assertEqual(check_contract.routes(spec, self.template), [
+            "route DELETE /v1/tenants/{tenant_id} is AWS_IAM in template.yaml; the contract says security ['apiKey']"])
+
+    def test_the_error_codes_are_the_readmes(self):
+        self.assertEqual(check_contract.codes(self.spec, self.readme, None), [])
+        readme = self.readme.replace("| `misconfigured` |", "| `misconfigured_x` |")
+        self.assertEqual(check_contract.codes(self.spec, readme, None), [
+            "README error codes differ from the contract: only in README ['misconfigured_x'], "
+            "only in the contract ['misconfigured']"])
+
+    def test_the_error_codes_are_the_rust_enums_when_it_exists(self):
+        rust = textwrap.dedent('''\
+            pub enum ErrorCode { BadRequest, Teapot }
+            impl ErrorCode {
+                pub fn as_str(self) -> &'static str {
+                    match self {
+                        Self::BadRequest => "bad_request",
+                        Self::Teapot => "teapot",
+                    }
+                }
+            }
+            ''')
+        self.assertEqual(check_contract.rust_codes(rust), ["bad_request", "teapot"])
+        [problem] = check_contract.codes(self.spec, self.readme, rust)
+        self.assertIn("only in Rust ['teapot']", problem)
+        self.assertIsNone(check_contract.rust_codes("pub struct ApiError;"))
 
 
 if __name__ == "__main__":
