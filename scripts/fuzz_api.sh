@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Fuzzes the running local stack against openapi.yaml with Schemathesis (property-based: schema-valid
+# and schema-breaking requests on every operation), through scripts/gateway.py as a client would:
+#   1. scripts/run_local.sh --no-reload (starts the functions and the gateway, or finds them running)
+#   2. a store to fuzz against: `affinity-admin create-demo-tenant fuzz-<random>` (site id, API key)
+#   3. schemathesis run openapi.yaml, twice:
+#        anonymous:  every operation, no credentials (storefront routes, and every refusal: 401 without
+#                    a key, 400/401 from the platform routes' signature checks);
+#        api key:    every operation with the store's key (Authorization: Bearer), except the key
+#                    rotation (it would rotate the key away from the rest of the run);
+#      the path's site_id is the store's in 70 % of the cases (else generated, mostly unknown sites).
+#      Checks: no 5xx, status codes, content types, headers and bodies as the contract says, schema-
+#      breaking input refused with a 4xx, no request slower than --request-timeout (a hang fails).
+#   4. prints "fuzz_api: N cases, M failed" and exits non-zero on any failure.
+# Bounds: AFFINITY_FUZZ_EXAMPLES cases per operation and phase (default 25), AFFINITY_FUZZ_SEED
+# (default: a fixed seed, so a failure reproduces), each run under `timeout` (AFFINITY_FUZZ_TIMEOUT_S,
+# default 420 s). Reports (JUnit, and a pytest file that replays each failure) in
+# $STACK_DIR/fuzz/<run>/.
+#
+# Exceptions, per operation (the config written below says why at each):
+# - the live and import ingest routes answer 200 to a body whose events break the schema: each event
+#   stands or falls alone and is listed in `rejected`, so negative_data_rejection does not apply there;
+# - the BigCommerce callback exchanges the code at BigCommerce before anything else (its only proof);
+#   locally BIGCOMMERCE_LOGIN_URL points at a closed port, so a well-formed callback gets the
+#   documented 502 platform_error: 502 is expected there, any other 5xx still fails.
+# Leaves the stack running (scripts/stack.sh down stops it).
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+
+EXAMPLES="${AFFINITY_FUZZ_EXAMPLES:-25}"
+SEED="${AFFINITY_FUZZ_SEED:-20261201}"
+RUN_TIMEOUT="${AFFINITY_FUZZ_TIMEOUT_S:-420}"
+OUT="$STACK_DIR/fuzz"
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+# A closed port: the platforms' token endpoints refuse at once (no network, no 5 s wait).
+export BIGCOMMERCE_LOGIN_URL="${BIGCOMMERCE_LOGIN_URL:-http://127.0.0.1:9}"
+export SHOPIFY_BASE_URL="${SHOPIFY_BASE_URL:-http://127.0.0.1:9}"
+AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/run_local.sh" --no-reload || { log "the local stack did not start"; exit 1; }
+set -a
+# shellcheck disable=SC1090
+source "$STACK_DIR/env"
+set +a
+
+log "creating a store to fuzz against (affinity-admin create-demo-tenant)"
+cargo build --quiet -p affinity-admin --bin affinity-admin || exit 1
+target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+site="fuzz-$("$PY" -c 'import secrets; print(secrets.token_hex(4))')"
+tenant="$("$target_dir/debug/affinity-admin" create-demo-tenant "$site")" || { log "create-demo-tenant failed"; exit 1; }
+api_key="$(printf '%s' "$tenant" | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["api_key"])')"
+log "store: site id $site"
+
+cat >"$OUT/schemathesis.toml" <<EOF
+# Written by scripts/fuzz_api.sh.
+[dictionaries.sites]
+values = ["$site"]
+
+[parameters]
+"path.site_id" = { dictionary = "sites", probability = 0.7 }
+
+[checks.negative_data_rejection]
+# 410 (deleted store) and 413 (too large) are refusals too.
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "410", "413", "415", "422"]
+
+[checks.missing_required_header]
+# A missing Shopify signature header is a 401 (unauthorized), as Shopify's own docs ask.
+expected-statuses = ["400", "401", "403", "406", "415", "422"]
+
+[[operations]]
+# Each event stands or falls alone: a request whose events break the schema is a 200 that lists them
+# in "rejected" (index, field, reason). The request-level refusals are still checked by the others.
+include-operation-id = ["ingestEvents", "importEvents"]
+checks.negative_data_rejection.enabled = false
+
+[[operations]]
+# The code is exchanged at BigCommerce first (closed port locally): 502 platform_error, documented.
+include-operation-id = "bigcommerceCallback"
+checks.not_a_server_error.expected-statuses = ["2xx", "3xx", "4xx", "502"]
+EOF
+
+CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header"
+total=0
+failed=0
+# run NAME ARGS...: one schemathesis run; adds its case count and failures to the totals.
+run() {
+  local name="$1"
+  shift
+  local dir="$OUT/$name" rc
+  mkdir -p "$dir"
+  log "schemathesis ($name): up to $EXAMPLES cases per operation and phase, seed $SEED"
+  timeout --kill-after=10 "$RUN_TIMEOUT" "$VENV/bin/schemathesis" --config-file "$OUT/schemathesis.toml" \
+    run openapi.yaml --url "$AFFINITY_API_URL" --checks "$CHECKS" --phases examples,coverage,fuzzing \
+    --max-examples "$EXAMPLES" --seed "$SEED" --workers 4 --request-timeout 20 --no-color \
+    --report junit,ndjson --report-dir "$dir" --output-truncate false --warnings off "$@" \
+    >"$dir/output.txt" 2>&1
+  rc=$?
+  local n
+  n="$("$PY" - "$dir" <<'PYEOF'
+import json, pathlib, sys
+# Every case Schemathesis ran: one ScenarioFinished event per scenario, with its recorder's cases.
+n = 0
+for path in pathlib.Path(sys.argv[1]).glob("*.ndjson"):
+    for line in path.read_text().splitlines():
+        ev = json.loads(line)
+        for kind, body in ev.items():
+            if kind == "ScenarioFinished":
+                n += len((body.get("recorder") or {}).get("cases") or {})
+print(n)
+PYEOF
+)"
+  total=$((total + ${n:-0}))
+  if [[ $rc == 124 || $rc == 137 ]]; then
+    log "schemathesis ($name) did not finish in ${RUN_TIMEOUT} s: a hang (see $dir/output.txt)"
+    failed=$((failed + 1))
+  elif [[ $rc != 0 ]]; then
+    log "schemathesis ($name) found failures (exit $rc): $dir/output.txt"
+    sed -n '/FAILURES/,$p' "$dir/output.txt" | head -n 200 >&2
+    failed=$((failed + 1))
+  fi
+  tail -n 12 "$dir/output.txt" >&2
+  log "schemathesis ($name): $n cases"
+}
+
+run anonymous
+run api-key --header "Authorization: Bearer $api_key" --exclude-operation-id rotateApiKey
+
+echo "fuzz_api: $total cases, $failed failed"
+((failed == 0))
