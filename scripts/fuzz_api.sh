@@ -92,7 +92,7 @@ run() {
   log "schemathesis ($name): up to $EXAMPLES cases per operation and phase, seed $SEED"
   timeout --kill-after=10 "$RUN_TIMEOUT" "$VENV/bin/schemathesis" --config-file "$OUT/schemathesis.toml" \
     run openapi.yaml --url "$AFFINITY_API_URL" --checks "$CHECKS" --phases examples,coverage,fuzzing \
-    --max-examples "$EXAMPLES" --seed "$SEED" --workers 4 --request-timeout 20 --no-color \
+    --max-examples "$EXAMPLES" --seed "$SEED" --generation-database none --workers 4 --request-timeout 20 --no-color \
     --report junit,ndjson --report-dir "$dir" --output-truncate false --warnings off "$@" \
     >"$dir/output.txt" 2>&1
   rc=$?

@@ -12,6 +12,8 @@
 #   5. cargo test --workspace --no-fail-fast, with the stack's environment (AWS_ENDPOINT_URL_DYNAMODB,
 #      ...); among them tests/tests/iam_scope.rs, the IAM proof
 #   6. every events/*.json through `cargo lambda invoke` on its function (scripts/invoke_events.sh)
+#   6b. Schemathesis: the functions behind scripts/gateway.py (scripts/run_local.sh --no-reload, a
+#      store from affinity-admin) fuzzed against openapi.yaml (scripts/fuzz_api.sh, two runs)
 #   7. sam build: the arm64 release binaries that `sam deploy` would upload (scripts/sam_build.sh)
 # Runs them all, stops the stack whatever happens, exits non-zero if any step failed, and ends with
 # one line "summary: N passed, M failed" (every test and check) for CI.
@@ -81,6 +83,20 @@ if AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up; then
   passed_n=$((passed_n + ${p:-0}))
   failed_n=$((failed_n + ${f:-0}))
   if [[ " ${failed[*]} " == *" cargo lambda invoke events "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
+
+  step "Schemathesis: the running stack (functions behind gateway.py) against openapi.yaml"
+  # Two runs (anonymous, with a store's API key), each one check; the cases they ran are reported below.
+  "$ROOT/scripts/fuzz_api.sh" | tee "$out"
+  fuzz_rc=${PIPESTATUS[0]}
+  read -r fuzz_cases fuzz_failed < <(sed -n 's/^fuzz_api: \([0-9]*\) cases, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
+  if [[ $fuzz_rc == 0 ]]; then passed_n=$((passed_n + 2)); else
+    failed+=("schemathesis")
+    # A run that never started (no stack, no store) counts as both runs failed.
+    bad=${fuzz_failed:-2}
+    ((bad >= 1 && bad <= 2)) || bad=2
+    failed_n=$((failed_n + bad))
+    passed_n=$((passed_n + 2 - bad))
+  fi
 else
   failed+=("stack up")
   failed_n=$((failed_n + 1))
@@ -89,6 +105,7 @@ fi
 "$ROOT/scripts/stack.sh" down # now: sam build needs no stack, and the summary below is the last line
 check "sam build (arm64, cargo lambda)" env AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/sam_build.sh"
 
+printf '\nschemathesis: %s cases against the local stack\n' "${fuzz_cases:-0}" >&2
 if ((${#failed[@]})); then
   printf '\nmake test: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
 else
