@@ -19,7 +19,8 @@
 #
 # Exceptions, per operation (the config written below says why at each):
 # - the live and import ingest routes answer 200 to a body whose events break the schema: each event
-#   stands or falls alone and is listed in `rejected`, so negative_data_rejection does not apply there;
+#   stands or falls alone and is listed in `rejected` (the lookup likewise, per identity), so
+#   negative_data_rejection does not apply there;
 # - the BigCommerce callback exchanges the code at BigCommerce before anything else (its only proof);
 #   locally BIGCOMMERCE_LOGIN_URL points at a closed port, so a well-formed callback gets the
 #   documented 502 platform_error: 502 is expected there, any other 5xx still fails.
@@ -70,8 +71,9 @@ expected-statuses = ["400", "401", "403", "406", "415", "422"]
 
 [[operations]]
 # Each event stands or falls alone: a request whose events break the schema is a 200 that lists them
-# in "rejected" (index, field, reason). The request-level refusals are still checked by the others.
-include-operation-id = ["ingestEvents", "importEvents"]
+# in "rejected" (index, field, reason); so does each identity of a lookup (its result's "error"). The
+# request-level refusals are still checked by the other checks.
+include-operation-id = ["ingestEvents", "importEvents", "lookupRecommendations"]
 checks.negative_data_rejection.enabled = false
 
 [[operations]]

@@ -4,6 +4,10 @@ template.yaml. Run: make test, or .tools/venv/bin/python -m unittest discover -s
 
 import contextlib
 import copy
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import io
 import subprocess
 import sys
@@ -17,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import cfn_template  # noqa: E402
 import check_contract  # noqa: E402
 import check_no_test_doubles  # noqa: E402
+import gateway  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -163,6 +168,95 @@ class ContractTest(unittest.TestCase):
         [problem] = check_contract.codes(self.spec, self.readme, rust)
         self.assertIn("only in Rust ['teapot']", problem)
         self.assertIsNone(check_contract.rust_codes("pub struct ApiError;"))
+
+
+class FakeRuntime(BaseHTTPRequestHandler):
+    """cargo lambda's invoke API: answers every invocation with the event it got, as a 200 JSON body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        event = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        body = json.dumps({"statusCode": 200, "headers": {"content-type": "application/json"},
+                           "body": json.dumps({"body": event.get("body"), "path": event["rawPath"]})}).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+class GatewaySocketTest(unittest.TestCase):
+    """The gateway's HTTP/1.1 handling: no Nagle stall, keep-alive, request bodies framed right."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.runtime = ThreadingHTTPServer(("127.0.0.1", 0), FakeRuntime)
+        threading.Thread(target=cls.runtime.serve_forever, daemon=True).start()
+        gateway.Gateway.router = gateway.Router(cfn_template.routes(cfn_template.load(REPO / "template.yaml")))
+        gateway.Gateway.mode = "invoke"
+        gateway.Gateway.watch_port = cls.runtime.server_address[1]
+        gateway.Gateway.cors = None
+        gateway.Gateway.require_sigv4 = False
+        gateway.Gateway.timeout = 10
+        gateway.Gateway.log_message = lambda *a: None
+        cls.server = ThreadingHTTPServer(("127.0.0.1", 0), gateway.Gateway)
+        threading.Thread(target=cls.server.serve_forever, daemon=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        for srv in (cls.server, cls.runtime):
+            srv.shutdown()
+            srv.server_close()
+
+    def exchange(self, raw: bytes, answers: int = 1) -> list[bytes]:
+        """Sends raw bytes on one connection; returns each answer (head and body)."""
+        with socket.create_connection(self.server.server_address, timeout=10) as s:
+            s.sendall(raw)
+            f = s.makefile("rb")
+            out = []
+            for _ in range(answers):
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = f.readline()
+                    if not line:
+                        return out
+                    head += line
+                length = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+                out.append(head + f.read(length))
+            return out
+
+    def test_answers_and_connections_to_the_runtime_use_tcp_nodelay(self):
+        # socketserver sets TCP_NODELAY on every accepted socket when this is true.
+        self.assertTrue(gateway.Gateway.disable_nagle_algorithm)
+        conn = gateway.RuntimeConnection("127.0.0.1", self.runtime.server_address[1], timeout=5)
+        conn.connect()
+        self.assertEqual(conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY), 1)
+        conn.close()
+        [answer] = self.exchange(b"GET /v1/sites/s/shoppers/g/recommendations HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer)
+        self.assertIn(b'"path": "/v1/sites/s/shoppers/g/recommendations"', answer)
+
+    def test_two_requests_on_one_keep_alive_connection_get_two_answers(self):
+        body = b'{"events": []}'
+        req = (b"POST /v1/sites/s/events HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+               b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        answers = self.exchange(req + req.replace(b"/v1/sites/s/", b"/v1/sites/t/"), answers=2)
+        self.assertEqual(len(answers), 2)
+        self.assertIn(b'"path": "/v1/sites/s/events"', answers[0])
+        self.assertIn(b'"path": "/v1/sites/t/events"', answers[1])
+
+    def test_a_chunked_body_is_read_whole(self):
+        req = (b"POST /v1/sites/s/events HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+               b"transfer-encoding: chunked\r\n\r\n5\r\n{\"eve\r\n9\r\nnts\": []}\r\n0\r\n\r\n")
+        [answer] = self.exchange(req)
+        self.assertIn(b'"body": "{\\"events\\": []}"', answer)
+
+    def test_a_malformed_content_length_is_a_400_not_a_dropped_connection(self):
+        [answer] = self.exchange(b"POST /v1/sites/s/events HTTP/1.1\r\nHost: x\r\ncontent-length: 1x\r\n\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400"), answer)
 
 
 if __name__ == "__main__":
