@@ -275,6 +275,13 @@ class Gateway(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str):
+        # Any other method (TRACE, CONNECT, made-up ones): routed like the rest, so a known path
+        # answers 405 with Allow and an unknown one 404, never http.server's 501 page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     # --- mode url: cargo lambda's function-URL endpoint ------------------------------------------
     def _forward_url(self, route, split, body):
         target = f"/lambda-url/{route.binary}{split.path}" + (f"?{split.query}" if split.query else "")
