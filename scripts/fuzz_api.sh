@@ -57,6 +57,10 @@ log "store: site id $site"
 
 cat >"$OUT/schemathesis.toml" <<EOF
 # Written by scripts/fuzz_api.sh.
+[cache]
+# No .schemathesis/ in the work tree; every run starts from the seed alone.
+enabled = false
+
 [dictionaries.sites]
 values = ["$site"]
 
