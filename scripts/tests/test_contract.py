@@ -5,6 +5,7 @@ template.yaml. Run: make test, or .tools/venv/bin/python -m unittest discover -s
 import contextlib
 import copy
 import json
+import re
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -168,6 +169,21 @@ class ContractTest(unittest.TestCase):
         [problem] = check_contract.codes(self.spec, self.readme, rust)
         self.assertIn("only in Rust ['teapot']", problem)
         self.assertIsNone(check_contract.rust_codes("pub struct ApiError;"))
+
+
+class PrivacyMapTest(unittest.TestCase):
+    """docs/PRIVACY.md names modules and tests: each must exist, or the promise has lost its proof."""
+
+    def test_every_test_and_module_the_privacy_map_names_exists(self):
+        text = (REPO / "docs" / "PRIVACY.md").read_text()
+        refs = re.findall(r"`([\w/.-]+\.(?:rs|py))::(?:(\w+)::)?(\w+)`", text)
+        self.assertGreater(len(refs), 30)
+        for path, cls, name in refs:
+            source = (REPO / path).read_text()
+            for item in filter(None, (cls, name)):
+                self.assertRegex(source, rf"(fn|def|class) {item}\b", f"{path}::{item} named in docs/PRIVACY.md")
+        for path in set(re.findall(r"`((?:shared|functions|tools|scripts)/[\w/.-]+\.(?:rs|py|toml))`", text)):
+            self.assertTrue((REPO / path).is_file(), f"{path} named in docs/PRIVACY.md")
 
 
 class FakeRuntime(BaseHTTPRequestHandler):
