@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod event;
 pub mod http;
+pub mod install;
 pub mod kms;
 pub mod oauth;
 pub mod observe;

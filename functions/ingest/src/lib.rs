@@ -615,7 +615,7 @@ async fn save_group<S: ProfileStore, K>(
 mod tests {
     use super::*;
     use affinity::store::memory::MemoryStore;
-    use affinity::tenant::Tenant;
+    use affinity::tenant::{Platform, Tenant};
     use std::sync::atomic::Ordering;
 
     const NOW: i64 = 1_795_968_000_000;
@@ -624,7 +624,7 @@ mod tests {
         Tenant {
             tenant_id: format!("demo-{site}"),
             site_id: site.into(),
-            platform: "demo".into(),
+            platform: Platform::Demo,
             shop_domain: format!("{site}.example"),
             status: TenantStatus::Active,
             scopes: vec![],

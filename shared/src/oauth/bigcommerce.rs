@@ -55,6 +55,34 @@ pub enum BigCommerceError {
     NotYetValid,
 }
 
+/// A refused BigCommerce request: 400 for a missing parameter or a malformed store, 401 for a payload
+/// that is not BigCommerce's for this app now.
+impl From<BigCommerceError> for crate::http::ApiError {
+    fn from(e: BigCommerceError) -> Self {
+        use lambda_http::http::StatusCode;
+        let (status, code, field) = match e {
+            BigCommerceError::Missing(f) => (StatusCode::BAD_REQUEST, "missing_parameter", f),
+            BigCommerceError::BadStore => (StatusCode::BAD_REQUEST, "bad_store", "context"),
+            BigCommerceError::BadSignature
+            | BigCommerceError::WrongAudience
+            | BigCommerceError::WrongIssuer
+            | BigCommerceError::MissingClaim
+            | BigCommerceError::Expired
+            | BigCommerceError::NotYetValid => (
+                StatusCode::UNAUTHORIZED,
+                "bad_signed_payload",
+                "signed_payload_jwt",
+            ),
+        };
+        Self {
+            status,
+            code,
+            field: Some(field.to_string()),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// The verified content of a `signed_payload_jwt` that Affinity uses: the store. (The payload's user and
 /// owner e-mail addresses are not read.)
 #[derive(Debug, Clone, PartialEq, Eq)]
