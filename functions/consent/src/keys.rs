@@ -1,39 +1,17 @@
 //! The site owner's routes: a new API key (with the current key, or with a re-install's single-use
 //! grant), and messaging consent (with the API key).
 
+use affinity::admit::{admit_site, Access};
 use affinity::http::{self, ApiError};
 use affinity::install::InstallStore;
 use affinity::kms::SecretSealer;
 use affinity::oauth;
-use affinity::tenant::{KeyCheck, Tenant};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::pages;
 use crate::request::is_form;
 use crate::Deps;
-
-/// The active tenant of `site`, for its owner's routes.
-async fn active_tenant<S: InstallStore, K: SecretSealer>(
-    deps: &Deps<S, K>,
-    site: &str,
-) -> Result<Tenant, ApiError> {
-    if !affinity::event::is_valid_id(site) {
-        return Err(ApiError::unknown_site());
-    }
-    Ok(deps.install().active_tenant(site).await?)
-}
-
-/// Checks the request's `Authorization: Bearer` API key against `t`.
-fn authorize(t: &Tenant, req: &Request) -> Result<(), ApiError> {
-    match t.check_api_key(http::bearer_token(req)) {
-        KeyCheck::Valid => Ok(()),
-        KeyCheck::OtherTenant => Err(ApiError::forbidden("this API key belongs to another store")),
-        KeyCheck::Invalid => Err(ApiError::unauthorized(
-            "send the store's API key as Authorization: Bearer <key>",
-        )),
-    }
-}
 
 /// `POST /v1/sites/{site_id}/api-key`: a new API key; the old one stops working at once.
 pub(crate) async fn rotate<S: InstallStore, K: SecretSealer>(
@@ -42,7 +20,12 @@ pub(crate) async fn rotate<S: InstallStore, K: SecretSealer>(
     site: &str,
 ) -> Result<Response<Body>, ApiError> {
     let by_grant = http::bearer_token(req).is_none() && is_form(req);
-    let t = active_tenant(deps, site).await?;
+    let access = if by_grant {
+        Access::Storefront
+    } else {
+        Access::from_bearer(req)
+    };
+    let t = admit_site(&deps.store, site, access).await?;
     let install = deps.install();
     if by_grant {
         let body = String::from_utf8_lossy(http::body_bytes(req)).into_owned();
@@ -51,8 +34,6 @@ pub(crate) async fn rotate<S: InstallStore, K: SecretSealer>(
             .filter(|g| !g.is_empty())
             .ok_or_else(|| ApiError::bad_request("grant", "the form has no grant"))?;
         install.take_rotation_grant(&t, grant).await?;
-    } else {
-        authorize(&t, req)?;
     }
     let key = install.rotate_api_key(&t).await?;
     tracing::info!(site_id = %t.site_id, by_grant, "API key rotated");
@@ -66,18 +47,20 @@ pub(crate) async fn rotate<S: InstallStore, K: SecretSealer>(
     }
 }
 
+/// Largest messaging-consent body read, in bytes.
+pub const MAX_CONSENT_BYTES: usize = 1024;
+
 /// `PUT /v1/sites/{site_id}/messaging-consent` with `{"granted": true|false}`.
 pub(crate) async fn messaging_consent<S: InstallStore, K: SecretSealer>(
     deps: &Deps<S, K>,
     req: &Request,
     site: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let t = active_tenant(deps, site).await?;
-    authorize(&t, req)?;
-    http::require_json_content(req)?;
-    let granted = serde_json::from_slice::<serde_json::Value>(http::body_bytes(req))
-        .ok()
-        .and_then(|v| v.get("granted").and_then(serde_json::Value::as_bool))
+    let t = admit_site(&deps.store, site, Access::from_bearer(req)).await?;
+    let body: serde_json::Value = http::read_json(req, MAX_CONSENT_BYTES)?;
+    let granted = body
+        .get("granted")
+        .and_then(serde_json::Value::as_bool)
         .ok_or_else(|| {
             ApiError::bad_request(
                 "granted",

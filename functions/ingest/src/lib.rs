@@ -8,15 +8,16 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use affinity::admit::{admit_site, admit_tenant, Access};
 use affinity::event::{self, Event, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 use affinity::http::{self, ApiError};
+use affinity::ids::SiteId;
 use affinity::pii::{self, PiiKeySource};
 use affinity::profile::{Decay, Profile};
 use affinity::store::{
     customer_key, guest_key, EventSink, ProfileRecord, ProfileStore, ProfileWrite, StoreError,
     StoredEvent, TenantLookup,
 };
-use affinity::tenant::{KeyCheck, Tenant, TenantStatus};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -68,11 +69,6 @@ where
         Ok((_, IngestMode::Live)) => http::allow_any_origin(resp),
         _ => resp,
     }
-}
-
-fn storage(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "storage failed");
-    ApiError::unavailable("storage is unavailable; nothing was stored, retry later")
 }
 
 /// Parses the route: the site id and which route it is.
@@ -149,26 +145,12 @@ fn classify(e: &serde_json::Error) -> &'static str {
     }
 }
 
-/// Checks the tenant's state and, for imports, its API key.
-fn admit(tenant: Option<Tenant>, mode: IngestMode, req: &Request) -> Result<Tenant, ApiError> {
-    let tenant = tenant.ok_or_else(ApiError::unknown_site)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(ApiError::site_deleted());
+/// What a route requires: the API key for imports, nothing more than the site for the live route.
+fn access(mode: IngestMode, req: &Request) -> Access<'_> {
+    match mode {
+        IngestMode::Live => Access::Storefront,
+        IngestMode::Import => Access::from_bearer(req),
     }
-    if mode == IngestMode::Import {
-        match tenant.check_api_key(http::bearer_token(req)) {
-            KeyCheck::Valid => {}
-            KeyCheck::OtherTenant => {
-                return Err(ApiError::forbidden("this API key belongs to another store"))
-            }
-            KeyCheck::Invalid => {
-                return Err(ApiError::unauthorized(
-                    "import needs the store's API key as Authorization: Bearer <key>",
-                ))
-            }
-        }
-    }
-    Ok(tenant)
 }
 
 async fn ingest<S, K>(deps: &Deps<S, K>, req: &Request) -> Result<Response<Body>, ApiError>
@@ -178,9 +160,7 @@ where
 {
     let (site_id, mode) = route(req)?;
     let raw = parse_body(req)?;
-    if !event::is_valid_id(&site_id) {
-        return Err(ApiError::unknown_site());
-    }
+    let site_id = SiteId::from_route(&site_id)?;
     let now = (deps.clock)();
     let mut summary = IngestSummary::default();
     let mut valid = Vec::with_capacity(raw.len());
@@ -196,19 +176,14 @@ where
         IngestMode::Live if !valid.is_empty() => {
             let keys = base_keys(&valid);
             let asked: Vec<String> = keys.iter().cloned().collect();
-            let (tenant, found) = deps
-                .store
-                .tenant_and_profiles(&site_id, &asked)
-                .await
-                .map_err(storage)?;
-            (admit(tenant, mode, req)?, Some((keys, found)))
+            let (tenant, found) = deps.store.tenant_and_profiles(&site_id, &asked).await?;
+            (
+                admit_tenant(tenant, access(mode, req))?,
+                Some((keys, found)),
+            )
         }
         _ => (
-            admit(
-                deps.store.tenant_by_site(&site_id).await.map_err(storage)?,
-                mode,
-                req,
-            )?,
+            admit_site(&deps.store, &site_id, access(mode, req)).await?,
             None,
         ),
     };
@@ -225,12 +200,7 @@ where
         if !e.pii.is_empty() {
             if consent {
                 if pepper.is_none() {
-                    pepper = Some(deps.pii_keys.pii_key(&tenant).await.map_err(|err| {
-                        tracing::error!(error = %err, "PII key unavailable");
-                        ApiError::unavailable(
-                            "the store's PII key is unavailable; nothing was stored, retry later",
-                        )
-                    })?);
+                    pepper = Some(deps.pii_keys.pii_key(&tenant).await?);
                 }
                 let Some(key) = pepper.as_deref() else {
                     continue;
@@ -615,7 +585,7 @@ async fn save_group<S: ProfileStore, K>(
 mod tests {
     use super::*;
     use affinity::store::memory::MemoryStore;
-    use affinity::tenant::{Platform, Tenant};
+    use affinity::tenant::{Platform, Tenant, TenantStatus};
     use std::sync::atomic::Ordering;
 
     const NOW: i64 = 1_795_968_000_000;

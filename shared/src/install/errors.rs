@@ -1,8 +1,6 @@
 //! Why an install step was refused, and the one conversion of each reason into an [`ApiError`].
 
-use lambda_http::http::StatusCode;
-
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorCode};
 use crate::kms::KmsError;
 use crate::store::StoreError;
 use crate::tenant::Platform;
@@ -24,11 +22,11 @@ pub enum StateCheck {
 }
 
 impl StateCheck {
-    fn code(self) -> &'static str {
+    fn code(self) -> ErrorCode {
         match self {
-            Self::Unknown => "unknown_state",
-            Self::Expired => "expired_state",
-            Self::Foreign => "foreign_state",
+            Self::Unknown => ErrorCode::UnknownState,
+            Self::Expired => ErrorCode::ExpiredState,
+            Self::Foreign => ErrorCode::ForeignState,
         }
     }
 }
@@ -36,12 +34,7 @@ impl StateCheck {
 /// A refusal of an OAuth `state` (the field `state`).
 impl From<StateCheck> for ApiError {
     fn from(c: StateCheck) -> Self {
-        refusal(
-            StatusCode::BAD_REQUEST,
-            c.code(),
-            Some("state"),
-            c.to_string(),
-        )
+        ApiError::new(c.code(), Some("state"), c.to_string())
     }
 }
 
@@ -95,57 +88,26 @@ impl From<getrandom::Error> for InstallError {
     }
 }
 
-fn refusal(status: StatusCode, code: &'static str, field: Option<&str>, msg: String) -> ApiError {
-    ApiError {
-        status,
-        code,
-        field: field.map(str::to_string),
-        message: msg,
-    }
-}
-
 impl From<InstallError> for ApiError {
     fn from(e: InstallError) -> Self {
         use InstallError as E;
         let msg = e.to_string();
         match e {
             E::State(c) => c.into(),
-            E::Grant(c) => refusal(StatusCode::BAD_REQUEST, c.code(), Some("grant"), msg),
-            E::PlatformFailed(_) => refusal(StatusCode::BAD_GATEWAY, "platform_error", None, msg),
-            E::ScopesMissing(_) => refusal(
-                StatusCode::BAD_GATEWAY,
-                "scopes_missing",
-                Some("scope"),
-                msg,
-            ),
-            E::DeletionInProgress => {
-                refusal(StatusCode::CONFLICT, "deletion_in_progress", None, msg)
-            }
+            E::Grant(c) => ApiError::new(c.code(), Some("grant"), msg),
+            E::PlatformFailed(_) => ApiError::new(ErrorCode::PlatformError, None, msg),
+            E::ScopesMissing(_) => ApiError::new(ErrorCode::ScopesMissing, Some("scope"), msg),
+            E::DeletionInProgress => ApiError::new(ErrorCode::DeletionInProgress, None, msg),
             E::NotConnected => ApiError::not_found(Some("store"), msg),
             E::UnknownSite => ApiError::unknown_site(),
             E::SiteDeleted => ApiError::site_deleted(),
-            E::KeyChanged => refusal(StatusCode::CONFLICT, "conflict", None, msg),
+            E::KeyChanged => ApiError::new(ErrorCode::Conflict, None, msg),
             E::Misconfigured(_) => {
                 tracing::error!(error = %msg, "tenant misconfigured");
-                refusal(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "misconfigured",
-                    None,
-                    msg,
-                )
+                ApiError::new(ErrorCode::Misconfigured, None, msg)
             }
-            E::Store(e) => {
-                tracing::error!(error = %e, "storage failed");
-                ApiError::unavailable("storage is unavailable; nothing was changed, retry later")
-            }
-            E::Kms(KmsError::Unavailable(e)) => {
-                tracing::error!(error = %e, "KMS failed");
-                ApiError::unavailable("encryption is unavailable; nothing was changed, retry later")
-            }
-            E::Kms(e) => {
-                tracing::error!(error = %e, "KMS failed");
-                ApiError::internal()
-            }
+            E::Store(e) => e.into(),
+            E::Kms(e) => e.into(),
             E::Random => {
                 tracing::error!("random source failed");
                 ApiError::internal()

@@ -312,22 +312,6 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         })
     }
 
-    /// The active tenant of `site_id`, for the routes of the site's owner.
-    ///
-    /// # Errors
-    /// [`InstallError::UnknownSite`], [`InstallError::SiteDeleted`], [`InstallError::Store`].
-    pub async fn active_tenant(&self, site_id: &str) -> Result<Tenant, InstallError> {
-        let t = self
-            .store
-            .tenant_by_site(site_id)
-            .await?
-            .ok_or(InstallError::UnknownSite)?;
-        match t.status {
-            TenantStatus::Active => Ok(t),
-            _ => Err(InstallError::SiteDeleted),
-        }
-    }
-
     /// Uses up a rotation `grant` for the site of `t`.
     ///
     /// # Errors

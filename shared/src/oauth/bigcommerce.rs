@@ -59,27 +59,18 @@ pub enum BigCommerceError {
 /// that is not BigCommerce's for this app now.
 impl From<BigCommerceError> for crate::http::ApiError {
     fn from(e: BigCommerceError) -> Self {
-        use lambda_http::http::StatusCode;
-        let (status, code, field) = match e {
-            BigCommerceError::Missing(f) => (StatusCode::BAD_REQUEST, "missing_parameter", f),
-            BigCommerceError::BadStore => (StatusCode::BAD_REQUEST, "bad_store", "context"),
+        use crate::http::ErrorCode;
+        let (code, field) = match e {
+            BigCommerceError::Missing(f) => (ErrorCode::MissingParameter, f),
+            BigCommerceError::BadStore => (ErrorCode::BadStore, "context"),
             BigCommerceError::BadSignature
             | BigCommerceError::WrongAudience
             | BigCommerceError::WrongIssuer
             | BigCommerceError::MissingClaim
             | BigCommerceError::Expired
-            | BigCommerceError::NotYetValid => (
-                StatusCode::UNAUTHORIZED,
-                "bad_signed_payload",
-                "signed_payload_jwt",
-            ),
+            | BigCommerceError::NotYetValid => (ErrorCode::BadSignedPayload, "signed_payload_jwt"),
         };
-        Self {
-            status,
-            code,
-            field: Some(field.to_string()),
-            message: e.to_string(),
-        }
+        Self::new(code, Some(field), e.to_string())
     }
 }
 

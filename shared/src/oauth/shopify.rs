@@ -56,20 +56,15 @@ pub enum ShopifyError {
 /// A refused Shopify redirect: 400 naming the parameter, 401 for a signature that does not match.
 impl From<ShopifyError> for crate::http::ApiError {
     fn from(e: ShopifyError) -> Self {
-        use lambda_http::http::StatusCode;
-        let (status, code, field) = match e {
-            ShopifyError::Missing(f) => (StatusCode::BAD_REQUEST, "missing_parameter", f),
-            ShopifyError::BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature", "hmac"),
-            ShopifyError::BadTimestamp => (StatusCode::BAD_REQUEST, "bad_timestamp", "timestamp"),
-            ShopifyError::StaleTimestamp => (StatusCode::BAD_REQUEST, "stale_request", "timestamp"),
-            ShopifyError::BadShop => (StatusCode::BAD_REQUEST, "bad_shop", "shop"),
+        use crate::http::ErrorCode;
+        let (code, field) = match e {
+            ShopifyError::Missing(f) => (ErrorCode::MissingParameter, f),
+            ShopifyError::BadSignature => (ErrorCode::BadSignature, "hmac"),
+            ShopifyError::BadTimestamp => (ErrorCode::BadTimestamp, "timestamp"),
+            ShopifyError::StaleTimestamp => (ErrorCode::StaleRequest, "timestamp"),
+            ShopifyError::BadShop => (ErrorCode::BadShop, "shop"),
         };
-        Self {
-            status,
-            code,
-            field: Some(field.to_string()),
-            message: e.to_string(),
-        }
+        Self::new(code, Some(field), e.to_string())
     }
 }
 

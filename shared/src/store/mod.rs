@@ -38,12 +38,12 @@ pub enum StoreError {
 
 /// A shopper's profile key: `g:{guest id}` or `c:{customer id}`.
 pub fn guest_key(guest_id: &str) -> String {
-    format!("g:{guest_id}")
+    crate::ids::ShopperKey::Guest(guest_id.to_string()).to_key()
 }
 
 /// See [`guest_key`].
 pub fn customer_key(customer_id: &str) -> String {
-    format!("c:{customer_id}")
+    crate::ids::ShopperKey::Customer(customer_id.to_string()).to_key()
 }
 
 /// A stored profile item: a profile, or an alias that sends a linked guest id to its customer profile.
