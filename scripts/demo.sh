@@ -4,7 +4,7 @@
 #      function's Shopify base URL pointed at a fake Shopify on loopback;
 #   2. a merchant installs the app: the real OAuth flow (install, signed callback, token exchange
 #      against the fake Shopify), which creates the tenant, its KMS-sealed token and PII key, and
-#      shows its API key once (consent's demo-install binary);
+#      shows its API key once (tools/demo-install);
 #   3. the merchant grants Personalized Messaging consent (PUT /v1/sites/{site_id}/messaging-consent);
 #   4. the REES46 clickstream sample (data/) replays through the live ingest route, shifted so that
 #      its last event is now, shaped as storefronts send it; the events stream is drained into the
@@ -30,7 +30,7 @@ source "$STACK_DIR/env"
 set +a
 
 log "building the demo installer and the importer"
-cargo build --quiet -p consent --bin demo-install
+cargo build --quiet -p affinity-demo-install --bin demo-install
 cargo build --quiet --release -p affinity-importer --bin affinity-import
 target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 

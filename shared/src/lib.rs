@@ -20,6 +20,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod ids;
+pub mod install;
 pub mod kms;
 pub mod linking;
 pub mod oauth;

@@ -337,11 +337,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         .await
         .expect("read")
         .expect("tenant");
-    t.pii_key_ciphertext = Some(
-        kms.new_pii_key(&t.tenant_id)
-            .await
-            .expect("GenerateDataKey"),
-    );
+    t.pii_key_ciphertext = Some(kms.new_pepper(&t.tenant_id).await.expect("GenerateDataKey"));
     store.put_tenant(&t).await.expect("tenant");
     let ingest = ingest::Deps {
         store: store.clone(),
@@ -366,7 +362,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
     // The stored key is the HMAC under the decrypted data key, not under the test double's key.
     let pepper = kms
-        .open_pii_key(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct"))
+        .open_pepper(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct"))
         .await
         .expect("decrypt");
     let want = format!(

@@ -3,28 +3,18 @@
 use super::*;
 use affinity::store::memory::MemoryStore;
 use affinity::store::ProfileRecord;
-use affinity::tenant::{Tenant, TenantStatus};
+use affinity::tenant::{Platform, Tenant};
 use std::sync::atomic::Ordering;
 
 const NOW: i64 = 1_795_968_000_000;
 
 fn tenant(site: &str) -> Tenant {
-    Tenant {
-        tenant_id: format!("demo-{site}"),
-        site_id: site.into(),
-        platform: "demo".into(),
-        shop_domain: format!("{site}.example"),
-        status: TenantStatus::Active,
-        scopes: vec![],
-        consent_granted_at: None,
-        messaging_consent: false,
-        messaging_consent_at: None,
-        access_token_ciphertext: None,
-        pii_key_ciphertext: None,
-        api_key_sha256: None,
-        default_region: None,
-        created_at: "2026-11-29T00:00:00Z".into(),
-    }
+    Tenant::new(
+        Platform::Demo,
+        &format!("{site}.example"),
+        site,
+        "2026-11-29T00:00:00Z",
+    )
 }
 
 fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {

@@ -28,7 +28,7 @@ use affinity::store::deletion::{
 };
 use affinity::store::dynamo::DynamoStore;
 use affinity::store::{customer_key, guest_key, StoreError, TenantLookup};
-use affinity::tenant::{tenant_id_for, KeyCheck, Tenant, TenantStatus};
+use affinity::tenant::{tenant_id_for, KeyCheck, Platform, Tenant, TenantStatus};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -621,7 +621,7 @@ async fn shopify_webhook<K: PiiKeySource>(
             &json!({"duplicate": true}),
         ));
     }
-    let tenant_id = tenant_id_for("shopify", &shop);
+    let tenant_id = tenant_id_for(Platform::Shopify, &shop);
     match process_webhook(deps, topic, &tenant_id, &payload, now).await {
         Ok(body) => Ok(http::json_response(StatusCode::OK, &body)),
         Err(e) => {

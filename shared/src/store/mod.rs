@@ -5,6 +5,8 @@ pub mod deletion;
 pub mod dynamo;
 #[cfg(feature = "test-doubles")]
 pub mod memory;
+#[cfg(feature = "test-doubles")]
+pub mod memory_tenants;
 pub mod tenants;
 
 use std::collections::HashMap;
