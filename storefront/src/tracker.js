@@ -72,7 +72,9 @@ function lines(items) {
  * @param {object} o options: `site` (site id, required), `endpoint` (API base URL, required),
  *   `requireConsent` (boolean: wait for consent), `batchMs` (default 300), `customerId`,
  *   `identityToken` (the signed token of the logged-in customer, sent as each event's
- *   `identity_token`), `email`, `phone`, `fetch`, `onSend` (called with each answer, for tests).
+ *   `identity_token`), `email`, `phone`, `guestCookie` (a platform cookie whose value becomes the guest
+ *   id when there is none yet, e.g. Shopify's `_shopify_y`), `fetch`, `onSend` (called with each
+ *   request's status, 0 for a network error, and its events).
  * @returns the tracker API (see the returned object).
  */
 export function createTracker(o) {
@@ -95,8 +97,8 @@ export function createTracker(o) {
   };
 
   function guestId() {
-    let id = cookie(GUEST) || store(GUEST);
-    if (!id || id.length < 16) id = uuid();
+    let id = cookie(GUEST) || store(GUEST) || (o.guestCookie && cookie(o.guestCookie));
+    if (!id || !/^[\w=/+.-]{16,128}$/.test(id)) id = uuid();
     cookie(GUEST, id, GUEST_MAX_AGE_S);
     store(GUEST, id);
     return id;
