@@ -21,7 +21,10 @@ export SHOPIFY_BASE_URL="http://127.0.0.1:$fake_port"
 export SHOPIFY_CLIENT_SECRET="${SHOPIFY_CLIENT_SECRET:-local-shopify-client-secret}"
 trap '"$ROOT/scripts/stack.sh" down >/dev/null 2>&1' EXIT
 "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
-AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/run_local.sh" --no-reload >/dev/null || { log "local stack did not start"; summary 0 1 0; exit 1; }
+# One more try if it does not come up (a free port taken between picking and binding it).
+AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/run_local.sh" --no-reload >/dev/null ||
+  AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/run_local.sh" --no-reload >/dev/null ||
+  { log "local stack did not start"; summary 0 1 0; exit 1; }
 set -a
 # shellcheck disable=SC1091
 source "$STACK_DIR/env"

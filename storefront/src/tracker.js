@@ -193,7 +193,8 @@ export function createTracker(o) {
         continue;
       }
       if (unloading) {
-        req.then((r) => r.ok && ack(events), () => 0);
+        // Chromium rejects a keepalive fetch over its quota asynchronously: the beacon gets a try too.
+        req.then((r) => r.ok && ack(events), () => navigator.sendBeacon && navigator.sendBeacon(url, body));
         continue;
       }
       inFlight = true;
@@ -255,6 +256,8 @@ export function createTracker(o) {
     identify,
     consent,
     flush,
+    /** The logged-in customer's identity token, as the page last gave it (`identify`), or undefined. */
+    identityToken: () => who.identity_token,
     /** The guest id (made on first use), or null while consent is awaited. */
     shopperId: () => (allowed ? guestId() : null),
     /** Options, and the site's API base (`.../v1/sites/{site_id}`). */

@@ -86,7 +86,7 @@ class AffinityRecommendations extends HTMLElement {
     for (const [attr, param] of [["type", "type"], ["product-id", "product_id"], ["cart", "product_ids"]]) {
       if (a(attr)) q.set(param, a(attr));
     }
-    const token = tracker.options.identityToken || tracker.options.identity_token;
+    const token = tracker.identityToken();
     if (token) q.set("identity_token", token);
     const res = await fetch(base + "/shoppers/" + encodeURIComponent(shopper) + "/recommendations?" + q,
       { credentials: "omit" });

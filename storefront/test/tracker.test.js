@@ -257,3 +257,25 @@ test("the pre-load queue: commands pushed before the script loaded run in order,
   assert.deepEqual(sent[0].body.events.map((e) => e.type), ["search", "view", "click"]);
   assert.equal(sent[0].body.events[2].recommendation_id, "rec-1");
 });
+
+test("the identity token the page gives is what the tracker reports, and a later identify replaces it", () => {
+  const t = createTracker(opts({ identityToken: "v1.a" }));
+  assert.equal(t.identityToken(), "v1.a");
+  t.identify({ identityToken: "v1.b" });
+  assert.equal(t.identityToken(), "v1.b");
+  t.identify({ identityToken: null });
+  assert.equal(t.identityToken(), undefined);
+});
+
+test("a keepalive fetch rejected while the page unloads is handed to sendBeacon", async () => {
+  const beacons = [];
+  install({ navigator: { sendBeacon: (url, body) => beacons.push(body) } });
+  Date.now = () => now;
+  const t = createTracker(opts({ fetch: () => Promise.reject(new TypeError("keepalive quota")) }));
+  t.search("over quota");
+  listeners["document:visibilitychange"] && (document.visibilityState = "hidden");
+  listeners["document:visibilitychange"]();
+  await advance(0);
+  assert.equal(beacons.length, 1);
+  assert.equal(JSON.parse(beacons[0]).events[0].query, "over quota");
+});

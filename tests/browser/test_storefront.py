@@ -68,7 +68,7 @@ class Recorder(BaseHTTPRequestHandler):
     def _any(self):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
-        entry = {"method": self.command, "path": urlsplit(self.path).path,
+        entry = {"method": self.command, "path": urlsplit(self.path).path, "url": self.path,
                  "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body.decode() or None}
         state["log"].append(entry)
         fault = None
@@ -447,6 +447,9 @@ class StorefrontTest(unittest.TestCase):
                           timeout=3)
         if answer and any(r["field"] == "type" for r in answer["rejected"]):
             self.skipTest("ingest has no `impression` event type yet: the widget's impressions are sent and refused")
+        shopper = s.shopper()
+        kept = wait_for(lambda: [i for i in stored(shopper) if i["type"] == "impression"])
+        self.assertEqual(sorted(i["event_id"] for i in kept), sorted(e["event_id"] for e in impressions))
 
     def test_a_product_name_with_markup_is_shown_as_text(self):
         s = self.s
@@ -500,6 +503,21 @@ class StorefrontTest(unittest.TestCase):
         s.goto("index.html")
         self.assertEqual(s.shopper(), shopper)
         self.assertEqual(next(c["value"] for c in s.context.cookies() if c["name"] == "_affinity_guest"), shopper)
+
+    def test_a_logged_in_customer_s_identity_token_is_passed_through_as_the_page_gave_it(self):
+        s = self.s
+        # The page (a theme, the merchant's server) says who is logged in, before the script has loaded.
+        s.context.add_init_script("window.affinity = [['identify', {customerId: '77001', identityToken: 'v1.test-token'}]];")
+        s.goto(f"product.html?id={self._popular_product()}")
+        s.page.wait_for_selector("affinity-recommendations li")
+        shopper = s.shopper()
+        gets = [r for r in s.requests if r["method"] == "GET" and r["path"].endswith("/recommendations")]
+        self.assertTrue(gets)
+        self.assertTrue(all("identity_token=v1.test-token" in r.get("url", r["path"]) for r in gets),
+                        [r.get("url") for r in gets])
+        view = wait_for(lambda: next((e for e in s.sent_events() if e["type"] == "view"), None))
+        self.assertEqual((view["customer_id"], view["identity_token"]), ("77001", "v1.test-token"))
+        self.assertTrue(wait_for(lambda: stored(shopper)))
 
     # --- helpers -------------------------------------------------------------------------------------
     def _popular_product(self) -> str:
