@@ -212,33 +212,30 @@ pub fn identities(
     fields: &crate::event::PiiFields,
     default_region: Option<&str>,
 ) -> Result<Vec<String>, (&'static str, PiiError)> {
+    use crate::ids::ShopperKey;
     let mut out: Vec<String> = Vec::new();
-    let mut push = |k: IdentityKey, prefix: &str| {
-        let k = format!("{prefix}:{}", k.0);
+    let mut push = |k: ShopperKey| {
+        let k = k.to_key();
         if !out.contains(&k) {
             out.push(k);
         }
     };
     if let Some(v) = &fields.email {
-        push(email_key(key, v).map_err(|e| ("email", e))?, "e");
+        push(ShopperKey::Email(
+            email_key(key, v).map_err(|e| ("email", e))?.0,
+        ));
     }
     if let Some(v) = &fields.email_sha256 {
-        push(
-            email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?,
-            "e",
-        );
+        let k = email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?;
+        push(ShopperKey::Email(k.0));
     }
     if let Some(v) = &fields.phone {
-        push(
-            phone_key(key, v, default_region).map_err(|e| ("phone", e))?,
-            "p",
-        );
+        let k = phone_key(key, v, default_region).map_err(|e| ("phone", e))?;
+        push(ShopperKey::Phone(k.0));
     }
     if let Some(v) = &fields.phone_sha256 {
-        push(
-            phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?,
-            "p",
-        );
+        let k = phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?;
+        push(ShopperKey::Phone(k.0));
     }
     Ok(out)
 }
@@ -248,19 +245,20 @@ pub trait PiiKeySource: Send + Sync {
     /// The tenant's pepper.
     ///
     /// # Errors
-    /// A description for the log (KMS unavailable or refusing, or the tenant has no key).
+    /// [`crate::kms::KmsError::Unavailable`] (retry), `Refused` / `Missing` (the tenant's key cannot
+    /// be used: permanent), `Malformed`.
     fn pii_key(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, crate::kms::KmsError>> + Send;
 }
 
 impl PiiKeySource for crate::kms::PiiKeys {
     async fn pii_key(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<PiiKey>, String> {
-        self.get(tenant).await.map_err(|e| e.to_string())
+    ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
+        self.get(tenant).await
     }
 }
 
@@ -274,7 +272,7 @@ impl PiiKeySource for DerivedPiiKeys {
     async fn pii_key(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<PiiKey>, String> {
+    ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
         let d = Sha256::digest(tenant.tenant_id.as_bytes());
         let mut k = [0u8; 32];
         k.copy_from_slice(&d);

@@ -95,7 +95,7 @@ pub async fn ingest_deps() -> ingest::Deps<DynamoStore, DerivedPiiKeys> {
         pii_keys: DerivedPiiKeys,
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     }
 }
 

@@ -641,6 +641,7 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         order_id: None,
         currency: None,
         cart: None,
+        recommendation_id: None,
     };
     assert!(store.put_events(vec![late]).await.is_empty());
     store

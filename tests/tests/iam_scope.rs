@@ -289,7 +289,7 @@ fn ingest_deps_over(store: DynamoStore, kms: Kms) -> ingest::Deps<DynamoStore, P
         pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     }
 }
 

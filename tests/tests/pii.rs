@@ -341,7 +341,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         pii_keys: PiiKeys::new(kms.clone(), PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let body = json!({"events": [{"type": "view", "shopper_id": "g1", "email": "jane.doe@example.com", "product": {"id": "p", "category": "c"}}]});
     let (s, b) = json_of(

@@ -24,7 +24,7 @@ pub mod platform;
 use std::time::Duration;
 
 use affinity::config::{self, ConfigError};
-use affinity::http::{self, ApiError};
+use affinity::http::{self, ApiError, ErrorCode};
 use affinity::kms::{Kms, KmsError};
 use affinity::oauth::{self, bigcommerce, shopify, AppCredentials, Secret};
 use affinity::store::deletion::Trigger;
@@ -209,34 +209,19 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 
 // ---- errors, in one place ------------------------------------------------------------------------
 
-fn refusal(status: StatusCode, code: &'static str, field: Option<&str>, msg: String) -> ApiError {
-    ApiError {
-        status,
-        code,
-        field: field.map(str::to_string),
-        message: msg,
-    }
+fn refusal(code: ErrorCode, field: Option<&str>, msg: String) -> ApiError {
+    ApiError::new(code, field, msg)
 }
 
 fn shopify_refusal(e: shopify::ShopifyError) -> ApiError {
     use shopify::ShopifyError as E;
     let msg = e.to_string();
     match e {
-        E::Missing(f) => refusal(StatusCode::BAD_REQUEST, "missing_parameter", Some(f), msg),
-        E::BadSignature => refusal(StatusCode::UNAUTHORIZED, "bad_signature", Some("hmac"), msg),
-        E::BadTimestamp => refusal(
-            StatusCode::BAD_REQUEST,
-            "bad_timestamp",
-            Some("timestamp"),
-            msg,
-        ),
-        E::StaleTimestamp => refusal(
-            StatusCode::BAD_REQUEST,
-            "stale_request",
-            Some("timestamp"),
-            msg,
-        ),
-        E::BadShop => refusal(StatusCode::BAD_REQUEST, "bad_shop", Some("shop"), msg),
+        E::Missing(f) => refusal(ErrorCode::MissingParameter, Some(f), msg),
+        E::BadSignature => refusal(ErrorCode::BadSignature, Some("hmac"), msg),
+        E::BadTimestamp => refusal(ErrorCode::BadTimestamp, Some("timestamp"), msg),
+        E::StaleTimestamp => refusal(ErrorCode::StaleRequest, Some("timestamp"), msg),
+        E::BadShop => refusal(ErrorCode::BadShop, Some("shop"), msg),
     }
 }
 
@@ -244,34 +229,25 @@ fn bigcommerce_refusal(e: bigcommerce::BigCommerceError) -> ApiError {
     use bigcommerce::BigCommerceError as E;
     let msg = e.to_string();
     match e {
-        E::Missing(f) => refusal(StatusCode::BAD_REQUEST, "missing_parameter", Some(f), msg),
-        E::BadStore => refusal(StatusCode::BAD_REQUEST, "bad_store", Some("context"), msg),
+        E::Missing(f) => refusal(ErrorCode::MissingParameter, Some(f), msg),
+        E::BadStore => refusal(ErrorCode::BadStore, Some("context"), msg),
         E::BadSignature
         | E::WrongAudience
         | E::WrongIssuer
         | E::MissingClaim
         | E::Expired
-        | E::NotYetValid => refusal(
-            StatusCode::UNAUTHORIZED,
-            "bad_signed_payload",
-            Some("signed_payload_jwt"),
-            msg,
-        ),
+        | E::NotYetValid => refusal(ErrorCode::BadSignedPayload, Some("signed_payload_jwt"), msg),
     }
 }
 
 fn state_refusal(c: StateCheck) -> ApiError {
     match c {
-        StateCheck::Unknown => refusal(
-            StatusCode::BAD_REQUEST,
-            "unknown_state",
+        StateCheck::Unknown => refusal(ErrorCode::UnknownState,
             Some("state"),
             "this sign-in link was already used or was never issued; start again from your store's admin"
                 .into(),
         ),
-        StateCheck::Expired => refusal(
-            StatusCode::BAD_REQUEST,
-            "expired_state",
+        StateCheck::Expired => refusal(ErrorCode::ExpiredState,
             Some("state"),
             "this sign-in link is older than 10 minutes; start again from your store's admin".into(),
         ),
@@ -280,8 +256,7 @@ fn state_refusal(c: StateCheck) -> ApiError {
 
 fn foreign_state() -> ApiError {
     refusal(
-        StatusCode::BAD_REQUEST,
-        "foreign_state",
+        ErrorCode::ForeignState,
         Some("state"),
         "this sign-in link was issued for another store; start again from your store's admin"
             .into(),
@@ -290,8 +265,7 @@ fn foreign_state() -> ApiError {
 
 fn platform_error(platform: &str) -> ApiError {
     refusal(
-        StatusCode::BAD_GATEWAY,
-        "platform_error",
+        ErrorCode::PlatformError,
         None,
         format!("{platform} did not complete the connection (it failed or did not answer in time)"),
     )
@@ -435,9 +409,7 @@ async fn shopify_callback(deps: &Deps, req: &Request) -> Result<Response<Body>, 
     let missing = shopify::missing_scopes(SHOPIFY_SCOPES, &granted);
     if !missing.is_empty() {
         tracing::warn!(platform = "shopify", shop = %shop, missing = ?missing, "fewer scopes granted than requested");
-        return Err(refusal(
-            StatusCode::BAD_GATEWAY,
-            "scopes_missing",
+        return Err(refusal(ErrorCode::ScopesMissing,
             Some("scope"),
             format!("Shopify granted fewer permissions than Affinity needs (missing: {}); nothing was saved", missing.join(", ")),
         ));
@@ -670,8 +642,7 @@ async fn connect(
                 }
             }
             Some(InstallPath::Wait) => return Err(refusal(
-                StatusCode::CONFLICT,
-                "deletion_in_progress",
+                ErrorCode::DeletionInProgress,
                 None,
                 "this store's earlier data is still being deleted; install again in a few minutes"
                     .into(),
@@ -800,8 +771,7 @@ async fn rotate_key(deps: &Deps, req: &Request, site: &str) -> Result<Response<B
         .await
         .map_err(|e| match e {
             StoreError::Conflict => refusal(
-                StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 None,
                 "the API key changed meanwhile; nothing was changed".into(),
             ),
