@@ -433,6 +433,20 @@ class StorefrontTest(unittest.TestCase):
             self.skipTest("ingest does not know the event field recommendation_id yet (the lead adds it)")
         self.assertEqual(click_items[0].get("recommendation_id"), rec_id)
 
+    def test_a_click_s_recommendation_id_reaches_storage(self):
+        # The tracker half of attribution, whatever the recommend function answers: a click that names
+        # its recommendation keeps the id in DynamoDB.
+        if not server_validates_event_recommendation_id():
+            self.skipTest("ingest does not know the event field recommendation_id yet (the lead adds it)")
+        s = self.s
+        s.goto("index.html")
+        shopper = s.shopper()
+        rec = "rec-" + uuid.uuid4().hex
+        s.page.evaluate("rec => affinity.push(['click', {id: '1004856', category: 'electronics.smartphone'}, "
+                        "{recommendation_id: rec}])", rec)
+        clicks = wait_for(lambda: [i for i in stored(shopper) if i["type"] == "click"])
+        self.assertEqual([c.get("recommendation_id") for c in clicks], [rec])
+
     def test_the_widget_reports_an_impression_after_a_second_in_view(self):
         s = self.s
         s.goto(f"product.html?id={self._popular_product()}")
