@@ -24,7 +24,7 @@ pub const MAX_QUERY_CHARS: usize = 512;
 /// Longest category or brand name, in characters.
 pub const MAX_NAME_CHARS: usize = 256;
 
-/// The shopper behaviours the help article lists, plus cart removal.
+/// The shopper behaviours the help article lists, plus cart removal and recommendation impressions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
@@ -40,10 +40,14 @@ pub enum EventType {
     CartRemove,
     /// An order placed.
     Purchase,
+    /// A recommended product shown to the shopper (at least half of it visible for a second), with the
+    /// answer's `recommendation_id`: for click-through attribution only, it moves no affinity.
+    Impression,
 }
 
 impl EventType {
-    /// Parses the wire name (`search`, `view`, `click`, `cart_add`, `cart_remove`, `purchase`).
+    /// Parses the wire name (`search`, `view`, `click`, `cart_add`, `cart_remove`, `purchase`,
+    /// `impression`).
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "search" => Self::Search,
@@ -52,6 +56,7 @@ impl EventType {
             "cart_add" => Self::CartAdd,
             "cart_remove" => Self::CartRemove,
             "purchase" => Self::Purchase,
+            "impression" => Self::Impression,
             _ => return None,
         })
     }
@@ -65,6 +70,7 @@ impl EventType {
             Self::CartAdd => "cart_add",
             Self::CartRemove => "cart_remove",
             Self::Purchase => "purchase",
+            Self::Impression => "impression",
         }
     }
 }
@@ -404,12 +410,10 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         None | Some(Value::Null) => return err("type", "is required"),
         Some(Value::String(s)) => match EventType::parse(s) {
             Some(k) => k,
-            None => {
-                return err(
-                    "type",
-                    "must be one of search, view, click, cart_add, cart_remove, purchase",
-                )
-            }
+            None => return err(
+                "type",
+                "must be one of search, view, click, cart_add, cart_remove, purchase, impression",
+            ),
         },
         Some(_) => return err("type", "must be a string"),
     };
@@ -456,7 +460,11 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
     };
     if matches!(
         kind,
-        EventType::View | EventType::Click | EventType::CartAdd | EventType::CartRemove
+        EventType::View
+            | EventType::Click
+            | EventType::CartAdd
+            | EventType::CartRemove
+            | EventType::Impression
     ) && product.is_none()
     {
         return err(
@@ -493,6 +501,12 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
             )
         }
     };
+    if kind == EventType::Impression && recommendation_id.is_none() {
+        return err(
+            "recommendation_id",
+            "is required for impression events (the recommendation answer's id)",
+        );
+    }
     let pii = PiiFields {
         email: pii_text(obj, "email")?,
         email_sha256: pii_text(obj, "email_sha256")?,
@@ -688,6 +702,27 @@ mod tests {
         )
         .expect_err("refused");
         assert_eq!((r.index, r.field.as_str()), (3, "recommendation_id"));
+    }
+
+    #[test]
+    fn an_impression_needs_its_recommendation_id_and_product() {
+        let e = ok(
+            json!({"type":"impression","shopper_id":"g","product":{"id":"1"},"recommendation_id":"r1"}),
+        );
+        assert_eq!(e.kind, EventType::Impression);
+        for (v, field) in [
+            (
+                json!({"type":"impression","shopper_id":"g","product":{"id":"1"}}),
+                "recommendation_id",
+            ),
+            (
+                json!({"type":"impression","shopper_id":"g","recommendation_id":"r1"}),
+                "product",
+            ),
+        ] {
+            let r = validate(&v, 0, NOW, IngestMode::Live).expect_err("refused");
+            assert_eq!(r.field, field);
+        }
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub const MAX_AFFINITIES: usize = 50;
 pub const MAX_RECENT_VIEWS: usize = 20;
 /// Most purchased product ids kept.
 pub const MAX_PURCHASED: usize = 100;
+/// Most distinct lines kept in the cart (a client adding more drops the oldest line).
+pub const MAX_CART_LINES: usize = 100;
 /// Event ids remembered for de-duplication of retried batches.
 pub const MAX_SEEN: usize = 256;
 
@@ -52,7 +54,7 @@ impl Weights {
     /// The weight of one product of an event of this type.
     pub fn of(&self, kind: EventType) -> f64 {
         match kind {
-            EventType::Search => 0.0,
+            EventType::Search | EventType::Impression => 0.0,
             EventType::View => self.view,
             EventType::Click => self.click,
             EventType::CartAdd => self.cart_add,
@@ -330,10 +332,15 @@ impl Profile {
             (EventType::CartAdd, Some(p)) => {
                 match self.cart.iter_mut().find(|l| l.product.id == p.id) {
                     Some(l) => l.quantity = l.quantity.saturating_add(1),
-                    None => self.cart.push(Line {
-                        product: p.clone(),
-                        quantity: 1,
-                    }),
+                    None => {
+                        if self.cart.len() >= MAX_CART_LINES {
+                            self.cart.remove(0);
+                        }
+                        self.cart.push(Line {
+                            product: p.clone(),
+                            quantity: 1,
+                        })
+                    }
                 }
                 self.cart_ms = e.timestamp_ms;
             }
@@ -464,6 +471,32 @@ mod tests {
             assert!((score(&a.categories, c) - score(&b.categories, c)).abs() < 1e-9);
         }
         assert_eq!(a.recent_views, b.recent_views);
+    }
+
+    #[test]
+    fn a_cart_never_holds_more_than_its_bound_and_impressions_move_nothing() {
+        let d = Decay::default();
+        let mut p = Profile::default();
+        for i in 0..(MAX_CART_LINES as i64 + 50) {
+            p.apply(
+                &ev(json!({"type":"cart_add","shopper_id":"g","timestamp":T0+i,"product":{"id":format!("p{i}")}})),
+                &d,
+            );
+        }
+        assert_eq!(p.cart.len(), MAX_CART_LINES);
+        assert_eq!(p.cart[0].product.id, "p50", "the oldest lines went first");
+        let before = (p.categories.clone(), p.recent_views.clone(), p.cart.clone());
+        p.apply(
+            &ev(
+                json!({"type":"impression","shopper_id":"g","timestamp":T0+999,
+                "product":{"id":"x","category":"sofas"},"recommendation_id":"r1"}),
+            ),
+            &d,
+        );
+        assert_eq!(
+            (p.categories.clone(), p.recent_views.clone(), p.cart.clone()),
+            before
+        );
     }
 
     #[test]
