@@ -5,6 +5,7 @@
 //! - [`popularity`] and [`rank`]: the tenant's popular products and the recommendations drawn from them;
 //! - [`tenant`]: tenant records, site ids and API keys;
 //! - [`store`]: storage ports and the DynamoDB adapter;
+//! - [`deletion`]: tenant deletion (the state machine) and shoppers' erasure and export;
 //! - [`http`]: typed API errors and JSON responses, shared by every HTTP function;
 //! - [`oauth`]: the platforms' OAuth and signature rules (Shopify, BigCommerce);
 //! - [`kms`]: the KMS envelope of access tokens and PII keys (peppers), and the pepper cache;
@@ -13,6 +14,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod deletion;
 pub mod event;
 pub mod http;
 pub mod kms;

@@ -5,7 +5,10 @@ pub mod deletion;
 pub mod dynamo;
 #[cfg(feature = "test-doubles")]
 pub mod memory;
+#[cfg(feature = "test-doubles")]
+mod memory_deletion;
 pub mod tenants;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -1,0 +1,103 @@
+//! Shoppers' rights with the tenant API key: `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}` and
+//! `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`.
+
+use affinity::deletion::shopper;
+use affinity::deletion::ErasureError;
+use affinity::event::is_valid_id;
+use affinity::http::{self, ApiError};
+use affinity::pii::PiiKeySource;
+use affinity::store::{customer_key, guest_key};
+use affinity::tenant::{KeyCheck, Tenant, TenantStatus};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+use crate::{Deps, Store};
+
+/// Checks the tenant (404 unknown, 410 deleting or deleted) and its API key (401, 403).
+async fn admit<S: Store, K: PiiKeySource>(
+    deps: &Deps<S, K>,
+    req: &Request,
+    site_id: &str,
+) -> Result<Tenant, ApiError> {
+    if !is_valid_id(site_id) {
+        return Err(ApiError::unknown_site());
+    }
+    let tenant = deps
+        .store
+        .tenant_by_site(site_id)
+        .await
+        .map_err(ErasureError::from)?
+        .ok_or_else(ApiError::unknown_site)?;
+    if tenant.status != TenantStatus::Active {
+        return Err(ApiError::site_deleted());
+    }
+    match tenant.check_api_key(http::bearer_token(req)) {
+        KeyCheck::Valid => Ok(tenant),
+        KeyCheck::OtherTenant => Err(ApiError::forbidden("this API key belongs to another store")),
+        KeyCheck::Invalid => Err(ApiError::unauthorized(
+            "this route needs the store's API key as Authorization: Bearer <key>",
+        )),
+    }
+}
+
+/// The profile key of the shopper named in the route: a guest id, or a customer id with
+/// `?id_type=customer`.
+fn shopper_key(req: &Request, shopper_id: &str) -> Result<String, ApiError> {
+    if !is_valid_id(shopper_id) {
+        return Err(ApiError::bad_request(
+            "shopper_id",
+            "must be 1-128 characters of A-Z a-z 0-9 _ = / + . - :",
+        ));
+    }
+    match http::query_param(req, "id_type").as_deref() {
+        None | Some("guest") => Ok(guest_key(shopper_id)),
+        Some("customer") => Ok(customer_key(shopper_id)),
+        Some(_) => Err(ApiError::bad_request(
+            "id_type",
+            "must be guest (the default) or customer",
+        )),
+    }
+}
+
+/// `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}`: the erasure report.
+pub(crate) async fn erase<S: Store, K: PiiKeySource>(
+    deps: &Deps<S, K>,
+    req: &Request,
+    site_id: &str,
+    shopper_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let key = shopper_key(req, shopper_id)?;
+    let tenant = admit(deps, req, site_id).await?;
+    let report = shopper::erase(&deps.store, &tenant.site_id, &key)
+        .await
+        .map_err(ErasureError::from)?;
+    tracing::info!(
+        site_id = %tenant.site_id,
+        profiles = report.profiles,
+        events = report.events,
+        guest_ids = report.guest_ids,
+        "shopper erased (API)"
+    );
+    Ok(http::json_response(StatusCode::OK, &report))
+}
+
+/// `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`: the export document.
+pub(crate) async fn export<S: Store, K: PiiKeySource>(
+    deps: &Deps<S, K>,
+    req: &Request,
+    site_id: &str,
+    shopper_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let key = shopper_key(req, shopper_id)?;
+    let tenant = admit(deps, req, site_id).await?;
+    let export = shopper::export(&deps.store, &tenant.site_id, &key, deps.clock.now_ms())
+        .await
+        .map_err(ErasureError::from)?;
+    tracing::info!(
+        site_id = %tenant.site_id,
+        profiles = export.profiles.len(),
+        events = export.events.len(),
+        "shopper export produced (API)"
+    );
+    Ok(http::json_response(StatusCode::OK, &export))
+}

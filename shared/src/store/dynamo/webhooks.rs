@@ -1,0 +1,53 @@
+//! Webhook receipts: [`WebhookReceipts`], items at `webhook#{id}` of the tenants table.
+
+use super::attrs::{n, s, unavailable};
+use super::DynamoStore;
+use crate::store::webhooks::{WebhookReceipts, WEBHOOK_RECEIPT_TTL_S};
+use crate::store::StoreError;
+
+/// The key of a processed webhook delivery.
+pub fn webhook_pk(webhook_id: &str) -> String {
+    format!("webhook#{webhook_id}")
+}
+
+impl WebhookReceipts for DynamoStore {
+    async fn claim_webhook(
+        &self,
+        webhook_id: &str,
+        topic: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let r = self
+            .client()
+            .put_item()
+            .table_name(&self.tables().tenants)
+            .item("pk", s(webhook_pk(webhook_id)))
+            .item("topic", s(topic))
+            .item("received_at", s(crate::rfc3339(now_ms)))
+            .item("expires_at", n(now_ms / 1000 + WEBHOOK_RECEIPT_TTL_S))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn release_webhook(&self, webhook_id: &str) -> Result<(), StoreError> {
+        self.client()
+            .delete_item()
+            .table_name(&self.tables().tenants)
+            .key("pk", s(webhook_pk(webhook_id)))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
