@@ -76,9 +76,11 @@ fn alias(to: &str) -> ProfileRecord {
 }
 
 fn profile(guests: &[&str], customer: Option<&str>) -> ProfileRecord {
-    let mut p = affinity::profile::Profile::default();
-    p.guest_ids = guests.iter().map(|g| (*g).to_string()).collect();
-    p.customer_id = customer.map(str::to_string);
+    let p = affinity::profile::Profile {
+        guest_ids: guests.iter().map(|g| (*g).to_string()).collect(),
+        customer_id: customer.map(str::to_string),
+        ..Default::default()
+    };
     ProfileRecord::Profile {
         profile: Box::new(p),
         version: 1,
