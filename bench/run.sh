@@ -89,8 +89,11 @@ target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import jso
 REL="$target_dir/release"
 
 step "building the release binaries (functions, affinity-bench, bare-lambda)"
-bin_args=()
-for b in "${FUNCTIONS[@]}" affinity-bench bare-lambda; do bin_args+=(--bin "$b"); done
+# By package (-p): the workspace's default members are the functions only. Each function's package is
+# named like its binary.
+bin_args=(-p affinity-bench)
+for b in "${FUNCTIONS[@]}"; do bin_args+=(-p "$b" --bin "$b"); done
+for b in affinity-bench bare-lambda; do bin_args+=(--bin "$b"); done
 timed build_release cargo build --release --quiet "${bin_args[@]}"
 BENCH="$REL/affinity-bench"
 

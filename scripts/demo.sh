@@ -4,13 +4,16 @@
 #      function's Shopify base URL pointed at a fake Shopify on loopback;
 #   2. a merchant installs the app: the real OAuth flow (install, signed callback, token exchange
 #      against the fake Shopify), which creates the tenant, its KMS-sealed token and PII key, and
-#      shows its API key once (consent's demo-install binary);
+#      shows its API key once (tools/demo-install);
 #   3. the merchant grants Personalized Messaging consent (PUT /v1/sites/{site_id}/messaging-consent);
 #   4. the REES46 clickstream sample (data/) replays through the live ingest route, shifted so that
 #      its last event is now, shaped as storefronts send it; the events stream is drained into the
 #      popularity aggregate; then the five most active shoppers' recommendations and the totals;
 #   5. one messaging lookup by email: a shopper of the file signs up with an email on the storefront,
 #      and the email tool asks for their recommendations by that address (in other letter case).
+#   6. the demo storefront (scripts/serve_storefront.py): static pages built from the REES46 sample's
+#      products with the tracker and the recommendations widget, on its own port (another origin than
+#      the API, so CORS is real); its URL is printed last.
 # The service keeps running; `make down` stops it.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -30,7 +33,7 @@ source "$STACK_DIR/env"
 set +a
 
 log "building the demo installer and the importer"
-cargo build --quiet -p consent --bin demo-install
+cargo build --quiet -p affinity-demo-install --bin demo-install
 cargo build --quiet --release -p affinity-importer --bin affinity-import
 target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 
@@ -79,4 +82,20 @@ answer = call("POST", f"/v1/sites/{site}/recommendations/lookup",
 print(json.dumps({"step": "messaging lookup by email", "results": answer["results"]}))
 assert answer["results"][0]["matched"] and answer["results"][0]["shopper_id"] == "g:" + top, answer
 EOF
+# --- the demo storefront (issue 12) ---------------------------------------------------------
+log "building the storefront kit and serving the demo storefront"
+(cd storefront && npm run --silent build)
+stop storefront
+storefront_port="$(free_port)"
+start_bg storefront "serve_storefront.py" "$PY" "$ROOT/scripts/serve_storefront.py" --site "$site_id" \
+  --api "$AFFINITY_API_URL" --port "$storefront_port" --out "$STACK_DIR/storefront"
+for _ in $(seq 1 50); do
+  "$PY" -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+    "http://127.0.0.1:$storefront_port/index.html" 2>/dev/null && break
+  is_running storefront || fail_with_log storefront "the storefront server exited"
+  sleep 0.2
+done
+log "demo storefront: http://127.0.0.1:$storefront_port/  (browse a few products, then the home page's"
+log "  'Recommended for you' follows what you looked at)"
+# ---------------------------------------------------------------------------------------------
 log "Affinity runs at $AFFINITY_API_URL (site id $site_id); stop it with: make down"

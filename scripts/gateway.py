@@ -45,6 +45,7 @@ import argparse
 import base64
 import http.client
 import json
+import socket
 import time
 import uuid
 from datetime import datetime, timezone
@@ -103,9 +104,24 @@ class Router:
         return params if len(pattern) == len(segs) else None
 
 
+class RuntimeConnection(http.client.HTTPConnection):
+    """A connection to cargo lambda watch with TCP_NODELAY, so a request is never held back."""
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Gateway(BaseHTTPRequestHandler):
     server_version = "affinity-local-gateway"
+    # Keep-alive: every request's body is read whole (Content-Length or chunked) before the answer,
+    # and every answer has a Content-Length, so the next request on the connection starts clean.
     protocol_version = "HTTP/1.1"
+    # No 40 ms stall (Nagle's algorithm waiting for the client's delayed ACK, measured in
+    # BENCHMARKS.md): TCP_NODELAY on every accepted socket, and the answer's head and body buffered
+    # and sent in one write (http.server flushes wfile once the handler returns).
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
     # Set on the class by main().
     router: Router
     mode: str
@@ -123,8 +139,42 @@ class Gateway(BaseHTTPRequestHandler):
         self.log_message('%s %s -> %s', self.command, path, code)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("content-length") or 0)
+        """The request body, whole: by Content-Length, or chunked (RFC 9112 7.1; trailers skipped).
+
+        Raises ValueError on a malformed length or chunk size (the caller answers 400 and closes).
+        """
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline(1 << 16).split(b";")[0].strip() or b"x", 16)
+                if size < 0:
+                    raise ValueError("negative chunk size")
+                if size == 0:
+                    while self.rfile.readline(1 << 16) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(1 << 16)
+        raw = (self.headers.get("content-length") or "0").strip()
+        if not raw.isdigit():
+            raise ValueError(f"bad content-length {raw!r}")
+        length = int(raw)
         return self.rfile.read(length) if length else b""
+
+    def handle_expect_100(self):
+        """`Expect: 100-continue`: the interim answer goes out now, not with the buffered final one."""
+        ok = super().handle_expect_100()
+        self.wfile.flush()
+        return ok
+
+    def _body_or_refuse(self) -> bytes | None:
+        """The body, or None after answering 400 (a body we cannot frame ends the connection)."""
+        try:
+            return self._read_body()
+        except ValueError:
+            self.close_connection = True
+            self._json(400, {"message": "Bad Request"})
+            return None
 
     def _send(self, status: int, headers: list[tuple[str, str]], body: bytes):
         self.send_response(status)
@@ -172,7 +222,8 @@ class Gateway(BaseHTTPRequestHandler):
         if not (self.command == "OPTIONS" and self.cors and self.headers.get("origin")
                 and self.headers.get("access-control-request-method")):
             return False
-        self._read_body()
+        if self._body_or_refuse() is None:
+            return True
         headers = []
         if self._allowed_origin():
             headers += [
@@ -189,7 +240,9 @@ class Gateway(BaseHTTPRequestHandler):
         if self._preflight():
             return
         split = urlsplit(self.path)
-        body = self._read_body()
+        body = self._body_or_refuse()
+        if body is None:
+            return
         candidates = self.router.match(split.path)
         if not candidates:
             return self._json(404, {"message": "Not Found"})
@@ -222,10 +275,17 @@ class Gateway(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
 
+    def __getattr__(self, name: str):
+        # Any other method (TRACE, CONNECT, made-up ones): routed like the rest, so a known path
+        # answers 405 with Allow and an unknown one 404, never http.server's 501 page.
+        if name.startswith("do_"):
+            return self._handle
+        raise AttributeError(name)
+
     # --- mode url: cargo lambda's function-URL endpoint ------------------------------------------
     def _forward_url(self, route, split, body):
         target = f"/lambda-url/{route.binary}{split.path}" + (f"?{split.query}" if split.query else "")
-        conn = http.client.HTTPConnection("127.0.0.1", self.watch_port, timeout=self.timeout)
+        conn = RuntimeConnection("127.0.0.1", self.watch_port, timeout=self.timeout)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
             conn.request(self.command, target, body=body or None, headers=headers)
@@ -300,7 +360,7 @@ class Gateway(BaseHTTPRequestHandler):
 
     def _invoke(self, route, params, split, body):
         event = self._event(route, params, split, body)
-        conn = http.client.HTTPConnection("127.0.0.1", self.watch_port, timeout=self.timeout)
+        conn = RuntimeConnection("127.0.0.1", self.watch_port, timeout=self.timeout)
         try:
             started = time.monotonic()
             conn.request(

@@ -2,14 +2,22 @@
 # make test: every check that needs no cloud, with the local stand-ins it needs.
 #   1. template.yaml: cfn-lint; sam validate --lint; checkov (every finding fixed or skipped in the
 #      template with its reason)
-#   2. events/*.json: the event shape of the function that receives each (scripts/check_events.py)
+#   2. events/*.json: the event shape of the function that receives each (scripts/check_events.py);
+#      no function that sam build compiles has a test double in its feature graph
+#      (scripts/check_no_test_doubles.py); openapi.yaml is valid OpenAPI 3.1 with exactly the
+#      template's routes and the README's error codes (scripts/check_contract.py)
 #   3. unit tests of these scripts (python unittest; also: the deployed template has no dependency
 #      cycle, the permissions reader)
 #   4. DynamoDB Local + moto (scripts/stack.sh up, in .stack/test so a `make up` can keep running)
 #   5. cargo test --workspace --no-fail-fast, with the stack's environment (AWS_ENDPOINT_URL_DYNAMODB,
 #      ...); among them tests/tests/iam_scope.rs, the IAM proof
 #   6. every events/*.json through `cargo lambda invoke` on its function (scripts/invoke_events.sh)
+#   6b. Schemathesis: the functions behind scripts/gateway.py (scripts/run_local.sh --no-reload, a
+#      store from affinity-admin) fuzzed against openapi.yaml (scripts/fuzz_api.sh, two runs)
 #   7. sam build: the arm64 release binaries that `sam deploy` would upload (scripts/sam_build.sh)
+#   8. the storefront kit (issue 12): its JS unit tests (node --test in storefront/), its size budgets
+#      (scripts/storefront_size.sh: esbuild-minified, gzip -9), and the browser suite in headless
+#      Chromium against the whole local service on its own stack (scripts/browser_test.sh)
 # Runs them all, stops the stack whatever happens, exits non-zero if any step failed, and ends with
 # one line "summary: N passed, M failed" (every test and check) for CI.
 set -uo pipefail
@@ -43,6 +51,8 @@ check "sam validate --lint" "$VENV/bin/sam" validate --lint --template-file temp
 check "checkov -f template.yaml" "$ROOT/.tools/checkov-venv/bin/checkov" -f template.yaml --skip-download \
   --compact --quiet
 check "events/*.json: shapes (sam local invoke -e)" "$PY" scripts/check_events.py >/dev/null
+check "no test double in a deployed build (sam build's feature graph)" "$PY" scripts/check_no_test_doubles.py
+check "openapi.yaml: OpenAPI 3.1, the template's routes, the README's error codes" "$PY" scripts/check_contract.py
 
 step "script unit tests"
 "$PY" -m unittest discover -s scripts/tests 2>&1 | tee "$out"
@@ -76,14 +86,48 @@ if AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up; then
   passed_n=$((passed_n + ${p:-0}))
   failed_n=$((failed_n + ${f:-0}))
   if [[ " ${failed[*]} " == *" cargo lambda invoke events "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
+
+  step "Schemathesis: the running stack (functions behind gateway.py) against openapi.yaml"
+  # Two runs (anonymous, with a store's API key), each one check; the cases they ran are reported below.
+  "$ROOT/scripts/fuzz_api.sh" | tee "$out"
+  fuzz_rc=${PIPESTATUS[0]}
+  read -r fuzz_cases fuzz_failed < <(sed -n 's/^fuzz_api: \([0-9]*\) cases, \([0-9]*\) failed$/\1 \2/p' "$out" | tail -n 1)
+  if [[ $fuzz_rc == 0 ]]; then passed_n=$((passed_n + 2)); else
+    failed+=("schemathesis")
+    # A run that never started (no stack, no store) counts as both runs failed.
+    bad=${fuzz_failed:-2}
+    ((bad >= 1 && bad <= 2)) || bad=2
+    failed_n=$((failed_n + bad))
+    passed_n=$((passed_n + 2 - bad))
+  fi
 else
   failed+=("stack up")
   failed_n=$((failed_n + 1))
 fi
 
 "$ROOT/scripts/stack.sh" down # now: sam build needs no stack, and the summary below is the last line
+# --- storefront kit (issue 12) ---------------------------------------------------------------
+step "storefront: JS unit tests (node --test)"
+(cd storefront && npm run --silent build && node --test test/) 2>&1 | tee "$out"
+[[ ${PIPESTATUS[0]} == 0 ]] || failed+=("storefront unit tests")
+p="$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+f="$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$out" | tail -n 1)"
+passed_n=$((passed_n + ${p:-0}))
+failed_n=$((failed_n + ${f:-0}))
+if [[ " ${failed[*]} " == *" storefront unit tests "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
+check "storefront: size budgets (tracker <= 4 KB gzip, tracker + widget <= 10 KB)" scripts/storefront_size.sh
+step "storefront: browser suite (headless Chromium, scripts/browser_test.sh)"
+AFFINITY_STACK_DIR=.stack/test-browser scripts/browser_test.sh 2>&1 | tee "$out"
+[[ ${PIPESTATUS[0]} == 0 ]] || failed+=("browser suite")
+read -r p f < <(sed -n 's/^browser_test: \([0-9]*\) passed, \([0-9]*\) failed, [0-9]* skipped$/\1 \2/p' "$out" | tail -n 1)
+passed_n=$((passed_n + ${p:-0}))
+failed_n=$((failed_n + ${f:-0}))
+if [[ " ${failed[*]} " == *" browser suite "* && ${f:-0} == 0 ]]; then failed_n=$((failed_n + 1)); fi
+# ---------------------------------------------------------------------------------------------
+
 check "sam build (arm64, cargo lambda)" env AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/sam_build.sh"
 
+printf '\nschemathesis: %s cases against the local stack\n' "${fuzz_cases:-0}" >&2
 if ((${#failed[@]})); then
   printf '\nmake test: FAILED: %s\n' "$(IFS=,; echo "${failed[*]}")" >&2
 else

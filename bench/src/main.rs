@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use affinity::config::{self, Needs, Tables};
 use affinity::store::dynamo::DynamoStore;
-use affinity::tenant::{new_api_key, tenant_id_for, Tenant, TenantStatus};
+use affinity::tenant::{new_api_key, tenant_id_for, Platform, Tenant, TenantStatus};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -167,9 +167,9 @@ async fn create_tenant(site_id: String) -> Result<Value, Box<dyn std::error::Err
     let (api_key, api_key_sha256) = new_api_key(&site_id)?;
     let now = affinity::rfc3339(affinity::now_ms());
     let tenant = Tenant {
-        tenant_id: tenant_id_for("demo", &domain),
+        tenant_id: tenant_id_for(Platform::Demo, &domain),
         site_id: site_id.clone(),
-        platform: "demo".into(),
+        platform: Platform::Demo,
         shop_domain: domain,
         status: TenantStatus::Active,
         scopes: vec![],

@@ -79,7 +79,7 @@ fn ingest_batch(c: &mut Criterion) {
                     continue;
                 };
                 if !e.pii.is_empty() {
-                    e.identities = identities(&key, &e.pii, None).unwrap_or_default();
+                    e.identities = identities(&key, &e.pii, None).keys;
                     e.pii = Default::default();
                 }
                 let p = profiles.entry(e.shopper_id.clone()).or_default();
@@ -219,7 +219,7 @@ fn ingest_stages(c: &mut Criterion) {
             validated
                 .iter()
                 .filter(|e| !e.pii.is_empty())
-                .map(|e| identities(&key, &e.pii, None).map_or(0, |v| v.len()))
+                .map(|e| identities(&key, &e.pii, None).keys.len())
                 .sum::<usize>()
         })
     });

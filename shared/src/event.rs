@@ -172,6 +172,9 @@ pub struct Event {
     pub currency: Option<String>,
     /// The full cart after this event, when the storefront sent it.
     pub cart: Option<Vec<Line>>,
+    /// The `recommendation_id` of the recommendation answer this event came from (a click or
+    /// impression on a widget), so click-through can be attributed.
+    pub recommendation_id: Option<String>,
     /// Personal data, if any was sent (see [`PiiFields`]). Emptied before anything is stored.
     pub pii: PiiFields,
     /// Identity keys (`e:{hex}` for an email, `p:{hex}` for a phone) made from `pii` by
@@ -354,10 +357,25 @@ pub fn parse_timestamp(value: &Value) -> Result<i64, &'static str> {
 
 /// The event id used when the client sends none: the first 128 bits of SHA-256 over the event's JSON
 /// text, hex. A retried batch carries the same bytes, so it gets the same ids and is de-duplicated.
+///
+/// The personal fields (`email`, `email_sha256`, `phone`, `phone_sha256`) are left out of the digest,
+/// so a stored event id is never an unkeyed digest of an email or phone.
 pub fn derived_event_id(value: &Value) -> String {
-    let digest = Sha256::digest(value.to_string().as_bytes());
+    let digest = match value {
+        Value::Object(obj) => {
+            let mut rest = obj.clone();
+            for f in PII_FIELD_NAMES {
+                rest.remove(f);
+            }
+            Sha256::digest(Value::Object(rest).to_string().as_bytes())
+        }
+        v => Sha256::digest(v.to_string().as_bytes()),
+    };
     format!("d-{}", hex::encode(&digest[..16]))
 }
+
+/// The event fields that carry personal data.
+pub const PII_FIELD_NAMES: [&str; 4] = ["email", "email_sha256", "phone", "phone_sha256"];
 
 /// Validates one event of a request.
 ///
@@ -465,6 +483,16 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         None | Some(Value::Null) => None,
         Some(v) => Some(lines_from(v, "cart")?),
     };
+    let recommendation_id = match obj.get("recommendation_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if recommendation_id_ok(s) => Some(s.clone()),
+        Some(_) => {
+            return err(
+                "recommendation_id",
+                "must be 1-64 characters of letters, digits, _ and -",
+            )
+        }
+    };
     let pii = PiiFields {
         email: pii_text(obj, "email")?,
         email_sha256: pii_text(obj, "email_sha256")?,
@@ -484,9 +512,17 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         order_id,
         currency,
         cart,
+        recommendation_id,
         pii,
         identities: Vec::new(),
     })
+}
+
+fn recommendation_id_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Reads a personal field without ever putting its value in an error.
@@ -626,6 +662,32 @@ mod tests {
         assert_eq!(a.event_id, b.event_id);
         let c = ok(json!({"type":"view","shopper_id":"g","product":{"id":"2"}}));
         assert_ne!(a.event_id, c.event_id);
+    }
+
+    #[test]
+    fn a_derived_event_id_is_no_digest_of_the_email_it_carried() {
+        let plain = json!({"type":"view","shopper_id":"g","product":{"id":"1"}});
+        let mut with_email = plain.clone();
+        with_email["email"] = json!("jane@example.com");
+        assert_eq!(ok(with_email).event_id, ok(plain).event_id);
+    }
+
+    #[test]
+    fn recommendation_ids_are_kept_when_well_formed_and_refused_by_name_otherwise() {
+        let e = ok(json!({"type":"click","shopper_id":"g","product":{"id":"1"},
+            "recommendation_id":"4f1c2e7a-9b3d-4c5e-8f6a-1b2c3d4e5f60"}));
+        assert_eq!(
+            e.recommendation_id.as_deref(),
+            Some("4f1c2e7a-9b3d-4c5e-8f6a-1b2c3d4e5f60")
+        );
+        let r = validate(
+            &json!({"type":"click","shopper_id":"g","product":{"id":"1"},"recommendation_id":"a#b"}),
+            3,
+            NOW,
+            IngestMode::Live,
+        )
+        .expect_err("refused");
+        assert_eq!((r.index, r.field.as_str()), (3, "recommendation_id"));
     }
 
     #[test]

@@ -8,13 +8,177 @@ use lambda_http::http::{header, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 
+/// Every error code the API answers with: one list, the `code` of the error object.
+///
+/// Each code has one HTTP status ([`ErrorCode::status`]) and is serialized as its snake_case name
+/// ([`ErrorCode::as_str`]); the README and `openapi.yaml` list the same codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// 400: the request (or one of its fields) cannot be used as sent.
+    BadRequest,
+    /// 401: no valid credentials (API key, signature).
+    Unauthorized,
+    /// 403: valid credentials of another tenant.
+    Forbidden,
+    /// 404: no such route or resource.
+    NotFound,
+    /// 404: no tenant has this site id.
+    UnknownSite,
+    /// 405: the route exists with another method.
+    MethodNotAllowed,
+    /// 410: the tenant was deleted (or is being deleted).
+    SiteDeleted,
+    /// 413: a body or a list over its limit.
+    TooLarge,
+    /// 415: a content type the route does not read.
+    UnsupportedMediaType,
+    /// 503: storage or KMS unavailable; safe to retry.
+    Unavailable,
+    /// 500: a fault of ours (logged).
+    Internal,
+    /// 400: a required query parameter is missing (platform callbacks).
+    MissingParameter,
+    /// 401: a platform signature (Shopify HMAC) does not verify.
+    BadSignature,
+    /// 400: a platform timestamp that is not a number.
+    BadTimestamp,
+    /// 400: a signed platform request older than its freshness window.
+    StaleRequest,
+    /// 400: a `shop` that is not a `*.myshopify.com` domain.
+    BadShop,
+    /// 400: a BigCommerce store context that is not `stores/{hash}`.
+    BadStore,
+    /// 401: a BigCommerce `signed_payload_jwt` that does not verify.
+    BadSignedPayload,
+    /// 400: an OAuth `state` never issued or already used.
+    UnknownState,
+    /// 400: an OAuth `state` older than its lifetime.
+    ExpiredState,
+    /// 400: an OAuth `state` issued for another store.
+    ForeignState,
+    /// 502: the platform failed or did not answer in time.
+    PlatformError,
+    /// 409: the request conflicts with the resource's state.
+    Conflict,
+    /// 500: the tenant's configuration is permanently broken (e.g. no pepper); retrying will not help.
+    Misconfigured,
+    /// 502: the platform granted fewer OAuth scopes than Affinity needs.
+    ScopesMissing,
+    /// 409: the store's earlier data is still being deleted; install again later.
+    DeletionInProgress,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the README's list.
+    pub const ALL: [ErrorCode; 26] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::UnknownSite,
+        Self::MethodNotAllowed,
+        Self::SiteDeleted,
+        Self::TooLarge,
+        Self::UnsupportedMediaType,
+        Self::Unavailable,
+        Self::Internal,
+        Self::MissingParameter,
+        Self::BadSignature,
+        Self::BadTimestamp,
+        Self::StaleRequest,
+        Self::BadShop,
+        Self::BadStore,
+        Self::BadSignedPayload,
+        Self::UnknownState,
+        Self::ExpiredState,
+        Self::ForeignState,
+        Self::PlatformError,
+        Self::Conflict,
+        Self::Misconfigured,
+        Self::ScopesMissing,
+        Self::DeletionInProgress,
+    ];
+
+    /// The code as it appears in the error object, e.g. `unknown_site`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::UnknownSite => "unknown_site",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::SiteDeleted => "site_deleted",
+            Self::TooLarge => "too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+            Self::MissingParameter => "missing_parameter",
+            Self::BadSignature => "bad_signature",
+            Self::BadTimestamp => "bad_timestamp",
+            Self::StaleRequest => "stale_request",
+            Self::BadShop => "bad_shop",
+            Self::BadStore => "bad_store",
+            Self::BadSignedPayload => "bad_signed_payload",
+            Self::UnknownState => "unknown_state",
+            Self::ExpiredState => "expired_state",
+            Self::ForeignState => "foreign_state",
+            Self::PlatformError => "platform_error",
+            Self::Conflict => "conflict",
+            Self::Misconfigured => "misconfigured",
+            Self::ScopesMissing => "scopes_missing",
+            Self::DeletionInProgress => "deletion_in_progress",
+        }
+    }
+
+    /// The HTTP status this code is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest
+            | Self::MissingParameter
+            | Self::BadTimestamp
+            | Self::StaleRequest
+            | Self::BadShop
+            | Self::BadStore
+            | Self::UnknownState
+            | Self::ExpiredState
+            | Self::ForeignState => StatusCode::BAD_REQUEST,
+            Self::Unauthorized | Self::BadSignature | Self::BadSignedPayload => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::UnknownSite => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict | Self::DeletionInProgress => StatusCode::CONFLICT,
+            Self::SiteDeleted => StatusCode::GONE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Internal | Self::Misconfigured => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::PlatformError | Self::ScopesMissing => StatusCode::BAD_GATEWAY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ErrorCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// An expected failure, answered with its status and a JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
-    /// HTTP status.
+    /// HTTP status (the code's, see [`ErrorCode::status`]).
     pub status: StatusCode,
     /// A stable, machine-readable code.
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// The request field at fault, when there is one.
     pub field: Option<String>,
     /// What went wrong and, where it helps, what to do.
@@ -22,14 +186,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(
-        status: StatusCode,
-        code: &'static str,
-        field: Option<&str>,
-        message: impl Into<String>,
-    ) -> Self {
+    /// An error with `code`'s status, naming `field` when there is one.
+    pub fn new(code: ErrorCode, field: Option<&str>, message: impl Into<String>) -> Self {
         Self {
-            status,
+            status: code.status(),
             code,
             field: field.map(str::to_string),
             message: message.into(),
@@ -37,35 +197,24 @@ impl ApiError {
     }
     /// 400: the request cannot be used as sent.
     pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", Some(field), message)
+        Self::new(ErrorCode::BadRequest, Some(field), message)
     }
     /// 401: no valid credentials.
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            Some("authorization"),
-            message,
-        )
+        Self::new(ErrorCode::Unauthorized, Some("authorization"), message)
     }
     /// 403: valid credentials, wrong tenant.
     pub fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            Some("authorization"),
-            message,
-        )
+        Self::new(ErrorCode::Forbidden, Some("authorization"), message)
     }
     /// 404: no such route or resource.
     pub fn not_found(field: Option<&str>, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", field, message)
+        Self::new(ErrorCode::NotFound, field, message)
     }
     /// 404 for a site id that no tenant has.
     pub fn unknown_site() -> Self {
         Self::new(
-            StatusCode::NOT_FOUND,
-            "unknown_site",
+            ErrorCode::UnknownSite,
             Some("site_id"),
             "no store is connected with this site id",
         )
@@ -73,8 +222,7 @@ impl ApiError {
     /// 405: the route exists with another method.
     pub fn method_not_allowed(allowed: &str) -> Self {
         Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             None,
             format!("this route accepts {allowed}"),
         )
@@ -82,44 +230,31 @@ impl ApiError {
     /// 410: the tenant was deleted (or is being deleted); nothing is stored for it any more.
     pub fn site_deleted() -> Self {
         Self::new(
-            StatusCode::GONE,
-            "site_deleted",
+            ErrorCode::SiteDeleted,
             Some("site_id"),
             "this store disconnected from Affinity and its data is deleted; nothing more is stored",
         )
     }
     /// 413: too large.
     pub fn too_large(field: &str, message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            Some(field),
-            message,
-        )
+        Self::new(ErrorCode::TooLarge, Some(field), message)
     }
     /// 415: a content type this route does not read.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             Some("content-type"),
             message,
         )
     }
     /// 503: storage is unavailable; safe to retry.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            None,
-            message,
-        )
+        Self::new(ErrorCode::Unavailable, None, message)
     }
     /// 500: a fault of ours. The detail goes to the log, not to the client.
     pub fn internal() -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            ErrorCode::Internal,
             None,
             "internal error; it has been logged",
         )
@@ -140,6 +275,21 @@ impl ApiError {
     }
 }
 
+impl Serialize for ApiError {
+    /// The error object: `{"status", "code", "field" (when there is one), "message"}`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut o = s.serialize_struct("ApiError", 4)?;
+        o.serialize_field("status", &self.status.as_u16())?;
+        o.serialize_field("code", &self.code)?;
+        if let Some(f) = &self.field {
+            o.serialize_field("field", f)?;
+        }
+        o.serialize_field("message", &self.message)?;
+        o.end()
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -153,6 +303,48 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+// ---- one conversion per failure type ------------------------------------------------------------
+
+impl From<crate::store::StoreError> for ApiError {
+    /// Storage failures as clients see them: 503 while storage is unavailable (or a write kept losing
+    /// races), 410 when the tenant stopped being active, 500 for an item that cannot be read. The detail
+    /// goes to the log only.
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match e {
+            E::TenantInactive => Self::site_deleted(),
+            E::Conflict | E::Unavailable(_) => {
+                tracing::error!(error = %e, "storage failed");
+                Self::unavailable("storage is unavailable; nothing was changed, retry later")
+            }
+            E::Corrupt(_) => {
+                tracing::error!(error = %e, "corrupt item");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<crate::kms::KmsError> for ApiError {
+    /// KMS failures: 503 while KMS is unavailable (safe to retry), 500 `misconfigured` when the tenant's
+    /// key material is missing or refused (retrying cannot help), 500 for an unexpected answer.
+    fn from(e: crate::kms::KmsError) -> Self {
+        use crate::kms::KmsError as E;
+        tracing::error!(error = %e, "KMS failed");
+        match e {
+            E::Unavailable(_) => {
+                Self::unavailable("encryption is unavailable; nothing was changed, retry later")
+            }
+            E::Refused(_) | E::Missing(_) => Self::new(
+                ErrorCode::Misconfigured,
+                None,
+                "this store's encryption keys cannot be used; reconnect the store (retrying will not help)",
+            ),
+            E::Malformed(_) => Self::internal(),
+        }
+    }
+}
 
 /// A JSON response with `cache-control: no-store`.
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, body: &T) -> Response<Body> {
@@ -238,6 +430,41 @@ pub fn require_json_content(req: &Request) -> Result<(), ApiError> {
     }
 }
 
+/// Reads a JSON body into `T`: the content type must be JSON or `text/plain` (415), the body at most
+/// `max_bytes` bytes (413) and valid JSON of `T`'s shape (400, naming the position and, for a wrong
+/// or missing value, serde's description of it without echoing the value).
+///
+/// # Errors
+/// The [`ApiError`] to answer with.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    req: &Request,
+    max_bytes: usize,
+) -> Result<T, ApiError> {
+    require_json_content(req)?;
+    let bytes = body_bytes(req);
+    if bytes.len() > max_bytes {
+        return Err(ApiError::too_large(
+            "body",
+            format!(
+                "the body is {} bytes; at most {max_bytes} are accepted",
+                bytes.len()
+            ),
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "the body ends too early",
+            serde_json::error::Category::Syntax => "the body is not JSON",
+            serde_json::error::Category::Data => "the body has a wrong or missing value",
+            serde_json::error::Category::Io => "the body cannot be read",
+        };
+        ApiError::bad_request(
+            "body",
+            format!("{what} (line {}, column {})", e.line(), e.column()),
+        )
+    })
+}
+
 /// The token of an `Authorization: Bearer ...` header.
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let v = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -292,5 +519,88 @@ mod tests {
         assert_eq!(b["error"]["status"], 400);
         assert_eq!(b["error"]["field"], "events");
         assert_eq!(ApiError::site_deleted().status.as_u16(), 410);
+    }
+
+    #[test]
+    fn every_code_has_one_name_and_its_status() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len(), "two codes share a name");
+        assert_eq!(ErrorCode::UnknownSite.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            ErrorCode::BadSignedPayload.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(ErrorCode::PlatformError.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(
+            ErrorCode::Misconfigured.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let b = ApiError::new(ErrorCode::ExpiredState, Some("state"), "old").body();
+        assert_eq!(b["error"]["code"], "expired_state");
+        assert_eq!(b["error"]["status"], 400);
+    }
+
+    #[test]
+    fn storage_and_kms_failures_become_retryable_or_permanent_answers() {
+        use crate::kms::KmsError;
+        use crate::store::StoreError;
+        let e = ApiError::from(StoreError::Unavailable("throttled".into()));
+        assert_eq!((e.status.as_u16(), e.code), (503, ErrorCode::Unavailable));
+        assert!(!e.message.contains("throttled"), "internal detail leaked");
+        assert_eq!(
+            ApiError::from(StoreError::TenantInactive).status.as_u16(),
+            410
+        );
+        assert_eq!(
+            ApiError::from(StoreError::Corrupt("x".into()))
+                .status
+                .as_u16(),
+            500
+        );
+        assert_eq!(
+            ApiError::from(KmsError::Unavailable("t".into()))
+                .status
+                .as_u16(),
+            503
+        );
+        assert_eq!(
+            ApiError::from(KmsError::Missing("pepper")).code,
+            ErrorCode::Misconfigured
+        );
+    }
+
+    fn request(content_type: &str, body: &str) -> Request {
+        let mut r = Request::new(Body::Text(body.to_string()));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_str(content_type).expect("header"),
+        );
+        r
+    }
+
+    #[test]
+    fn read_json_names_what_is_wrong_without_echoing_values() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Consent {
+            #[allow(dead_code)]
+            enabled: bool,
+        }
+        let ok: Consent =
+            read_json(&request("application/json", r#"{"enabled":true}"#), 64).expect("valid body");
+        assert!(ok.enabled);
+        let e = read_json::<Consent>(&request("text/xml", "{}"), 64).expect_err("415");
+        assert_eq!(e.status.as_u16(), 415);
+        let e = read_json::<Consent>(&request("text/plain", &"x".repeat(65)), 64).expect_err("413");
+        assert_eq!((e.status.as_u16(), e.field.as_deref()), (413, Some("body")));
+        let e = read_json::<Consent>(
+            &request("application/json", r#"{"enabled":"jane@example.com"}"#),
+            64,
+        )
+        .expect_err("400");
+        assert_eq!(e.status.as_u16(), 400);
+        assert!(!e.message.contains("jane"), "{}", e.message);
+        assert!(e.message.contains("line 1"), "{}", e.message);
     }
 }

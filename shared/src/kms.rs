@@ -1,5 +1,5 @@
-//! KMS envelope for a tenant's secrets: the platform access token (KMS `Encrypt`) and the PII hashing
-//! key, the pepper (a KMS `GenerateDataKey` 256-bit data key). Only ciphertexts are stored. Each is bound
+//! KMS envelope for a tenant's secrets: the platform access token (KMS `Encrypt`) and the pepper, the
+//! key of the tenant's keyed PII hashes (a KMS `GenerateDataKey` 256-bit data key). Only ciphertexts are stored. Each is bound
 //! to its tenant and its purpose by the encryption context `{"tenant_id": ..., "purpose": ...}`, so a
 //! ciphertext copied into another tenant's record (or used for another purpose) does not decrypt
 //! (<https://docs.aws.amazon.com/kms/latest/developerguide/encrypt_context.html>).
@@ -8,6 +8,7 @@
 //! Lambda for a bounded time ([`PII_KEY_TTL`]), wiped when it leaves the cache.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,8 @@ use crate::tenant::Tenant;
 
 /// The encryption-context purpose of a platform access token.
 pub const ACCESS_TOKEN_PURPOSE: &str = "platform-access-token";
-/// The encryption-context purpose of a tenant's PII hashing key (the pepper).
-pub const PII_KEY_PURPOSE: &str = "pii-hash-key";
+/// The encryption-context purpose of a tenant's pepper (the value is the stored context, unchanged).
+pub const PEPPER_PURPOSE: &str = "pii-hash-key";
 /// How long a decrypted pepper stays in a warm Lambda's memory.
 pub const PII_KEY_TTL: Duration = Duration::from_secs(300);
 /// Most peppers held at once by one [`PiiKeys`] (expired ones go first, then the oldest).
@@ -142,20 +143,20 @@ impl Kms {
         Ok(Secret::new(token))
     }
 
-    /// A new 256-bit PII hashing key (the pepper) for `tenant_id`, from `GenerateDataKey` (context
+    /// A new 256-bit pepper for `tenant_id`, from `GenerateDataKey` (context
     /// `purpose = pii-hash-key`). Returns only its ciphertext; the plaintext that KMS also returns is wiped
     /// at once.
     ///
     /// # Errors
     /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
-    pub async fn new_pii_key(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
+    pub async fn new_pepper(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
         let out = self
             .client
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
             .encryption_context("tenant_id", tenant_id)
-            .encryption_context("purpose", PII_KEY_PURPOSE)
+            .encryption_context("purpose", PEPPER_PURPOSE)
             .send()
             .await
             .map_err(classify)?;
@@ -174,14 +175,14 @@ impl Kms {
     /// # Errors
     /// [`KmsError::Refused`] (wrong tenant or purpose), [`KmsError::Unavailable`], [`KmsError::Malformed`]
     /// (not 32 bytes).
-    pub async fn open_pii_key(
+    pub async fn open_pepper(
         &self,
         tenant_id: &str,
         ciphertext: &[u8],
     ) -> Result<PiiKey, KmsError> {
-        let plain = self.decrypt(tenant_id, PII_KEY_PURPOSE, ciphertext).await?;
+        let plain = self.decrypt(tenant_id, PEPPER_PURPOSE, ciphertext).await?;
         let key = PiiKey::from_slice(&plain)
-            .map_err(|_| KmsError::Malformed("a PII key that is not 32 bytes"));
+            .map_err(|_| KmsError::Malformed("a pepper that is not 32 bytes"));
         wipe(plain);
         key
     }
@@ -244,16 +245,16 @@ impl PiiKeys {
     /// The tenant's pepper: from memory when decrypted less than the TTL ago, else from KMS.
     ///
     /// # Errors
-    /// [`KmsError::Missing`] when the tenant has no pepper; the errors of [`Kms::open_pii_key`].
+    /// [`KmsError::Missing`] when the tenant has no pepper; the errors of [`Kms::open_pepper`].
     pub async fn get(&self, tenant: &Tenant) -> Result<Arc<PiiKey>, KmsError> {
         let ciphertext = tenant
             .pii_key_ciphertext
             .as_deref()
-            .ok_or(KmsError::Missing("PII key"))?;
+            .ok_or(KmsError::Missing("pepper"))?;
         if let Some(key) = self.cached(&tenant.tenant_id, ciphertext) {
             return Ok(key);
         }
-        let key = Arc::new(self.kms.open_pii_key(&tenant.tenant_id, ciphertext).await?);
+        let key = Arc::new(self.kms.open_pepper(&tenant.tenant_id, ciphertext).await?);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
@@ -307,5 +308,80 @@ impl PiiKeys {
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Seals a tenant's new secrets (the port of an install): only ciphertexts come back.
+pub trait SecretSealer: Send + Sync {
+    /// The ciphertext of `token`, `tenant_id`'s platform access token.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    fn seal_access_token(
+        &self,
+        tenant_id: &str,
+        token: &Secret,
+    ) -> impl Future<Output = Result<Vec<u8>, KmsError>> + Send;
+
+    /// The ciphertext of a new 256-bit pepper for `tenant_id` (its plaintext is never kept).
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    fn new_pepper(&self, tenant_id: &str)
+        -> impl Future<Output = Result<Vec<u8>, KmsError>> + Send;
+}
+
+impl SecretSealer for Kms {
+    async fn seal_access_token(
+        &self,
+        tenant_id: &str,
+        token: &Secret,
+    ) -> Result<Vec<u8>, KmsError> {
+        Kms::seal_access_token(self, tenant_id, token).await
+    }
+    async fn new_pepper(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
+        Kms::new_pepper(self, tenant_id).await
+    }
+}
+
+#[cfg(feature = "test-doubles")]
+pub use memory::MemorySealer;
+
+#[cfg(feature = "test-doubles")]
+mod memory {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    use super::{KmsError, Secret, SecretSealer};
+
+    /// A test double of [`SecretSealer`]: "ciphertexts" name the purpose, the tenant and a counter,
+    /// never the plaintext. With `fail` set, KMS is unavailable.
+    #[derive(Debug, Default)]
+    pub struct MemorySealer {
+        /// When set, every call fails as [`KmsError::Unavailable`].
+        pub fail: AtomicBool,
+        count: AtomicU64,
+    }
+
+    impl MemorySealer {
+        fn seal(&self, purpose: &str, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(KmsError::Unavailable("injected KMS failure".into()));
+            }
+            let n = self.count.fetch_add(1, Ordering::SeqCst);
+            Ok(format!("sealed:{purpose}:{tenant_id}:{n}").into_bytes())
+        }
+    }
+
+    impl SecretSealer for MemorySealer {
+        async fn seal_access_token(
+            &self,
+            tenant_id: &str,
+            _token: &Secret,
+        ) -> Result<Vec<u8>, KmsError> {
+            self.seal(super::ACCESS_TOKEN_PURPOSE, tenant_id)
+        }
+        async fn new_pepper(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
+            self.seal(super::PEPPER_PURPOSE, tenant_id)
+        }
     }
 }

@@ -202,45 +202,51 @@ pub fn phone_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, P
     Ok(keyed(key, &sha256_hex_to_bytes(hex_digest)?))
 }
 
-/// The identity keys of an event's personal fields: `e:{hex}` for `email`/`email_sha256`, `p:{hex}` for
-/// `phone`/`phone_sha256`, distinct, in that order.
-///
-/// # Errors
-/// The field at fault and why (never its value).
+/// What an event's personal fields give: their identity keys, and the fields that could not be read.
+#[derive(Debug, Default, PartialEq)]
+pub struct Identities {
+    /// `e:{hex}` for `email`/`email_sha256`, `p:{hex}` for `phone`/`phone_sha256`, distinct, in that
+    /// order.
+    pub keys: Vec<String>,
+    /// The fields that could not be read, and why (never their values). They are dropped; the rest of
+    /// the event is kept.
+    pub unreadable: Vec<(&'static str, PiiError)>,
+}
+
+/// The identity keys of an event's personal fields (see [`Identities`]): each field is normalized and
+/// hashed on its own, so one unreadable field (a national phone number of an unknown region, a
+/// malformed email) costs only itself.
 pub fn identities(
     key: &PiiKey,
     fields: &crate::event::PiiFields,
     default_region: Option<&str>,
-) -> Result<Vec<String>, (&'static str, PiiError)> {
-    let mut out: Vec<String> = Vec::new();
-    let mut push = |k: IdentityKey, prefix: &str| {
-        let k = format!("{prefix}:{}", k.0);
-        if !out.contains(&k) {
-            out.push(k);
+) -> Identities {
+    use crate::ids::ShopperKey;
+    let mut out = Identities::default();
+    let mut push = |field: &'static str, k: Result<ShopperKey, PiiError>| match k {
+        Ok(k) => {
+            let k = k.to_key();
+            if !out.keys.contains(&k) {
+                out.keys.push(k);
+            }
         }
+        Err(e) => out.unreadable.push((field, e)),
     };
+    let email = |k: IdentityKey| ShopperKey::Email(k.0);
+    let phone = |k: IdentityKey| ShopperKey::Phone(k.0);
     if let Some(v) = &fields.email {
-        push(email_key(key, v).map_err(|e| ("email", e))?, "e");
+        push("email", email_key(key, v).map(email));
     }
     if let Some(v) = &fields.email_sha256 {
-        push(
-            email_sha256_key(key, v).map_err(|e| ("email_sha256", e))?,
-            "e",
-        );
+        push("email_sha256", email_sha256_key(key, v).map(email));
     }
     if let Some(v) = &fields.phone {
-        push(
-            phone_key(key, v, default_region).map_err(|e| ("phone", e))?,
-            "p",
-        );
+        push("phone", phone_key(key, v, default_region).map(phone));
     }
     if let Some(v) = &fields.phone_sha256 {
-        push(
-            phone_sha256_key(key, v).map_err(|e| ("phone_sha256", e))?,
-            "p",
-        );
+        push("phone_sha256", phone_sha256_key(key, v).map(phone));
     }
-    Ok(out)
+    out
 }
 
 /// Where a function gets a tenant's PII key: [`crate::kms::PiiKeys`] in Lambda, a fixed key in tests.
@@ -248,19 +254,20 @@ pub trait PiiKeySource: Send + Sync {
     /// The tenant's pepper.
     ///
     /// # Errors
-    /// A description for the log (KMS unavailable or refusing, or the tenant has no key).
+    /// [`crate::kms::KmsError::Unavailable`] (retry), `Refused` / `Missing` (the tenant's key cannot
+    /// be used: permanent), `Malformed`.
     fn pii_key(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, String>> + Send;
+    ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, crate::kms::KmsError>> + Send;
 }
 
 impl PiiKeySource for crate::kms::PiiKeys {
     async fn pii_key(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<PiiKey>, String> {
-        self.get(tenant).await.map_err(|e| e.to_string())
+    ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
+        self.get(tenant).await
     }
 }
 
@@ -274,7 +281,7 @@ impl PiiKeySource for DerivedPiiKeys {
     async fn pii_key(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<PiiKey>, String> {
+    ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
         let d = Sha256::digest(tenant.tenant_id.as_bytes());
         let mut k = [0u8; 32];
         k.copy_from_slice(&d);
@@ -318,6 +325,24 @@ mod tests {
             hex::encode(mac.finalize().into_bytes()),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn an_unreadable_field_costs_only_itself() {
+        let fields = crate::event::PiiFields {
+            email: Some("Jane@Example.com".into()),
+            phone: Some("650 253 0000".into()),
+            ..Default::default()
+        };
+        // No region: the national number cannot be read; the email still gives its key.
+        let got = identities(&key(1), &fields, None);
+        assert_eq!(got.keys.len(), 1);
+        assert!(got.keys[0].starts_with("e:"));
+        assert_eq!(got.unreadable, [("phone", PiiError::NotAPhone)]);
+        // With the store's region both are read.
+        let got = identities(&key(1), &fields, Some("US"));
+        assert_eq!(got.keys.len(), 2);
+        assert!(got.unreadable.is_empty());
     }
 
     #[test]

@@ -16,18 +16,75 @@ pub enum TenantStatus {
     Deleted,
 }
 
+/// The commerce platform a tenant's store runs on. Stored and answered as `shopify`, `bigcommerce` or
+/// `demo` (a store made locally, with no platform behind it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// Shopify (<https://shopify.dev/docs/apps/build/authentication-authorization>).
+    Shopify,
+    /// BigCommerce (<https://developer.bigcommerce.com/docs/integrations/apps/guide/auth>).
+    BigCommerce,
+    /// A local demo store (`affinity-admin create-demo-tenant`).
+    Demo,
+}
+
+impl Platform {
+    /// The stored form: `shopify`, `bigcommerce`, `demo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shopify => "shopify",
+            Self::BigCommerce => "bigcommerce",
+            Self::Demo => "demo",
+        }
+    }
+
+    /// The name shown to merchants: `Shopify`, `BigCommerce`, `demo`.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Self::Shopify => "Shopify",
+            Self::BigCommerce => "BigCommerce",
+            Self::Demo => "demo",
+        }
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A platform name that is none of [`Platform`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the platform must be shopify, bigcommerce or demo")]
+pub struct UnknownPlatform;
+
+impl std::str::FromStr for Platform {
+    type Err = UnknownPlatform;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "shopify" => Ok(Self::Shopify),
+            "bigcommerce" => Ok(Self::BigCommerce),
+            "demo" => Ok(Self::Demo),
+            _ => Err(UnknownPlatform),
+        }
+    }
+}
+
 /// A tenant record, stored at `pk = site#{site_id}` in the tenants table.
 ///
-/// Holds no plaintext secret: the platform access token and the PII hashing key (the pepper) are KMS
-/// ciphertexts bound to the tenant by encryption context, and the API key is kept as its SHA-256.
+/// Holds no plaintext secret: the platform access token and the tenant's pepper (the key of its
+/// keyed PII hashes) are KMS ciphertexts bound to the tenant by encryption context, and the API key is
+/// kept as its SHA-256. Build one with [`Tenant::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tenant {
     /// Stable id, derived from the platform and the store (see [`tenant_id_for`]).
     pub tenant_id: String,
     /// Public id that storefront JavaScript sends.
     pub site_id: String,
-    /// `shopify`, `bigcommerce` or `demo`.
-    pub platform: String,
+    /// The store's platform.
+    pub platform: Platform,
     /// The store's domain (`example.myshopify.com`) or `stores/{hash}` for BigCommerce.
     pub shop_domain: String,
     /// Life-cycle state.
@@ -47,7 +104,7 @@ pub struct Tenant {
     /// KMS ciphertext of the platform access token.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
     pub access_token_ciphertext: Option<Vec<u8>>,
-    /// KMS ciphertext of the 256-bit PII hashing key.
+    /// KMS ciphertext of the tenant's 256-bit pepper. (The field keeps its stored name.)
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
     pub pii_key_ciphertext: Option<Vec<u8>>,
     /// SHA-256 (hex) of the tenant API key.
@@ -97,9 +154,33 @@ mod opt_bytes {
     }
 }
 
+impl Tenant {
+    /// A new active tenant of `shop_domain` on `platform` with site id `site_id`, created at
+    /// `created_at` (RFC 3339): its tenant id is [`tenant_id_for`]; no scopes, consent, secrets or API
+    /// key yet (set the fields that apply), messaging consent off.
+    pub fn new(platform: Platform, shop_domain: &str, site_id: &str, created_at: &str) -> Self {
+        Self {
+            tenant_id: tenant_id_for(platform, shop_domain),
+            site_id: site_id.to_string(),
+            platform,
+            shop_domain: shop_domain.to_string(),
+            status: TenantStatus::Active,
+            scopes: Vec::new(),
+            consent_granted_at: None,
+            messaging_consent: false,
+            messaging_consent_at: None,
+            access_token_ciphertext: None,
+            pii_key_ciphertext: None,
+            api_key_sha256: None,
+            default_region: None,
+            created_at: created_at.to_string(),
+        }
+    }
+}
+
 /// The stable tenant id of a store: `{platform}-` and the first 16 bytes of SHA-256 over
 /// `{platform}:{shop_domain}`, hex. The same store always gets the same tenant (re-installs keep data).
-pub fn tenant_id_for(platform: &str, shop_domain: &str) -> String {
+pub fn tenant_id_for(platform: Platform, shop_domain: &str) -> String {
     let d = Sha256::digest(format!("{platform}:{}", shop_domain.to_ascii_lowercase()).as_bytes());
     format!("{platform}-{}", hex::encode(&d[..16]))
 }
@@ -190,22 +271,9 @@ mod tests {
     use super::*;
 
     fn tenant(site: &str, hash: &str) -> Tenant {
-        Tenant {
-            tenant_id: tenant_id_for("demo", "demo.example"),
-            site_id: site.into(),
-            platform: "demo".into(),
-            shop_domain: "demo.example".into(),
-            status: TenantStatus::Active,
-            scopes: vec![],
-            consent_granted_at: None,
-            messaging_consent: false,
-            messaging_consent_at: None,
-            access_token_ciphertext: None,
-            pii_key_ciphertext: None,
-            api_key_sha256: Some(hash.into()),
-            default_region: None,
-            created_at: "2026-11-29T00:00:00Z".into(),
-        }
+        let mut t = Tenant::new(Platform::Demo, "demo.example", site, "2026-11-29T00:00:00Z");
+        t.api_key_sha256 = Some(hash.into());
+        t
     }
 
     #[test]
@@ -225,14 +293,39 @@ mod tests {
     }
 
     #[test]
+    fn platforms_keep_their_stored_names() {
+        for (p, name) in [
+            (Platform::Shopify, "shopify"),
+            (Platform::BigCommerce, "bigcommerce"),
+            (Platform::Demo, "demo"),
+        ] {
+            assert_eq!(serde_json::to_value(p).expect("json"), name);
+            assert_eq!(name.parse::<Platform>(), Ok(p));
+            assert_eq!(p.to_string(), name);
+        }
+        assert_eq!("woo".parse::<Platform>(), Err(UnknownPlatform));
+        let t = Tenant::new(
+            Platform::BigCommerce,
+            "stores/abc",
+            "s_1",
+            "2026-11-29T00:00:00Z",
+        );
+        assert_eq!(
+            t.tenant_id,
+            tenant_id_for(Platform::BigCommerce, "stores/abc")
+        );
+        assert_eq!(t.status, TenantStatus::Active);
+    }
+
+    #[test]
     fn tenant_ids_are_stable_and_case_blind() {
         assert_eq!(
-            tenant_id_for("shopify", "Shop.myshopify.com"),
-            tenant_id_for("shopify", "shop.myshopify.com")
+            tenant_id_for(Platform::Shopify, "Shop.myshopify.com"),
+            tenant_id_for(Platform::Shopify, "shop.myshopify.com")
         );
         assert_ne!(
-            tenant_id_for("shopify", "a.myshopify.com"),
-            tenant_id_for("bigcommerce", "a.myshopify.com")
+            tenant_id_for(Platform::Shopify, "a.myshopify.com"),
+            tenant_id_for(Platform::BigCommerce, "a.myshopify.com")
         );
     }
 }

@@ -12,7 +12,7 @@ use affinity::pii::DerivedPiiKeys;
 use affinity::profile::Decay;
 use affinity::store::dynamo::DynamoStore;
 use affinity::store::StoredEvent;
-use affinity::tenant::{new_api_key, tenant_id_for, Tenant, TenantStatus};
+use affinity::tenant::{new_api_key, tenant_id_for, Platform, Tenant, TenantStatus};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request};
 
@@ -69,9 +69,9 @@ pub async fn create_tenant(store: &DynamoStore, site_id: &str) -> (Tenant, Strin
     let (key, hash) = new_api_key(site_id).expect("random");
     let domain = format!("{site_id}.test.local");
     let tenant = Tenant {
-        tenant_id: tenant_id_for("demo", &domain),
+        tenant_id: tenant_id_for(Platform::Demo, &domain),
         site_id: site_id.to_string(),
-        platform: "demo".into(),
+        platform: Platform::Demo,
         shop_domain: domain,
         status: TenantStatus::Active,
         scopes: vec![],
@@ -95,7 +95,7 @@ pub async fn ingest_deps() -> ingest::Deps<DynamoStore, DerivedPiiKeys> {
         pii_keys: DerivedPiiKeys,
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     }
 }
 

@@ -3,11 +3,13 @@
 
 use std::time::Duration;
 
-use affinity::kms::{Kms, PiiKeys, ACCESS_TOKEN_PURPOSE, PII_KEY_PURPOSE};
+use affinity::clock::{ManualClock, SharedClock};
+use affinity::kms::{Kms, PiiKeys, ACCESS_TOKEN_PURPOSE, PEPPER_PURPOSE};
 use affinity::oauth::shopify::{self, encode_component, query_hmac};
 use affinity::oauth::{bigcommerce, parse_query, AppCredentials, Secret};
+use affinity::store::dynamo::DynamoStore;
 use affinity::store::TenantLookup;
-use affinity::tenant::{tenant_id_for, KeyCheck, Tenant};
+use affinity::tenant::{tenant_id_for, KeyCheck, Platform, Tenant};
 use affinity_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -21,6 +23,8 @@ const SHOPIFY_SECRET: &str = "shopify-client-secret";
 const BC_ID: &str = "U8RphZeDjQc4kLVSzNjePo0CMjq7yOg";
 const BC_SECRET: &str = "bigcommerce-client-secret";
 const PUBLIC: &str = "https://affinity.test";
+
+type Deps = consent::Deps<DynamoStore, Kms>;
 
 // ---- support ----------------------------------------------------------------------------------------
 
@@ -36,7 +40,7 @@ async fn kms() -> Kms {
     )
 }
 
-async fn deps_at(platform: &MockServer, timeout: Duration, clock: fn() -> i64) -> consent::Deps {
+async fn deps_at(platform: &MockServer, timeout: Duration, clock: SharedClock) -> Deps {
     consent::Deps {
         store: store().await,
         kms: kms().await,
@@ -59,8 +63,8 @@ async fn deps_at(platform: &MockServer, timeout: Duration, clock: fn() -> i64) -
     }
 }
 
-async fn deps(platform: &MockServer) -> consent::Deps {
-    deps_at(platform, Duration::from_secs(5), affinity::now_ms).await
+async fn deps(platform: &MockServer) -> Deps {
+    deps_at(platform, Duration::from_secs(5), affinity::clock::system()).await
 }
 
 fn unique_shop() -> String {
@@ -86,7 +90,7 @@ fn now_s() -> String {
     (affinity::now_ms() / 1000).to_string()
 }
 
-async fn get(deps: &consent::Deps, path_and_query: &str) -> Response<Body> {
+async fn get(deps: &Deps, path_and_query: &str) -> Response<Body> {
     consent::handle(deps, request("GET", path_and_query, None, "")).await
 }
 
@@ -115,7 +119,7 @@ fn location(resp: &Response<Body>) -> String {
 }
 
 /// Runs the install route for `shop` and returns the `state` of the authorize redirect.
-async fn install(deps: &consent::Deps, shop: &str) -> String {
+async fn install(deps: &Deps, shop: &str) -> String {
     let q = signed(&[("shop", shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
     let resp = get(deps, &format!("/v1/oauth/shopify/install?{q}")).await;
     assert_eq!(resp.status().as_u16(), 302, "{}", text(&resp));
@@ -159,12 +163,7 @@ async fn mount_shopify_token(server: &MockServer, code: &str, token: &str, scope
 const ALL_SCOPES: &str = "read_products,write_orders,read_customers";
 
 /// A full Shopify install of `shop`; returns the success page.
-async fn shopify_install(
-    deps: &consent::Deps,
-    server: &MockServer,
-    shop: &str,
-    token: &str,
-) -> String {
+async fn shopify_install(deps: &Deps, server: &MockServer, shop: &str, token: &str) -> String {
     let state = install(deps, shop).await;
     let code = format!("code-{}", unique_site("c"));
     mount_shopify_token(server, &code, token, ALL_SCOPES).await;
@@ -201,7 +200,7 @@ fn contains_bytes(item: &Item, needle: &[u8]) -> bool {
 async fn tenant_of_shop(shop: &str) -> Option<Tenant> {
     store()
         .await
-        .tenant_by_tenant_id(&tenant_id_for("shopify", shop))
+        .tenant_by_tenant_id(&tenant_id_for(Platform::Shopify, shop))
         .await
         .expect("read tenant")
 }
@@ -480,7 +479,7 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
     let site_id = meta(&page, "site-id").expect("site id");
     let tenant_id = meta(&page, "tenant-id").expect("tenant id");
     let api_key = meta(&page, "api-key").expect("api key");
-    assert_eq!(tenant_id, tenant_id_for("shopify", &shop));
+    assert_eq!(tenant_id, tenant_id_for(Platform::Shopify, &shop));
     assert!(!page.contains(&token), "the access token is never shown");
 
     // The record and its pointer, and nothing in the clear.
@@ -491,7 +490,7 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
         .expect("read")
         .expect("tenant");
     assert_eq!(t.tenant_id, tenant_id);
-    assert_eq!(t.platform, "shopify");
+    assert_eq!(t.platform.as_str(), "shopify");
     assert_eq!(t.shop_domain, shop);
     assert_eq!(
         t.scopes,
@@ -548,7 +547,7 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
     );
     let pepper = t.pii_key_ciphertext.clone().expect("pepper ciphertext");
     assert!(
-        k.open_pii_key(&tenant_id, &pepper).await.is_ok(),
+        k.open_pepper(&tenant_id, &pepper).await.is_ok(),
         "a 32-byte pepper"
     );
     assert!(!contains_bytes(record, b"pii-hash-key"));
@@ -558,8 +557,8 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
 async fn a_ciphertext_opens_only_under_its_own_tenants_encryption_context() {
     let k = kms().await;
     let (a, b) = (
-        tenant_id_for("shopify", &unique_shop()),
-        tenant_id_for("shopify", &unique_shop()),
+        tenant_id_for(Platform::Shopify, &unique_shop()),
+        tenant_id_for(Platform::Shopify, &unique_shop()),
     );
     let sealed = k
         .seal_access_token(&a, &Secret::new("shpat_secret"))
@@ -580,10 +579,10 @@ async fn a_ciphertext_opens_only_under_its_own_tenants_encryption_context() {
         ),
         "another tenant's context fails"
     );
-    let pepper = k.new_pii_key(&a).await.expect("data key");
-    assert!(k.open_pii_key(&a, &pepper).await.is_ok());
+    let pepper = k.new_pepper(&a).await.expect("data key");
+    assert!(k.open_pepper(&a, &pepper).await.is_ok());
     assert!(
-        k.open_pii_key(&b, &pepper).await.is_err(),
+        k.open_pepper(&b, &pepper).await.is_err(),
         "another tenant's pepper context fails"
     );
     assert!(
@@ -591,21 +590,21 @@ async fn a_ciphertext_opens_only_under_its_own_tenants_encryption_context() {
         "a pepper is not a token (purpose)"
     );
     assert!(
-        k.open_pii_key(&a, &sealed).await.is_err(),
+        k.open_pepper(&a, &sealed).await.is_err(),
         "a token is not a pepper (purpose)"
     );
-    assert_ne!(ACCESS_TOKEN_PURPOSE, PII_KEY_PURPOSE);
+    assert_ne!(ACCESS_TOKEN_PURPOSE, PEPPER_PURPOSE);
 }
 
 #[tokio::test]
 async fn the_pepper_cache_decrypts_once_and_serves_the_same_key_from_memory() {
     let k = kms().await;
-    let tenant_id = tenant_id_for("shopify", &unique_shop());
-    let pepper = k.new_pii_key(&tenant_id).await.expect("data key");
+    let tenant_id = tenant_id_for(Platform::Shopify, &unique_shop());
+    let pepper = k.new_pepper(&tenant_id).await.expect("data key");
     let mut t = Tenant {
         tenant_id: tenant_id.clone(),
         site_id: unique_site("cache"),
-        platform: "shopify".into(),
+        platform: Platform::Shopify,
         shop_domain: "x.myshopify.com".into(),
         status: affinity::tenant::TenantStatus::Active,
         scopes: vec![],
@@ -627,7 +626,7 @@ async fn the_pepper_cache_decrypts_once_and_serves_the_same_key_from_memory() {
     );
     assert_eq!(cache.len(), 1);
     // A new pepper (the tenant was deleted and installed again) is never served from the old entry.
-    t.pii_key_ciphertext = Some(k.new_pii_key(&tenant_id).await.expect("data key"));
+    t.pii_key_ciphertext = Some(k.new_pepper(&tenant_id).await.expect("data key"));
     let third = cache.get(&t).await.expect("pepper");
     assert!(!std::sync::Arc::ptr_eq(&first, &third));
     // Expired entries are decrypted again.
@@ -697,9 +696,11 @@ async fn an_unknown_or_expired_state_is_refused() {
 
     let state = install(&d, &shop).await;
     // Eleven minutes later (the callback itself freshly signed by Shopify then).
-    let later = deps_at(&server, Duration::from_secs(5), || {
-        affinity::now_ms() + 11 * 60_000
-    })
+    let later = deps_at(
+        &server,
+        Duration::from_secs(5),
+        ManualClock::at(affinity::now_ms() + 11 * 60_000).shared(),
+    )
     .await;
     let ts = ((affinity::now_ms() + 11 * 60_000) / 1000).to_string();
     let q = callback_query(&shop, "code-x", &state, &ts);
@@ -730,7 +731,7 @@ async fn when_shopify_answers_500_the_merchant_sees_a_502_page_and_nothing_is_wr
     assert!(page.contains("Shopify did not complete the connection"));
     assert!(page.starts_with("<!doctype html>"));
     assert!(tenant_of_shop(&shop).await.is_none());
-    assert!(tenant_items(&tenant_id_for("shopify", &shop))
+    assert!(tenant_items(&tenant_id_for(Platform::Shopify, &shop))
         .await
         .is_empty());
 }
@@ -739,7 +740,12 @@ async fn when_shopify_answers_500_the_merchant_sees_a_502_page_and_nothing_is_wr
 async fn when_shopify_does_not_answer_in_time_the_merchant_sees_a_502_page_and_nothing_is_written()
 {
     let server = MockServer::start().await;
-    let d = deps_at(&server, Duration::from_millis(300), affinity::now_ms).await;
+    let d = deps_at(
+        &server,
+        Duration::from_millis(300),
+        affinity::clock::system(),
+    )
+    .await;
     let shop = unique_shop();
     let state = install(&d, &shop).await;
     Mock::given(method("POST"))
@@ -759,7 +765,7 @@ async fn when_shopify_does_not_answer_in_time_the_merchant_sees_a_502_page_and_n
         started.elapsed() < Duration::from_secs(2),
         "gave up at the deadline"
     );
-    assert!(tenant_items(&tenant_id_for("shopify", &shop))
+    assert!(tenant_items(&tenant_id_for(Platform::Shopify, &shop))
         .await
         .is_empty());
 }
@@ -942,7 +948,7 @@ fn unique_store_hash() -> String {
 }
 
 /// The documented auth callback, for another store; the fake login server answers as documented.
-async fn bigcommerce_install(d: &consent::Deps, server: &MockServer, hash: &str) -> Response<Body> {
+async fn bigcommerce_install(d: &Deps, server: &MockServer, hash: &str) -> Response<Body> {
     let f = fixture("bigcommerce/bigcommerce_auth_callback_docs_example.json");
     let q = &f["decoded_query"];
     let context = format!("stores/{hash}");
@@ -986,9 +992,9 @@ fn payload(hash: &str, secret: &str, edit: impl FnOnce(&mut Value)) -> String {
     .expect("jwt")
 }
 
-/// The documented payload's issue time, in ms: the clock of the load tests.
-fn at_fixture_time() -> i64 {
-    1_659_031_626_000
+/// The documented payload's issue time: the clock of the load tests.
+fn at_fixture_clock() -> SharedClock {
+    ManualClock::at(1_659_031_626_000).shared()
 }
 
 #[tokio::test]
@@ -1010,9 +1016,9 @@ async fn the_bigcommerce_callback_exchanges_the_code_as_documented_and_connects_
         .expect("tenant");
     assert_eq!(
         t.tenant_id,
-        tenant_id_for("bigcommerce", &format!("stores/{hash}"))
+        tenant_id_for(Platform::BigCommerce, &format!("stores/{hash}"))
     );
-    assert_eq!(t.platform, "bigcommerce");
+    assert_eq!(t.platform.as_str(), "bigcommerce");
     assert_eq!(
         t.scopes,
         vec!["store_v2_orders", "store_channel_listings_read_only"]
@@ -1053,7 +1059,7 @@ async fn when_the_bigcommerce_login_server_fails_the_merchant_sees_a_502_page_an
     let resp = get(&d, &format!("/v1/oauth/bigcommerce/callback?{q}")).await;
     assert_eq!(resp.status().as_u16(), 502);
     assert!(text(&resp).contains("BigCommerce did not complete the connection"));
-    let tid = tenant_id_for("bigcommerce", &format!("stores/{hash}"));
+    let tid = tenant_id_for(Platform::BigCommerce, &format!("stores/{hash}"));
     assert!(tenant_items(&tid).await.is_empty());
     // An answer for another store is not accepted either.
     server.reset().await;
@@ -1082,7 +1088,7 @@ async fn the_load_callback_verifies_the_documented_payload_and_shows_the_connect
     let hash = unique_store_hash();
     let installed = text(&bigcommerce_install(&d, &server, &hash).await);
     let site = meta(&installed, "site-id").expect("site");
-    let at_fixture = deps_at(&server, Duration::from_secs(5), at_fixture_time).await;
+    let at_fixture = deps_at(&server, Duration::from_secs(5), at_fixture_clock()).await;
     let jwt = payload(&hash, BC_SECRET, |_| {});
     let resp = get(
         &at_fixture,
@@ -1116,7 +1122,7 @@ async fn the_load_callback_verifies_the_documented_payload_and_shows_the_connect
 #[tokio::test]
 async fn signed_payloads_with_a_wrong_aud_iss_sub_secret_algorithm_or_time_are_refused() {
     let server = MockServer::start().await;
-    let d = deps_at(&server, Duration::from_secs(5), at_fixture_time).await;
+    let d = deps_at(&server, Duration::from_secs(5), at_fixture_clock()).await;
     let hash = unique_store_hash();
     let b64 = |v: &Value| {
         use base64::Engine;
@@ -1252,7 +1258,7 @@ async fn uninstall_withdraws_messaging_consent_at_once_and_drops_the_token() {
             .messaging_consent
     );
 
-    let at_fixture = deps_at(&server, Duration::from_secs(5), at_fixture_time).await;
+    let at_fixture = deps_at(&server, Duration::from_secs(5), at_fixture_clock()).await;
     let jwt = payload(&hash, BC_SECRET, |_| {});
     let (status, body) = json_of(
         get(

@@ -19,7 +19,7 @@ use affinity::store::dynamo::DynamoStore;
 use affinity::store::{
     guest_key, EventSink, ProfileRecord, ProfileStore, ProfileWrite, StoredEvent, TenantLookup,
 };
-use affinity::tenant::{new_api_key, tenant_id_for, Tenant, TenantStatus};
+use affinity::tenant::{new_api_key, tenant_id_for, Platform, Tenant, TenantStatus};
 use affinity_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
@@ -80,9 +80,9 @@ async fn make_tenant(store: &DynamoStore, platform: &str, prefix: &str) -> (Tena
         format!("{site}.test.local")
     };
     let tenant = Tenant {
-        tenant_id: tenant_id_for(platform, &domain),
+        tenant_id: tenant_id_for(platform.parse().expect("platform"), &domain),
         site_id: site.clone(),
-        platform: platform.into(),
+        platform: platform.parse().expect("platform"),
         shop_domain: domain,
         status: TenantStatus::Active,
         scopes: vec!["read_customers".into()],
@@ -641,6 +641,7 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         order_id: None,
         currency: None,
         cart: None,
+        recommendation_id: None,
     };
     assert!(store.put_events(vec![late]).await.is_empty());
     store
@@ -707,7 +708,7 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
 async fn deleting_an_unknown_tenant_is_404_and_deleting_twice_reports_the_tombstone() {
     let store = store().await;
     let deps = deps().await;
-    let unknown = tenant_id_for("demo", &unique_site("nobody"));
+    let unknown = tenant_id_for(Platform::Demo, &unique_site("nobody"));
     let (status, body) = json_of(
         tenant_delete::handle(&deps, operator_request(&unknown, false), in_a_minute()).await,
     );
@@ -1495,7 +1496,7 @@ async fn the_binary_answers_http_events_in_api_gateway_shape() {
     let deps = deps().await;
     let mut ctx = Context::default();
     ctx.deadline = u64::try_from(in_a_minute()).expect("deadline");
-    let unknown = tenant_id_for("demo", &unique_site("nobody"));
+    let unknown = tenant_id_for(Platform::Demo, &unique_site("nobody"));
     let event: Value = serde_json::from_str(
         &repo_file("events/tenant-delete.json")
             .replace("shopify-89364bef617b484bc4f94e58dbf8649a", &unknown),

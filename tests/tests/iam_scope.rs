@@ -243,17 +243,17 @@ async fn tenant_with_pepper(platform: &str, prefix: &str) -> (Tenant, String) {
     } else {
         format!("{site}.test.local")
     };
-    let tenant_id = tenant_id_for(platform, &domain);
+    let tenant_id = tenant_id_for(platform.parse().expect("platform"), &domain);
     let pepper = plain_kms()
         .await
-        .new_pii_key(&tenant_id)
+        .new_pepper(&tenant_id)
         .await
         .expect("pepper");
     let now = affinity::rfc3339(affinity::now_ms());
     let tenant = Tenant {
         tenant_id,
         site_id: site.clone(),
-        platform: platform.into(),
+        platform: platform.parse().expect("platform"),
         shop_domain: domain,
         status: TenantStatus::Active,
         scopes: vec![],
@@ -289,7 +289,7 @@ fn ingest_deps_over(store: DynamoStore, kms: Kms) -> ingest::Deps<DynamoStore, P
         pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     }
 }
 
@@ -501,8 +501,8 @@ fn consent_deps(
     store: DynamoStore,
     kms: Kms,
     platform: &MockServer,
-    clock: fn() -> i64,
-) -> consent::Deps {
+    clock: affinity::clock::SharedClock,
+) -> consent::Deps<DynamoStore, Kms> {
     let timeout = Duration::from_secs(5);
     consent::Deps {
         store,
@@ -557,12 +557,16 @@ fn shopify_signed(params: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-async fn get(deps: &consent::Deps, path_and_query: &str) -> Response<Body> {
+async fn get(deps: &consent::Deps<DynamoStore, Kms>, path_and_query: &str) -> Response<Body> {
     consent::handle(deps, request("GET", path_and_query, None, "")).await
 }
 
 /// Install and callback of `shop` through the consent handler; returns the success page.
-async fn shopify_install(deps: &consent::Deps, server: &MockServer, shop: &str) -> String {
+async fn shopify_install(
+    deps: &consent::Deps<DynamoStore, Kms>,
+    server: &MockServer,
+    shop: &str,
+) -> String {
     let ts = (affinity::now_ms() / 1000).to_string();
     let resp = get(
         deps,
@@ -637,7 +641,12 @@ async fn the_consent_role_allows_exactly_what_consent_calls() {
     let server = MockServer::start().await;
     let calls = AwsCalls::default();
     let (store, kms) = recording(&calls).await;
-    let deps = consent_deps(store.clone(), kms.clone(), &server, affinity::now_ms);
+    let deps = consent_deps(
+        store.clone(),
+        kms.clone(),
+        &server,
+        affinity::clock::system(),
+    );
     let shop = format!("{}.myshopify.com", unique_site("iam-consent"));
 
     // First install: state Put, state Delete, token Encrypt, pointer Get, pepper GenerateDataKey,
@@ -720,7 +729,12 @@ async fn the_consent_role_allows_exactly_what_consent_calls() {
     )
     .await;
     assert_eq!(resp.status().as_u16(), 200, "{}", text(&resp));
-    let at_fixture = consent_deps(store, kms, &server, at_fixture_time);
+    let at_fixture = consent_deps(
+        store,
+        kms,
+        &server,
+        affinity::clock::ManualClock::at(at_fixture_time()).shared(),
+    );
     let jwt = bigcommerce_payload(&hash);
     let resp = get(
         &at_fixture,

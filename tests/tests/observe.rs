@@ -16,7 +16,7 @@ async fn one_storefront_request_costs_one_read_one_event_batch_and_one_profile_w
         pii_keys: affinity::pii::DerivedPiiKeys,
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let events: Vec<_> = (0..25)
         .map(|i| json!({"type": "view", "shopper_id": "g1", "product": {"id": format!("p{i}"), "category": "c"}}))

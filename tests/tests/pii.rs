@@ -155,9 +155,16 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
         "email_sha256": real_sha.to_uppercase(), "product": {"id": "p3", "category": "bags"}}]),
     )
     .await;
-    // An invalid address is refused by name, without its value.
+    // An invalid address is dropped and named, without its value; the view is kept.
     let b = ingest_with(&site, &[], json!([{"type": "view", "shopper_id": "g4", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
-    assert_eq!(b["rejected"][0]["field"], "email");
+    assert_eq!(b["pii_unreadable"][0]["field"], "email");
+    assert_eq!(
+        (
+            b["accepted"].as_u64(),
+            b["rejected"].as_array().map(Vec::len)
+        ),
+        (Some(1), Some(0))
+    );
     assert!(!b.to_string().contains("not-an-email"));
 
     let items = items_of_site(&tables().profiles, &site).await;
@@ -330,18 +337,14 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         .await
         .expect("read")
         .expect("tenant");
-    t.pii_key_ciphertext = Some(
-        kms.new_pii_key(&t.tenant_id)
-            .await
-            .expect("GenerateDataKey"),
-    );
+    t.pii_key_ciphertext = Some(kms.new_pepper(&t.tenant_id).await.expect("GenerateDataKey"));
     store.put_tenant(&t).await.expect("tenant");
     let ingest = ingest::Deps {
         store: store.clone(),
         pii_keys: PiiKeys::new(kms.clone(), PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let body = json!({"events": [{"type": "view", "shopper_id": "g1", "email": "jane.doe@example.com", "product": {"id": "p", "category": "c"}}]});
     let (s, b) = json_of(
@@ -359,7 +362,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
     // The stored key is the HMAC under the decrypted data key, not under the test double's key.
     let pepper = kms
-        .open_pii_key(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct"))
+        .open_pepper(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct"))
         .await
         .expect("decrypt");
     let want = format!(

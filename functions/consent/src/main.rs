@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
         kms: Kms::new(affinity::observe::kms_client(&aws, &calls), key_id),
         platform,
         config: settings,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     run(service_fn(|req| {
         let (deps, calls) = (&deps, &calls);

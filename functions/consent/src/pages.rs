@@ -113,7 +113,7 @@ pub fn error_page(e: &ApiError, framing: Framing) -> Response<Body> {
     page(
         e.status,
         title,
-        &[("error", e.code)],
+        &[("error", e.code.as_str())],
         &format!("<p>{}</p>\n<p>{}</p>", escape(&e.message), escape(advice)),
         framing,
     )

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         ),
         decay: config::decay_from_env()?,
         event_ttl_s: config::event_ttl_s_from_env()?,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     run(service_fn(|req| {
         let (deps, calls) = (&deps, &calls);

@@ -28,7 +28,7 @@ use affinity::http::{self, ApiError};
 use affinity::oauth::Secret;
 use affinity::pii::PiiKeySource;
 use affinity::store::deletion::{DeletionJobs, DeletionSettings, ShopperRecords, TenantItems};
-use affinity::store::webhooks::WebhookReceipts;
+use affinity::store::tenants::WebhookReceipts;
 use lambda_http::http::Method;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request, Response};

@@ -1,44 +1,17 @@
 //! Shoppers' rights with the tenant API key: `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}` and
 //! `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`.
 
+use affinity::admit::{admit_site, Access};
 use affinity::deletion::shopper;
 use affinity::deletion::ErasureError;
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::pii::PiiKeySource;
 use affinity::store::{customer_key, guest_key};
-use affinity::tenant::{KeyCheck, Tenant, TenantStatus};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
 use crate::{Deps, Store};
-
-/// Checks the tenant (404 unknown, 410 deleting or deleted) and its API key (401, 403).
-async fn admit<S: Store, K: PiiKeySource>(
-    deps: &Deps<S, K>,
-    req: &Request,
-    site_id: &str,
-) -> Result<Tenant, ApiError> {
-    if !is_valid_id(site_id) {
-        return Err(ApiError::unknown_site());
-    }
-    let tenant = deps
-        .store
-        .tenant_by_site(site_id)
-        .await
-        .map_err(ErasureError::from)?
-        .ok_or_else(ApiError::unknown_site)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(ApiError::site_deleted());
-    }
-    match tenant.check_api_key(http::bearer_token(req)) {
-        KeyCheck::Valid => Ok(tenant),
-        KeyCheck::OtherTenant => Err(ApiError::forbidden("this API key belongs to another store")),
-        KeyCheck::Invalid => Err(ApiError::unauthorized(
-            "this route needs the store's API key as Authorization: Bearer <key>",
-        )),
-    }
-}
 
 /// The profile key of the shopper named in the route: a guest id, or a customer id with
 /// `?id_type=customer`.
@@ -67,7 +40,7 @@ pub(crate) async fn erase<S: Store, K: PiiKeySource>(
     shopper_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let key = shopper_key(req, shopper_id)?;
-    let tenant = admit(deps, req, site_id).await?;
+    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
     let report = shopper::erase(&deps.store, &tenant.site_id, &key)
         .await
         .map_err(ErasureError::from)?;
@@ -89,7 +62,7 @@ pub(crate) async fn export<S: Store, K: PiiKeySource>(
     shopper_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let key = shopper_key(req, shopper_id)?;
-    let tenant = admit(deps, req, site_id).await?;
+    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
     let export = shopper::export(&deps.store, &tenant.site_id, &key, deps.clock.now_ms())
         .await
         .map_err(ErasureError::from)?;

@@ -6,7 +6,7 @@ use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::oauth::shopify::{normalize_shop, verify_shopify_webhook};
 use affinity::pii::PiiKeySource;
-use affinity::tenant::{tenant_id_for, TenantStatus};
+use affinity::tenant::{tenant_id_for, Platform, TenantStatus};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -139,7 +139,7 @@ pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource>(
             &json!({"duplicate": true}),
         ));
     }
-    let tenant_id = tenant_id_for("shopify", &shop);
+    let tenant_id = tenant_id_for(Platform::Shopify, &shop);
     match process_webhook(deps, topic, &tenant_id, &payload, now).await {
         Ok(answer) => Ok(answer),
         Err(e) => {

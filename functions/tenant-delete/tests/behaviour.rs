@@ -23,7 +23,7 @@ fn tenant(site_id: &str, tenant_id: &str) -> Tenant {
     Tenant {
         tenant_id: tenant_id.into(),
         site_id: site_id.into(),
-        platform: "shopify".into(),
+        platform: affinity::tenant::Platform::Shopify,
         shop_domain: format!("{site_id}.myshopify.com"),
         status: TenantStatus::Active,
         scopes: vec!["read_customers".into()],
@@ -60,6 +60,7 @@ fn event(site_id: &str, guest: &str, id: &str, customer: Option<&str>) -> Stored
         order_id: None,
         currency: None,
         cart: None,
+        recommendation_id: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Why a deletion, an erasure or an export did not happen, and the API error each becomes.
 
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorCode};
+use crate::kms::KmsError;
 use crate::store::StoreError;
 
 /// Why a tenant deletion could not be started or read.
@@ -20,26 +21,22 @@ pub enum DeletionError {
 /// Why a shopper erasure or export (or a privacy webhook's search for the shopper) did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
-    /// The tenant's PII key could not be decrypted, so the shopper's email and phone cannot be looked up.
+    /// The tenant's PII key could not be decrypted, so the shopper's email and phone cannot be looked up
+    /// (503 whatever the reason: the platform retries the privacy request, and must).
     #[error("the store's PII key is unavailable: {0}")]
-    PiiKeyUnavailable(String),
+    PiiKeyUnavailable(KmsError),
     /// Storage failed; the request is idempotent.
     #[error(transparent)]
     Storage(#[from] StoreError),
-}
-
-fn storage(e: &StoreError) -> ApiError {
-    tracing::error!(error = %e, "storage failed");
-    ApiError::unavailable("storage is unavailable; retry later (the request is idempotent)")
 }
 
 impl From<DeletionError> for ApiError {
     fn from(e: DeletionError) -> Self {
         match e {
             DeletionError::UnknownTenant | DeletionError::NoDeletion => {
-                ApiError::not_found(Some("tenant_id"), e.to_string())
+                ApiError::new(ErrorCode::NotFound, Some("tenant_id"), e.to_string())
             }
-            DeletionError::Storage(e) => storage(&e),
+            DeletionError::Storage(e) => ApiError::from(e),
         }
     }
 }
@@ -49,9 +46,13 @@ impl From<ErasureError> for ApiError {
         match e {
             ErasureError::PiiKeyUnavailable(detail) => {
                 tracing::error!(error = %detail, "PII key unavailable");
-                ApiError::unavailable("the store's PII key is unavailable; retry later")
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    None,
+                    "the store's PII key is unavailable; retry later",
+                )
             }
-            ErasureError::Storage(e) => storage(&e),
+            ErasureError::Storage(e) => ApiError::from(e),
         }
     }
 }
@@ -73,7 +74,9 @@ mod tests {
         let e = ApiError::from(DeletionError::Storage(StoreError::Unavailable("x".into())));
         assert_eq!(e.status.as_u16(), 503);
         assert!(!e.message.contains('x'), "no detail reaches the client");
-        let e = ApiError::from(ErasureError::PiiKeyUnavailable("kms says no".into()));
+        let e = ApiError::from(ErasureError::PiiKeyUnavailable(KmsError::Refused(
+            "kms says no".into(),
+        )));
         assert_eq!(e.status.as_u16(), 503);
         assert!(!e.message.contains("kms"), "{}", e.message);
     }

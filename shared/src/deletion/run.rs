@@ -27,7 +27,7 @@ pub async fn tenant_of<S: DeletionJobs>(
         .filter(|t| t.tenant_id == tenant_id))
 }
 
-/// Starts the deletion of `tenant_id` at `now_ms`, at once (see [`DeletionJobs::start_deletion`]).
+/// Starts the deletion of `tenant_id` at `now_ms`, at once (see [`DeletionJobs::mark_deleting`]).
 /// Idempotent: a running or completed job is returned as it is. A tenant re-installed after a completed
 /// deletion gets a new job; the old tombstone moves to its `history`.
 ///
@@ -56,7 +56,7 @@ pub async fn begin<S: DeletionJobs>(
         None => {}
     }
     let replaces = existing.as_ref().map(|old| old.requested_ms);
-    match store.start_deletion(&job, replaces).await {
+    match store.mark_deleting(&job, replaces).await {
         Ok(()) => Ok(Begin::Started(job)),
         Err(StoreError::Conflict) => {
             // Another request started (or finished) it first, or the tenant changed: report what is there.

@@ -55,6 +55,25 @@ pub enum BigCommerceError {
     NotYetValid,
 }
 
+/// A refused BigCommerce request: 400 for a missing parameter or a malformed store, 401 for a payload
+/// that is not BigCommerce's for this app now.
+impl From<BigCommerceError> for crate::http::ApiError {
+    fn from(e: BigCommerceError) -> Self {
+        use crate::http::ErrorCode;
+        let (code, field) = match e {
+            BigCommerceError::Missing(f) => (ErrorCode::MissingParameter, f),
+            BigCommerceError::BadStore => (ErrorCode::BadStore, "context"),
+            BigCommerceError::BadSignature
+            | BigCommerceError::WrongAudience
+            | BigCommerceError::WrongIssuer
+            | BigCommerceError::MissingClaim
+            | BigCommerceError::Expired
+            | BigCommerceError::NotYetValid => (ErrorCode::BadSignedPayload, "signed_payload_jwt"),
+        };
+        Self::new(code, Some(field), e.to_string())
+    }
+}
+
 /// The verified content of a `signed_payload_jwt` that Affinity uses: the store. (The payload's user and
 /// owner e-mail addresses are not read.)
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -53,6 +53,21 @@ pub enum ShopifyError {
     BadShop,
 }
 
+/// A refused Shopify redirect: 400 naming the parameter, 401 for a signature that does not match.
+impl From<ShopifyError> for crate::http::ApiError {
+    fn from(e: ShopifyError) -> Self {
+        use crate::http::ErrorCode;
+        let (code, field) = match e {
+            ShopifyError::Missing(f) => (ErrorCode::MissingParameter, f),
+            ShopifyError::BadSignature => (ErrorCode::BadSignature, "hmac"),
+            ShopifyError::BadTimestamp => (ErrorCode::BadTimestamp, "timestamp"),
+            ShopifyError::StaleTimestamp => (ErrorCode::StaleRequest, "timestamp"),
+            ShopifyError::BadShop => (ErrorCode::BadShop, "shop"),
+        };
+        Self::new(code, Some(field), e.to_string())
+    }
+}
+
 /// Why a webhook signature was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {

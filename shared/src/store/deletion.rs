@@ -65,7 +65,7 @@ pub trait DeletionJobs: TenantLookup {
     /// # Errors
     /// [`StoreError::Conflict`] when a condition failed (nothing was written); [`StoreError::Unavailable`];
     /// [`StoreError::Corrupt`] for a job without a site id.
-    fn start_deletion(
+    fn mark_deleting(
         &self,
         job: &DeletionJob,
         replaces: Option<i64>,

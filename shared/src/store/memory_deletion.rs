@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::deletion::{Completion, DeletionJobs, ItemPage, ShopperRecords, TenantItems};
 use super::memory::{lock, MemoryStore};
-use super::webhooks::WebhookReceipts;
+use super::tenants::WebhookReceipts;
 use super::{ProfileRecord, ProfileStore, StoreError, StoredEvent};
 use crate::deletion::{DataTable, DeletionJob, DeletionState, ItemKey, MAX_PAGE_SIZE};
 use crate::tenant::TenantStatus;
@@ -99,7 +99,7 @@ impl DeletionJobs for MemoryStore {
         Ok(lock(&self.tenant_pointers).get(tenant_id).cloned())
     }
 
-    async fn start_deletion(
+    async fn mark_deleting(
         &self,
         job: &DeletionJob,
         replaces: Option<i64>,

@@ -7,8 +7,9 @@ pub mod dynamo;
 pub mod memory;
 #[cfg(feature = "test-doubles")]
 mod memory_deletion;
+#[cfg(feature = "test-doubles")]
+pub mod memory_tenants;
 pub mod tenants;
-pub mod webhooks;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -39,12 +40,12 @@ pub enum StoreError {
 
 /// A shopper's profile key: `g:{guest id}` or `c:{customer id}`.
 pub fn guest_key(guest_id: &str) -> String {
-    format!("g:{guest_id}")
+    crate::ids::ShopperKey::Guest(guest_id.to_string()).to_key()
 }
 
 /// See [`guest_key`].
 pub fn customer_key(customer_id: &str) -> String {
-    format!("c:{customer_id}")
+    crate::ids::ShopperKey::Customer(customer_id.to_string()).to_key()
 }
 
 /// A stored profile item: a profile, or an alias that sends a linked guest id to its customer profile.
@@ -129,6 +130,9 @@ pub struct StoredEvent {
     /// The cart after the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cart: Option<Vec<Line>>,
+    /// The recommendation answer the event came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommendation_id: Option<String>,
 }
 
 impl StoredEvent {
@@ -150,6 +154,7 @@ impl StoredEvent {
             order_id: e.order_id.clone(),
             currency: e.currency.clone(),
             cart: e.cart.clone(),
+            recommendation_id: e.recommendation_id.clone(),
         }
     }
 

@@ -1,12 +1,15 @@
-//! `affinity-admin`: operator commands against the configured tables (local stack or AWS).
+//! `affinity-admin`: operator commands against the configured tables and KMS key (local stack or AWS).
 //!
-//! `affinity-admin create-demo-tenant [SITE_ID]` creates (or re-activates) a demo tenant whose site id
-//! is `SITE_ID` (default `demo`), with a fresh API key, and prints `{"site_id", "tenant_id", "api_key"}`.
-//! The key is shown only here; only its SHA-256 is stored.
+//! `affinity-admin create-demo-tenant [SITE_ID]` creates a demo store whose site id is `SITE_ID`
+//! (default `demo`), complete as an install makes it: a pepper sealed by KMS (`KMS_KEY_ID`), so that
+//! messaging consent and email/phone hashing work, and an API key. Run again on the same site id, it
+//! issues a new API key. Prints `{"site_id", "tenant_id", "api_key"}`; the key is shown only here (only
+//! its SHA-256 is stored).
 
 use affinity::config::{self, Needs, Tables};
+use affinity::install::Install;
+use affinity::kms::Kms;
 use affinity::store::dynamo::DynamoStore;
-use affinity::tenant::{new_api_key, tenant_id_for, Tenant, TenantStatus};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -33,31 +36,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 tenants: true,
                 ..Needs::default()
             })?;
-            let store =
-                DynamoStore::new(aws_sdk_dynamodb::Client::new(&config::aws().await), tables);
-            let domain = format!("{site_id}.demo.affinity.local");
-            let (api_key, api_key_sha256) = new_api_key(&site_id)?;
-            let now = affinity::rfc3339(affinity::now_ms());
-            let tenant = Tenant {
-                tenant_id: tenant_id_for("demo", &domain),
-                site_id: site_id.clone(),
-                platform: "demo".into(),
-                shop_domain: domain,
-                status: TenantStatus::Active,
-                scopes: vec![],
-                consent_granted_at: Some(now.clone()),
-                messaging_consent: false,
-                messaging_consent_at: None,
-                access_token_ciphertext: None,
-                pii_key_ciphertext: None,
-                api_key_sha256: Some(api_key_sha256),
-                default_region: None,
-                created_at: now,
-            };
-            store.put_tenant(&tenant).await?;
+            let key_id = config::required("KMS_KEY_ID")?;
+            let aws = config::aws().await;
+            let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), tables);
+            let kms = Kms::new(aws_sdk_kms::Client::new(&aws), key_id);
+            let clock = affinity::clock::SystemClock;
+            let c = Install {
+                store: &store,
+                sealer: &kms,
+                clock: &clock,
+            }
+            .create_demo(&site_id)
+            .await?;
             println!(
                 "{}",
-                serde_json::json!({"site_id": site_id, "tenant_id": tenant.tenant_id, "api_key": api_key})
+                serde_json::json!({"site_id": c.site_id, "tenant_id": c.tenant_id, "api_key": c.api_key})
             );
             Ok(())
         }

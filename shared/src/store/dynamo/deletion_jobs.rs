@@ -62,7 +62,7 @@ impl DeletionJobs for DynamoStore {
         self.site_id_of_tenant(tenant_id).await
     }
 
-    async fn start_deletion(
+    async fn mark_deleting(
         &self,
         job: &DeletionJob,
         replaces: Option<i64>,

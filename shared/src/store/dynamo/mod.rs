@@ -24,7 +24,7 @@ use aws_sdk_dynamodb::Client;
 use attrs::{corrupt, s, unavailable, Item};
 pub use batch::{BACKOFF_BASE_MS, BATCH_ATTEMPTS};
 pub use deletion_jobs::{deletion_pk, QUEUE_PK};
-pub use webhooks::webhook_pk;
+pub use webhooks::{webhook_pk, WEBHOOK_RECEIPT_TTL_S};
 
 use super::{StoreError, StoredEvent, TenantLookup};
 use crate::config::Tables;

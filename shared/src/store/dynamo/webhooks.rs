@@ -1,9 +1,14 @@
-//! Webhook receipts: [`WebhookReceipts`], items at `webhook#{id}` of the tenants table.
+//! Webhook receipts: [`WebhookReceipts`], items at `webhook#{id}` of the tenants table (holding the id,
+//! the topic and the time; no tenant data), expiring after [`WEBHOOK_RECEIPT_TTL_S`].
 
 use super::attrs::{n, s, unavailable};
 use super::DynamoStore;
-use crate::store::webhooks::{WebhookReceipts, WEBHOOK_RECEIPT_TTL_S};
+use crate::store::tenants::WebhookReceipts;
 use crate::store::StoreError;
+
+/// How long a webhook id is remembered, in seconds (Shopify retries a failed delivery for up to 48
+/// hours; a week leaves room).
+pub const WEBHOOK_RECEIPT_TTL_S: i64 = 7 * 86_400;
 
 /// The key of a processed webhook delivery.
 pub fn webhook_pk(webhook_id: &str) -> String {

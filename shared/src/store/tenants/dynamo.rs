@@ -1,6 +1,7 @@
-//! Tenant records beyond the site-id lookup: the `tenant#{tenant_id}` pointer, install and re-install,
-//! OAuth states, consent changes and API key rotation. More `impl DynamoStore` methods, over the tenants
-//! table (`docs/DESIGN.md`).
+//! The DynamoDB adapter of the tenant ports ([`super`]): the `tenant#{tenant_id}` pointer, install and
+//! re-install, OAuth states, consent changes and API key rotation, over the tenants table
+//! (`docs/DESIGN.md`). The `impl DynamoStore` methods are the adapter's own API (the deletion adapter
+//! uses them too); the port implementations at the end call them.
 
 use std::collections::HashMap;
 
@@ -10,67 +11,17 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
-use serde::{Deserialize, Serialize};
 
-use super::dynamo::{tenant_pk, tenant_to_item, DynamoStore};
-use super::{StoreError, TenantLookup};
-use crate::tenant::{Tenant, TenantStatus};
-
-/// How long an OAuth state (or another single-use grant) stays valid, in seconds.
-pub const STATE_TTL_S: i64 = 600;
+use super::{
+    oauth_state_pk, tenant_pointer_pk, DeletionStarter, OAuthState, OAuthStates, Refresh,
+    TenantDirectory, TenantWriter,
+};
+use crate::store::deletion::Trigger;
+use crate::store::dynamo::{tenant_pk, tenant_to_item, DynamoStore};
+use crate::store::{StoreError, TenantLookup};
+use crate::tenant::Tenant;
 
 type Item = HashMap<String, AttributeValue>;
-
-/// The key of the pointer from a tenant id to its site id.
-pub fn tenant_pointer_pk(tenant_id: &str) -> String {
-    format!("tenant#{tenant_id}")
-}
-
-/// The key of a single-use OAuth state.
-pub fn oauth_state_pk(state: &str) -> String {
-    format!("oauth-state#{state}")
-}
-
-/// A single-use grant stored at `oauth-state#{state}` with a TTL (`expires_at`): an OAuth `state` bound
-/// to the shop that asked for it, or a one-time API key rotation bound to a site.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OAuthState {
-    /// The random value (also in the key).
-    pub state: String,
-    /// What it is for: `shopify` (an install's OAuth state) or `api-key` (a key rotation).
-    pub kind: String,
-    /// What it is bound to: the shop domain, or the site id.
-    pub subject: String,
-    /// Epoch seconds after which it is refused (and DynamoDB's TTL removes it).
-    pub expires_at: i64,
-}
-
-/// Why a single-use state was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StateCheck {
-    /// Unknown, or already used (a replay).
-    Unknown,
-    /// Past its `expires_at` (and now used up).
-    Expired,
-}
-
-/// What an install writes or refreshes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Refresh {
-    /// The tenant.
-    pub tenant_id: String,
-    /// Its site.
-    pub site_id: String,
-    /// Scopes granted now.
-    pub scopes: Vec<String>,
-    /// When consent was granted (RFC 3339).
-    pub consent_granted_at: String,
-    /// The new access token's KMS ciphertext.
-    pub access_token_ciphertext: Vec<u8>,
-    /// A pepper ciphertext, only for a record that has none yet (kept otherwise: the tenant's stored
-    /// hashes depend on it).
-    pub pii_key_ciphertext: Option<Vec<u8>>,
-}
 
 fn b(v: &[u8]) -> AttributeValue {
     AttributeValue::B(aws_smithy_types::Blob::new(v))
@@ -206,7 +157,7 @@ impl DynamoStore {
             )
             .expression_attribute_values(":at", s(&r.consent_granted_at))
             .expression_attribute_values(":token", b(&r.access_token_ciphertext));
-        if let Some(pepper) = &r.pii_key_ciphertext {
+        if let Some(pepper) = &r.pepper_ciphertext {
             set.push_str(", pii_key_ciphertext = if_not_exists(pii_key_ciphertext, :pepper)");
             update = update.expression_attribute_values(":pepper", b(pepper));
         }
@@ -268,18 +219,12 @@ impl DynamoStore {
         }
     }
 
-    /// Uses up a state: deletes it if it exists (a conditional delete, so two concurrent callbacks with
-    /// the same state cannot both succeed) and returns it, unless expired at `now_s` (the TTL sweep may
-    /// lag). Its binding (shop, site) is the caller's to check.
+    /// Takes a state away: deletes it if it exists (a conditional delete, so two concurrent callbacks
+    /// with the same state cannot both get it) and returns it. `None` when unknown or already taken.
     ///
     /// # Errors
-    /// `Ok(Err(StateCheck))` for an unknown, replayed or expired state; [`StoreError::Unavailable`],
-    /// [`StoreError::Corrupt`].
-    pub async fn consume_oauth_state(
-        &self,
-        state: &str,
-        now_s: i64,
-    ) -> Result<Result<OAuthState, StateCheck>, StoreError> {
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    pub async fn take_oauth_state(&self, state: &str) -> Result<Option<OAuthState>, StoreError> {
         let r = self
             .client()
             .delete_item()
@@ -295,16 +240,13 @@ impl DynamoStore {
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                return Ok(Err(StateCheck::Unknown))
+                return Ok(None)
             }
             Err(e) => return Err(unavailable(e)),
         };
-        let found: OAuthState =
-            serde_dynamo::from_item(old).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        if found.expires_at <= now_s {
-            return Ok(Err(StateCheck::Expired));
-        }
-        Ok(Ok(found))
+        serde_dynamo::from_item(old)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 
     /// Grants (`true`) or withdraws (`false`) consent to process email and phone (Personalized
@@ -421,23 +363,63 @@ impl DynamoStore {
     }
 }
 
-/// Whether a tenant can be refreshed by an install (active), must wait (being deleted), or is gone and
-/// gets a new site (deleted).
-pub fn install_path(t: &Tenant) -> InstallPath {
-    match t.status {
-        TenantStatus::Active => InstallPath::Refresh,
-        TenantStatus::Deleting => InstallPath::Wait,
-        TenantStatus::Deleted => InstallPath::Recreate,
+impl TenantDirectory for DynamoStore {
+    async fn site_id_of_tenant(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
+        DynamoStore::site_id_of_tenant(self, tenant_id).await
     }
 }
 
-/// See [`install_path`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstallPath {
-    /// Refresh consent and token; keep everything else.
-    Refresh,
-    /// The store's data is being deleted: install again once that finishes.
-    Wait,
-    /// The store's data was deleted: a new tenant record (new site id, new pepper, new API key).
-    Recreate,
+impl TenantWriter for DynamoStore {
+    async fn create_tenant(
+        &self,
+        tenant: &Tenant,
+        replaces_site: Option<&str>,
+    ) -> Result<(), StoreError> {
+        DynamoStore::create_tenant(self, tenant, replaces_site).await
+    }
+    async fn refresh_tenant(&self, refresh: &Refresh) -> Result<(), StoreError> {
+        DynamoStore::refresh_tenant(self, refresh).await
+    }
+    async fn rotate_api_key(
+        &self,
+        site_id: &str,
+        expected_sha256: Option<&str>,
+        new_sha256: &str,
+    ) -> Result<(), StoreError> {
+        DynamoStore::rotate_api_key(self, site_id, expected_sha256, new_sha256).await
+    }
+    async fn set_messaging_consent(
+        &self,
+        site_id: &str,
+        granted: bool,
+        at: &str,
+    ) -> Result<(), StoreError> {
+        DynamoStore::set_messaging_consent(self, site_id, granted, at).await
+    }
+    async fn record_uninstall(&self, site_id: &str, at: &str) -> Result<(), StoreError> {
+        DynamoStore::record_uninstall(self, site_id, at).await
+    }
+}
+
+impl OAuthStates for DynamoStore {
+    async fn issue_state(&self, state: &OAuthState) -> Result<(), StoreError> {
+        self.put_oauth_state(state).await
+    }
+    async fn take_state(&self, state: &str) -> Result<Option<OAuthState>, StoreError> {
+        self.take_oauth_state(state).await
+    }
+}
+
+/// Over the deletion adapter's `begin_deletion` (one transaction: mark, shred, queue).
+impl DeletionStarter for DynamoStore {
+    async fn start_deletion(
+        &self,
+        tenant_id: &str,
+        trigger: Trigger,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.begin_deletion(tenant_id, trigger, now_ms)
+            .await
+            .map(|_| ())
+    }
 }

@@ -1,9 +1,9 @@
 //! Creates the local demo tenant through the real consent flow: a scripted Shopify install against a
 //! fake Shopify on loopback.
 //!
-//! 1. Serves a fake Shopify token endpoint (`POST /admin/oauth/access_token`) on the loopback address
-//!    and port of `SHOPIFY_BASE_URL` (e.g. `http://127.0.0.1:18555`), which the running consent
-//!    function must have been started with too.
+//! 1. Serves a fake Shopify token endpoint (`POST /admin/oauth/access_token`, a wiremock server) on
+//!    the loopback address and port of `SHOPIFY_BASE_URL` (e.g. `http://127.0.0.1:18555`), which the
+//!    running consent function must have been started with too.
 //! 2. Opens `GET {AFFINITY_API_URL}/v1/oauth/shopify/install` signed as Shopify signs it (HMAC-SHA256
 //!    with `SHOPIFY_CLIENT_SECRET`, the function's), reads the `state` of the authorize redirect.
 //! 3. Opens the callback with a code, that state and a fresh signature; the function exchanges the code
@@ -22,8 +22,9 @@ use affinity::oauth::{parse_query, single};
 use bytes::Bytes;
 use consent::platform::{Answer, PlatformClient};
 use hyper::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use serde_json::json;
+use wiremock::matchers::{body_partial_json, method, path};
+use wiremock::{Mock, MockServer, Respond, ResponseTemplate};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -65,73 +66,34 @@ fn page_of(a: &Answer, what: &str) -> Result<String, Error> {
     Ok(text)
 }
 
-/// The fake Shopify: answers every `POST /admin/oauth/access_token` that carries the app's secret with
-/// a fresh offline token; anything else is 404.
-async fn fake_shopify(listener: TcpListener, secret: String) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let secret = secret.clone();
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let (head_end, length) = loop {
-                let Ok(n) = sock.read(&mut chunk).await else {
-                    return;
-                };
-                if n == 0 {
-                    return;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-                    let len = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    break (i + 4, len);
-                }
-                if buf.len() > 64 * 1024 {
-                    return;
-                }
-            };
-            while buf.len() < head_end + length {
-                match sock.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let request_line = String::from_utf8_lossy(&buf[..head_end])
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let body: serde_json::Value =
-                serde_json::from_slice(&buf[head_end..head_end + length]).unwrap_or_default();
-            let ok = request_line.starts_with("POST /admin/oauth/access_token ")
-                && body["client_secret"] == serde_json::json!(secret)
-                && body["code"].as_str().is_some_and(|c| !c.is_empty());
-            let (status, answer) = if ok {
-                let token = affinity::tenant::new_random_token().unwrap_or_default();
-                (
-                    "200 OK",
-                    serde_json::json!({"access_token": format!("shpat_demo_{token}"),
-                        "scope": consent::SHOPIFY_SCOPES.join(",")})
-                    .to_string(),
-                )
-            } else {
-                ("404 Not Found", "{\"errors\":\"Not Found\"}".to_string())
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
+/// The fake Shopify's token endpoint: a fresh offline token for each exchange of a non-empty code.
+struct FreshToken;
+
+impl Respond for FreshToken {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+        if !body["code"].as_str().is_some_and(|c| !c.is_empty()) {
+            return ResponseTemplate::new(400).set_body_json(json!({"errors": "no code"}));
+        }
+        let token = affinity::tenant::new_random_token().unwrap_or_default();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": format!("shpat_demo_{token}"),
+            "scope": consent::SHOPIFY_SCOPES.join(","),
+        }))
     }
+}
+
+/// The fake Shopify on `listener`: answers `POST /admin/oauth/access_token` that carries the app's
+/// `secret` (see [`FreshToken`]); anything else is wiremock's 404.
+async fn fake_shopify(listener: std::net::TcpListener, secret: &str) -> MockServer {
+    let server = MockServer::builder().listener(listener).start().await;
+    Mock::given(method("POST"))
+        .and(path("/admin/oauth/access_token"))
+        .and(body_partial_json(json!({"client_secret": secret})))
+        .respond_with(FreshToken)
+        .mount(&server)
+        .await;
+    server
 }
 
 #[tokio::main]
@@ -145,10 +107,9 @@ async fn main() -> Result<(), Error> {
         .map(|a| a.trim_end_matches('/'))
         .filter(|a| a.starts_with("127.0.0.1:"))
         .ok_or("SHOPIFY_BASE_URL must be http://127.0.0.1:PORT (the fake Shopify's address)")?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tokio::spawn(fake_shopify(listener, secret.clone()));
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let _fake = fake_shopify(listener, &secret).await;
     eprintln!("demo-install: fake Shopify on http://{addr}; installing {shop} through {api}");
 
     let client = PlatformClient::new(Duration::from_secs(60))?;

@@ -1,0 +1,132 @@
+//! BigCommerce's routes: the auth callback, and the load and uninstall callbacks with their
+//! `signed_payload_jwt` (<https://developer.bigcommerce.com/docs/integrations/apps/guide/callbacks>).
+
+use affinity::http::{self, ApiError};
+use affinity::install::{Grant, InstallError, InstallStore};
+use affinity::kms::SecretSealer;
+use affinity::oauth;
+use affinity::oauth::bigcommerce::{self, BigCommerceError};
+use affinity::store::deletion::Trigger;
+use affinity::tenant::{Platform, TenantStatus};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+use crate::pages::{self, Framing};
+use crate::request::{public_base, query_pairs, success};
+use crate::Deps;
+
+/// `GET /v1/oauth/bigcommerce/callback`: the code exchanged, the store connected.
+pub(crate) async fn callback<S: InstallStore, K: SecretSealer>(
+    deps: &Deps<S, K>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let params = query_pairs(req);
+    let get = |name: &'static str| {
+        oauth::single(&params, name)
+            .filter(|v| !v.is_empty())
+            .ok_or(BigCommerceError::Missing(name))
+    };
+    let (code, scope, context) = (get("code")?, get("scope")?, get("context")?);
+    bigcommerce::store_hash_of(context).ok_or(BigCommerceError::BadStore)?;
+    let redirect_uri = format!(
+        "{}/v1/oauth/bigcommerce/callback",
+        public_base(&deps.config, req)?
+    );
+    let token = exchange(deps, code, context, scope, &redirect_uri).await?;
+    let c = deps
+        .install()
+        .connect(&Grant {
+            platform: Platform::BigCommerce,
+            shop: context,
+            scopes: token.scope.split_whitespace().map(str::to_string).collect(),
+            token: &token.secret(),
+        })
+        .await?;
+    success(
+        &deps.config,
+        req,
+        Platform::BigCommerce,
+        context,
+        &c,
+        Framing::BigCommerce,
+    )
+}
+
+/// Exchanges `code` at BigCommerce's token endpoint; the answer must be for `context`.
+async fn exchange<S, K>(
+    deps: &Deps<S, K>,
+    code: &str,
+    context: &str,
+    scope: &str,
+    redirect_uri: &str,
+) -> Result<bigcommerce::AccessToken, InstallError> {
+    let failed = InstallError::PlatformFailed(Platform::BigCommerce);
+    let app = &deps.config.bigcommerce;
+    let body = bigcommerce::token_request_body(app, code, context, scope, redirect_uri);
+    let url = bigcommerce::token_url(&deps.config.bigcommerce_login_url);
+    let answer = match deps.platform.post_json(&url, &body).await {
+        Ok(a) if a.status == 200 => a,
+        Ok(a) => {
+            tracing::warn!(platform = "bigcommerce", store = %context, status = a.status, "token exchange refused");
+            return Err(failed);
+        }
+        Err(e) => {
+            tracing::warn!(platform = "bigcommerce", store = %context, error = %e, "token exchange failed");
+            return Err(failed);
+        }
+    };
+    serde_json::from_slice::<bigcommerce::AccessToken>(&answer.body)
+        .ok()
+        .filter(|t| !t.access_token.is_empty() && t.context == context)
+        .ok_or_else(|| {
+            tracing::warn!(platform = "bigcommerce", store = %context, "token exchange answer unreadable or for another store");
+            failed
+        })
+}
+
+/// The store of a verified `signed_payload_jwt`.
+fn verified_store<S, K>(deps: &Deps<S, K>, req: &Request) -> Result<String, BigCommerceError> {
+    let params = query_pairs(req);
+    let jwt = oauth::single(&params, "signed_payload_jwt")
+        .ok_or(BigCommerceError::Missing("signed_payload_jwt"))?;
+    bigcommerce::verify_signed_payload_jwt(&deps.config.bigcommerce, jwt, deps.now_s())
+        .map(|p| p.context())
+}
+
+/// `GET /v1/oauth/bigcommerce/load`: the app's page in the control panel.
+pub(crate) async fn load<S: InstallStore, K: SecretSealer>(
+    deps: &Deps<S, K>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let store = verified_store(deps, req)?;
+    let t = deps
+        .install()
+        .tenant_of_shop(Platform::BigCommerce, &store)
+        .await?;
+    if t.status != TenantStatus::Active {
+        return Err(InstallError::SiteDeleted.into());
+    }
+    Ok(pages::app_page(
+        &t.shop_domain,
+        &t.site_id,
+        t.messaging_consent,
+    ))
+}
+
+/// `GET /v1/oauth/bigcommerce/uninstall`: consent withdrawn, token dropped, deletion started (the
+/// merchant discontinued the service: every record of the store is deleted).
+pub(crate) async fn uninstall<S: InstallStore, K: SecretSealer>(
+    deps: &Deps<S, K>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let store = verified_store(deps, req)?;
+    let install = deps.install();
+    let t = install
+        .tenant_of_shop(Platform::BigCommerce, &store)
+        .await?;
+    let at = install.uninstall(&t, Trigger::BigCommerceUninstall).await?;
+    Ok(http::json_response(
+        StatusCode::OK,
+        &serde_json::json!({"uninstalled": true, "messaging_consent": false, "messaging_consent_at": at, "deletion": "started"}),
+    ))
+}

@@ -1,0 +1,166 @@
+//! Handler tests against the memory doubles.
+
+use super::*;
+use affinity::store::memory::MemoryStore;
+use affinity::store::ProfileRecord;
+use affinity::tenant::{Platform, Tenant};
+use std::sync::atomic::Ordering;
+
+const NOW: i64 = 1_795_968_000_000;
+
+fn tenant(site: &str) -> Tenant {
+    Tenant::new(
+        Platform::Demo,
+        &format!("{site}.example"),
+        site,
+        "2026-11-29T00:00:00Z",
+    )
+}
+
+fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
+    Deps {
+        store: MemoryStore::with_tenants([tenant("s1")]),
+        pii_keys: affinity::pii::DerivedPiiKeys,
+        decay: Decay::default(),
+        event_ttl_s: 86_400,
+        clock: affinity::clock::ManualClock::at(NOW).shared(),
+    }
+}
+
+fn post(body: serde_json::Value) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/v1/sites/s1/events")
+        .header("content-type", "application/json")
+        .body(Body::Text(body.to_string()))
+        .expect("request")
+}
+
+fn json(resp: Response<Body>) -> (u16, serde_json::Value) {
+    let s = resp.status().as_u16();
+    let Body::Text(t) = resp.body() else {
+        panic!("text body")
+    };
+    (s, serde_json::from_str(t).expect("json"))
+}
+
+#[tokio::test]
+async fn when_event_writes_fail_should_answer_503_naming_them_and_count_nothing() {
+    let d = deps();
+    d.store.fail_event_writes.store(true, Ordering::SeqCst);
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "g", "product": {"id": "p"}},
+        {"type": "bogus", "shopper_id": "g"},
+        {"type": "view", "shopper_id": "h", "product": {"id": "q"}}
+    ]});
+    let (s, b) = json(handle(&d, post(body.clone())).await);
+    assert_eq!(s, 503);
+    assert_eq!(b["not_stored"], serde_json::json!([0, 2]));
+    assert_eq!(b["rejected"][0]["index"], 1);
+    assert_eq!(b["accepted"], 0);
+    assert!(
+        d.store.profiles.lock().expect("lock").is_empty(),
+        "no profile counts an unstored event"
+    );
+    // The client retries once storage is back: everything lands, once.
+    d.store.fail_event_writes.store(false, Ordering::SeqCst);
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(2)));
+}
+
+#[tokio::test]
+async fn when_reads_fail_should_answer_503() {
+    let d = deps();
+    d.store.fail_reads.store(true, Ordering::SeqCst);
+    let (s, b) = json(handle(&d, post(serde_json::json!({"events": []}))).await);
+    assert_eq!((s, b["error"]["code"].as_str()), (503, Some("unavailable")));
+}
+
+#[tokio::test]
+async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
+    let d = deps();
+    d.store
+        .tenants
+        .lock()
+        .expect("lock")
+        .entry("s1".into())
+        .and_modify(|t| t.messaging_consent = true);
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "phone", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
+        {"type": "view", "shopper_id": "laptop", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
+    ]});
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(2)), "{b}");
+    let p = d.store.profiles.lock().expect("lock");
+    let aliases: Vec<&String> = p
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("e:"))
+        .filter_map(|(_, r)| match r {
+            ProfileRecord::Alias { linked_to, .. } => Some(linked_to),
+            ProfileRecord::Profile { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        aliases,
+        [&"g:phone".to_string()],
+        "the first device claims the email"
+    );
+    let Some(ProfileRecord::Profile { profile, .. }) =
+        p.get(&("s1".to_string(), "g:phone".to_string()))
+    else {
+        panic!("profile")
+    };
+    assert_eq!(
+        profile.event_count, 2,
+        "the laptop's event joined the person's profile"
+    );
+    assert!(
+        matches!(p.get(&("s1".to_string(), "g:laptop".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "g:phone")
+    );
+}
+
+#[tokio::test]
+async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along() {
+    let d = deps();
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "g", "timestamp": NOW - 3000, "product": {"id": "p", "category": "c"}},
+        {"type": "view", "shopper_id": "g", "timestamp": NOW - 2000, "product": {"id": "q", "category": "c"}},
+        {"type": "purchase", "shopper_id": "g", "customer_id": "42", "timestamp": NOW - 1000, "items": [{"id": "p", "category": "c"}]}
+    ]});
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(3)), "{b}");
+    let p = d.store.profiles.lock().expect("lock");
+    let Some(ProfileRecord::Profile { profile, .. }) =
+        p.get(&("s1".to_string(), "c:42".to_string()))
+    else {
+        panic!("customer profile")
+    };
+    assert_eq!(profile.event_count, 3);
+    assert!(
+        matches!(p.get(&("s1".to_string(), "g:g".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
+    );
+}
+
+#[tokio::test]
+async fn a_phone_that_cannot_be_read_is_dropped_and_named_and_the_view_is_kept() {
+    let d = deps();
+    d.store
+        .tenants
+        .lock()
+        .expect("lock")
+        .entry("s1".into())
+        .and_modify(|t| t.messaging_consent = true);
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "g", "phone": "650 253 0000", "product": {"id": "p", "category": "c"}}
+    ]});
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
+    assert_eq!(b["pii_unreadable"][0]["index"], 0);
+    assert_eq!(b["pii_unreadable"][0]["field"], "phone");
+    assert!(!b.to_string().contains("253"), "the value is never echoed");
+    let p = d.store.profiles.lock().expect("lock");
+    assert!(
+        p.keys().all(|(_, k)| !k.starts_with("p:")),
+        "no phone key was made"
+    );
+}
