@@ -201,22 +201,10 @@ async fn delete_page<S: DeletionJobs + TenantItems>(
 /// The record that keeps a deleted tenant's site id switched off: its ids and `status: deleted`, and
 /// nothing else of the tenant (created at `now_ms`).
 pub fn site_tombstone(t: &Tenant, now_ms: i64) -> Tenant {
-    Tenant {
-        tenant_id: t.tenant_id.clone(),
-        site_id: t.site_id.clone(),
-        platform: t.platform.clone(),
-        shop_domain: String::new(),
-        status: TenantStatus::Deleted,
-        scopes: Vec::new(),
-        consent_granted_at: None,
-        messaging_consent: false,
-        messaging_consent_at: None,
-        access_token_ciphertext: None,
-        pii_key_ciphertext: None,
-        api_key_sha256: None,
-        default_region: None,
-        created_at: crate::rfc3339(now_ms),
-    }
+    let mut stub = Tenant::new(t.platform, "", &t.site_id, &crate::rfc3339(now_ms));
+    stub.tenant_id.clone_from(&t.tenant_id);
+    stub.status = TenantStatus::Deleted;
+    stub
 }
 
 /// Deletes the pointer, replaces the tenant record by its site tombstone, completes the job and takes it
