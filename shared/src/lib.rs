@@ -6,6 +6,7 @@
 //! - [`popularity`] and [`rank`]: the tenant's popular products and the recommendations drawn from them;
 //! - [`tenant`]: tenant records, site ids and API keys;
 //! - [`store`]: storage ports and the DynamoDB adapter;
+//! - [`deletion`]: tenant deletion (the state machine) and shoppers' erasure and export;
 //! - [`http`]: the error codes, typed API errors and JSON responses, shared by every HTTP function;
 //! - [`admit`]: the one admission guard (site, tenant state, API key);
 //! - [`ids`]: id newtypes and the profile keys' `g:`/`c:`/`e:`/`p:` prefixes;
@@ -17,6 +18,7 @@
 pub mod admit;
 pub mod clock;
 pub mod config;
+pub mod deletion;
 pub mod event;
 pub mod http;
 pub mod ids;

@@ -34,7 +34,7 @@ const REES46_BASE_MS: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
 
 /// The function's dependencies in tests: the PII key of each tenant is derived from its id (as the
 /// ingest tests do), so emails hash as ingest hashed them.
-type Deps = tenant_delete::Deps<DerivedPiiKeys>;
+type Deps = tenant_delete::Deps<DynamoStore, DerivedPiiKeys>;
 
 fn settings() -> DeletionSettings {
     DeletionSettings {
@@ -53,7 +53,7 @@ async fn deps_with(secret: &str, settings: DeletionSettings) -> Deps {
         settings,
         request_budget_ms: 300,
         shopify_secret: Secret::new(secret),
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     }
 }
 

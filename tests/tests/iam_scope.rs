@@ -808,7 +808,7 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         settings,
         request_budget_ms: 200,
         shopify_secret: Secret::new(WEBHOOK_SECRET),
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let (t, key) = tenant_with_pepper("shopify", "iam-delete").await;
     seed(&t, &key).await;

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Error> {
         settings,
         request_budget_ms,
         shopify_secret,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     run(service_fn(|event: LambdaEvent<Value>| {
         let (deps, calls) = (&deps, &calls);

@@ -1,7 +1,7 @@
 //! In-memory test doubles of the storage ports, with failure injection. Only built with the
 //! `test-doubles` feature (dev-dependencies), never in a release binary.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -9,6 +9,7 @@ use super::{
     EventSink, PopularityStore, ProfileRecord, ProfileStore, ProfileWrite, RecommendRead,
     RecommendSource, StoreError, StoredEvent, TenantLookup,
 };
+use crate::deletion::DeletionJob;
 use crate::popularity::Popularity;
 use crate::tenant::Tenant;
 
@@ -27,21 +28,35 @@ pub struct MemoryStore {
     pub fail_event_writes: AtomicBool,
     /// When set, every read fails.
     pub fail_reads: AtomicBool,
+    /// Tenant-id pointers: the site id of each tenant id.
+    pub tenant_pointers: Mutex<HashMap<String, String>>,
+    /// Deletion jobs and tombstones by tenant id.
+    pub deletions: Mutex<HashMap<String, DeletionJob>>,
+    /// The tenant ids whose deletion is not finished.
+    pub deletion_queue: Mutex<BTreeSet<String>>,
+    /// Webhook receipts: the topic of each delivery id.
+    pub webhook_receipts: Mutex<HashMap<String, String>>,
+    /// When set, every deletion of tenant items (and every shopper erasure) fails: a run dies after its
+    /// checkpoint.
+    pub fail_deletes: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MemoryStore {
-    /// A store holding `tenants`.
+    /// A store holding `tenants`, each with its tenant-id pointer (as the consent function leaves them).
     pub fn with_tenants(tenants: impl IntoIterator<Item = Tenant>) -> Self {
         let s = Self::default();
-        lock(&s.tenants).extend(tenants.into_iter().map(|t| (t.site_id.clone(), t)));
+        for t in tenants {
+            lock(&s.tenant_pointers).insert(t.tenant_id.clone(), t.site_id.clone());
+            lock(&s.tenants).insert(t.site_id.clone(), t);
+        }
         s
     }
 
-    fn read_check(&self) -> Result<(), StoreError> {
+    pub(super) fn read_check(&self) -> Result<(), StoreError> {
         if self.fail_reads.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable("injected read failure".into()))
         } else {

@@ -6,6 +6,8 @@ pub mod dynamo;
 #[cfg(feature = "test-doubles")]
 pub mod memory;
 #[cfg(feature = "test-doubles")]
+mod memory_deletion;
+#[cfg(feature = "test-doubles")]
 pub mod memory_tenants;
 pub mod tenants;
 

@@ -14,7 +14,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{
     oauth_state_pk, tenant_pointer_pk, DeletionStarter, OAuthState, OAuthStates, Refresh,
-    TenantDirectory, TenantWriter, WebhookReceipts,
+    TenantDirectory, TenantWriter,
 };
 use crate::store::deletion::Trigger;
 use crate::store::dynamo::{tenant_pk, tenant_to_item, DynamoStore};
@@ -407,21 +407,6 @@ impl OAuthStates for DynamoStore {
     }
     async fn take_state(&self, state: &str) -> Result<Option<OAuthState>, StoreError> {
         self.take_oauth_state(state).await
-    }
-}
-
-/// Over the deletion adapter's `webhook#{id}` receipts.
-impl WebhookReceipts for DynamoStore {
-    async fn claim_webhook(
-        &self,
-        webhook_id: &str,
-        topic: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        DynamoStore::claim_webhook(self, webhook_id, topic, now_ms).await
-    }
-    async fn release_webhook(&self, webhook_id: &str) -> Result<(), StoreError> {
-        DynamoStore::release_webhook(self, webhook_id).await
     }
 }
 

@@ -1,0 +1,76 @@
+//! Shoppers' rights with the tenant API key: `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}` and
+//! `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`.
+
+use affinity::admit::{admit_site, Access};
+use affinity::deletion::shopper;
+use affinity::deletion::ErasureError;
+use affinity::event::is_valid_id;
+use affinity::http::{self, ApiError};
+use affinity::pii::PiiKeySource;
+use affinity::store::{customer_key, guest_key};
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+
+use crate::{Deps, Store};
+
+/// The profile key of the shopper named in the route: a guest id, or a customer id with
+/// `?id_type=customer`.
+fn shopper_key(req: &Request, shopper_id: &str) -> Result<String, ApiError> {
+    if !is_valid_id(shopper_id) {
+        return Err(ApiError::bad_request(
+            "shopper_id",
+            "must be 1-128 characters of A-Z a-z 0-9 _ = / + . - :",
+        ));
+    }
+    match http::query_param(req, "id_type").as_deref() {
+        None | Some("guest") => Ok(guest_key(shopper_id)),
+        Some("customer") => Ok(customer_key(shopper_id)),
+        Some(_) => Err(ApiError::bad_request(
+            "id_type",
+            "must be guest (the default) or customer",
+        )),
+    }
+}
+
+/// `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}`: the erasure report.
+pub(crate) async fn erase<S: Store, K: PiiKeySource>(
+    deps: &Deps<S, K>,
+    req: &Request,
+    site_id: &str,
+    shopper_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let key = shopper_key(req, shopper_id)?;
+    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
+    let report = shopper::erase(&deps.store, &tenant.site_id, &key)
+        .await
+        .map_err(ErasureError::from)?;
+    tracing::info!(
+        site_id = %tenant.site_id,
+        profiles = report.profiles,
+        events = report.events,
+        guest_ids = report.guest_ids,
+        "shopper erased (API)"
+    );
+    Ok(http::json_response(StatusCode::OK, &report))
+}
+
+/// `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`: the export document.
+pub(crate) async fn export<S: Store, K: PiiKeySource>(
+    deps: &Deps<S, K>,
+    req: &Request,
+    site_id: &str,
+    shopper_id: &str,
+) -> Result<Response<Body>, ApiError> {
+    let key = shopper_key(req, shopper_id)?;
+    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
+    let export = shopper::export(&deps.store, &tenant.site_id, &key, deps.clock.now_ms())
+        .await
+        .map_err(ErasureError::from)?;
+    tracing::info!(
+        site_id = %tenant.site_id,
+        profiles = export.profiles.len(),
+        events = export.events.len(),
+        "shopper export produced (API)"
+    );
+    Ok(http::json_response(StatusCode::OK, &export))
+}
