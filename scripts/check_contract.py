@@ -5,7 +5,7 @@
 2. it has exactly the routes of template.yaml (each HttpApi event's Method and Path), no more, no less;
 3. the operator routes (Auth AWS_IAM in the template) and only they require the `awsIam` scheme;
 4. its error-code enum (`components.schemas.ErrorCode`) is the README's list of error codes (the table
-   under "## Error codes"), and, where shared/src/http.rs defines `enum ErrorCode`, the strings of its
+   under "## Error codes"), and, where shared/src/http/code.rs defines `enum ErrorCode`, the strings of its
    `as_str`.
 
 Prints one line per problem and exits 1 when there is any, else prints a summary and exits 0.
@@ -84,7 +84,7 @@ def readme_codes(readme: str) -> list[str]:
 
 
 def rust_codes(source: str) -> list[str] | None:
-    """The strings of `ErrorCode::as_str` in shared/src/http.rs, or None when there is no such enum."""
+    """The strings of `ErrorCode::as_str` in shared/src/http/code.rs, or None when there is no such enum."""
     if not re.search(r"pub enum ErrorCode\b", source):
         return None
     m = re.search(r"fn as_str\(\s*(?:&)?self\s*\)[^{]*\{(.*?)\n    \}", source, re.S)
@@ -108,7 +108,7 @@ def codes(spec: dict, readme: str, rust: str | None) -> list[str]:
                         f"only in the contract {sorted(set(enum) - set(listed))}")
     in_rust = rust_codes(rust) if rust is not None else None
     if in_rust is not None and set(in_rust) != set(enum):
-        problems.append(f"shared/src/http.rs ErrorCode differs from the contract: only in Rust "
+        problems.append(f"shared/src/http/code.rs ErrorCode differs from the contract: only in Rust "
                         f"{sorted(set(in_rust) - set(enum))}, only in the contract {sorted(set(enum) - set(in_rust))}")
     return problems
 
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--contract", default=str(ROOT / "openapi.yaml"))
     ap.add_argument("--template", default=str(cfn_template.DEFAULT_TEMPLATE))
     ap.add_argument("--readme", default=str(ROOT / "README.md"))
-    ap.add_argument("--rust", default=str(ROOT / "shared" / "src" / "http.rs"))
+    ap.add_argument("--rust", default=str(ROOT / "shared" / "src" / "http" / "code.rs"))
     args = ap.parse_args(argv)
     spec = load_contract(args.contract)
     template = cfn_template.load(args.template)

@@ -1,0 +1,177 @@
+//! Unit tests of the parent module.
+
+use super::*;
+use serde_json::json;
+
+const NOW: i64 = 1_764_432_000_000; // 2025-11-29T16:00:00Z
+
+fn ok(v: Value) -> Event {
+    validate(&v, 0, NOW, IngestMode::Live).expect("valid")
+}
+fn rejected(v: Value) -> (String, String) {
+    let r = validate(&v, 3, NOW, IngestMode::Live).expect_err("invalid");
+    assert_eq!(r.index, 3);
+    (r.field, r.reason)
+}
+
+#[test]
+fn a_view_with_rfc3339_time_is_accepted() {
+    let e = ok(
+        json!({"type":"view","shopper_id":"g-1","timestamp":"2025-11-29T15:00:00Z",
+        "product":{"id":"p1","category":"shoes","brand":"acme","price":"19.90"}}),
+    );
+    assert_eq!(e.kind, EventType::View);
+    assert_eq!(e.timestamp_ms, NOW - 3_600_000);
+    let p = e.product.expect("product");
+    assert_eq!(p.price, Some(19.9));
+    assert_eq!(p.category.as_deref(), Some("shoes"));
+}
+
+#[test]
+fn epoch_ms_and_offsets_give_the_same_instant() {
+    let a =
+        ok(json!({"type":"search","shopper_id":"g","query":"red shoes","timestamp": NOW - 1000}));
+    let b = ok(
+        json!({"type":"search","shopper_id":"g","query":"red shoes","timestamp":"2025-11-29T17:59:59+02:00"}),
+    );
+    assert_eq!(a.timestamp_ms, b.timestamp_ms);
+}
+
+#[test]
+fn each_rule_names_its_field() {
+    assert_eq!(rejected(json!({"shopper_id":"g"})).0, "type");
+    assert_eq!(rejected(json!({"type":"like","shopper_id":"g"})).0, "type");
+    assert_eq!(
+        rejected(json!({"type":"view","product":{"id":"1"}})).0,
+        "shopper_id"
+    );
+    assert_eq!(
+        rejected(json!({"type":"view","shopper_id":"a#b","product":{"id":"1"}})).0,
+        "shopper_id"
+    );
+    assert_eq!(
+        rejected(json!({"type":"view","shopper_id":"x".repeat(129),"product":{"id":"1"}})).0,
+        "shopper_id"
+    );
+    assert_eq!(
+        rejected(json!({"type":"search","shopper_id":"g"})).0,
+        "query"
+    );
+    assert_eq!(
+        rejected(json!({"type":"view","shopper_id":"g"})).0,
+        "product"
+    );
+    assert_eq!(
+        rejected(json!({"type":"view","shopper_id":"g","product":{}})).0,
+        "product.id"
+    );
+    assert_eq!(
+        rejected(json!({"type":"view","shopper_id":"g","product":{"id":"1","price":-2}})).0,
+        "product.price"
+    );
+    assert_eq!(
+        rejected(json!({"type":"purchase","shopper_id":"g","items":[]})).0,
+        "items"
+    );
+    assert_eq!(
+        rejected(
+            json!({"type":"purchase","shopper_id":"g","items":[{"id":"1"},{"id":"2","quantity":0}]})
+        )
+        .0,
+        "items[1].quantity"
+    );
+    assert_eq!(
+        rejected(
+            json!({"type":"purchase","shopper_id":"g","items":[{"id":"1"}],"currency":"EURO"})
+        )
+        .0,
+        "currency"
+    );
+    assert_eq!(rejected(json!("view")).0, "event");
+}
+
+#[test]
+fn timestamps_outside_the_live_window_are_refused_but_import_takes_history() {
+    let old = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"timestamp":"2019-10-01T00:00:00Z"});
+    let (field, reason) = rejected(old.clone());
+    assert_eq!(field, "timestamp");
+    assert!(reason.contains("7 days"), "{reason}");
+    let e = validate(&old, 0, NOW, IngestMode::Import).expect("import accepts history");
+    assert_eq!(e.timestamp_ms, 1_569_888_000_000);
+    let future = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"timestamp": NOW + 6 * 60 * 1000});
+    assert_eq!(
+        validate(&future, 0, NOW, IngestMode::Import)
+            .unwrap_err()
+            .field,
+        "timestamp"
+    );
+    let skew = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"timestamp": NOW + 4 * 60 * 1000});
+    assert!(validate(&skew, 0, NOW, IngestMode::Live).is_ok());
+}
+
+#[test]
+fn derived_event_ids_are_stable_for_the_same_bytes() {
+    let v = json!({"type":"view","shopper_id":"g","product":{"id":"1"}});
+    let a = ok(v.clone());
+    let b = ok(v);
+    assert_eq!(a.event_id, b.event_id);
+    let c = ok(json!({"type":"view","shopper_id":"g","product":{"id":"2"}}));
+    assert_ne!(a.event_id, c.event_id);
+}
+
+#[test]
+fn a_derived_event_id_is_no_digest_of_the_email_it_carried() {
+    let plain = json!({"type":"view","shopper_id":"g","product":{"id":"1"}});
+    let mut with_email = plain.clone();
+    with_email["email"] = json!("jane@example.com");
+    assert_eq!(ok(with_email).event_id, ok(plain).event_id);
+}
+
+#[test]
+fn recommendation_ids_are_kept_when_well_formed_and_refused_by_name_otherwise() {
+    let e = ok(json!({"type":"click","shopper_id":"g","product":{"id":"1"},
+        "recommendation_id":"4f1c2e7a-9b3d-4c5e-8f6a-1b2c3d4e5f60"}));
+    assert_eq!(
+        e.recommendation_id.as_deref(),
+        Some("4f1c2e7a-9b3d-4c5e-8f6a-1b2c3d4e5f60")
+    );
+    let r = validate(
+        &json!({"type":"click","shopper_id":"g","product":{"id":"1"},"recommendation_id":"a#b"}),
+        3,
+        NOW,
+        IngestMode::Live,
+    )
+    .expect_err("refused");
+    assert_eq!((r.index, r.field.as_str()), (3, "recommendation_id"));
+}
+
+#[test]
+fn an_impression_needs_its_recommendation_id_and_product() {
+    let e = ok(
+        json!({"type":"impression","shopper_id":"g","product":{"id":"1"},"recommendation_id":"r1"}),
+    );
+    assert_eq!(e.kind, EventType::Impression);
+    for (v, field) in [
+        (
+            json!({"type":"impression","shopper_id":"g","product":{"id":"1"}}),
+            "recommendation_id",
+        ),
+        (
+            json!({"type":"impression","shopper_id":"g","recommendation_id":"r1"}),
+            "product",
+        ),
+    ] {
+        let r = validate(&v, 0, NOW, IngestMode::Live).expect_err("refused");
+        assert_eq!(r.field, field);
+    }
+}
+
+#[test]
+fn personal_values_never_appear_in_rejections_or_debug() {
+    let v = json!({"type":"view","shopper_id":"g","product":{"id":"1"},"email":"jane@example.com"});
+    let e = ok(v);
+    assert!(!format!("{e:?}").contains("jane"));
+    let r = validate(&json!({"type":"view","shopper_id":"g","product":{"id":"1"},"phone":"+1 555 0100".repeat(40)}), 0, NOW, IngestMode::Live)
+        .expect_err("too long");
+    assert!(!r.reason.contains("555"));
+}
