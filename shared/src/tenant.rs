@@ -283,8 +283,9 @@ mod tests {
         let t = tenant("s_abc", &hash);
         assert_eq!(t.check_api_key(Some(&key)), KeyCheck::Valid);
         let mut wrong = key.clone();
-        wrong.pop();
-        wrong.push('A');
+        // Another last character (never the same one, which would make this key valid).
+        let last = wrong.pop();
+        wrong.push(if last == Some('A') { 'B' } else { 'A' });
         assert_eq!(t.check_api_key(Some(&wrong)), KeyCheck::Invalid);
         let (other, _) = new_api_key("s_other").expect("random");
         assert_eq!(t.check_api_key(Some(&other)), KeyCheck::OtherTenant);

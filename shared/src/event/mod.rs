@@ -263,18 +263,26 @@ fn text_field(
     }
 }
 
+/// The largest price accepted, in major units.
+pub const MAX_PRICE: f64 = 1e12;
+
+/// A price: a non-negative number (or numeric string) up to [`MAX_PRICE`], rounded to 6 decimal places
+/// so that every accepted value is a number DynamoDB can store (its range is about 1e-130 to 1e126).
 fn price_field(obj: &Map<String, Value>, path: &str) -> FieldResult<Option<f64>> {
-    match obj.get("price") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => match n.as_f64() {
-            Some(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
-            _ => err(path, "must be a non-negative number"),
-        },
-        Some(Value::String(s)) => match s.trim().parse::<f64>() {
-            Ok(p) if p.is_finite() && p >= 0.0 => Ok(Some(p)),
-            _ => err(path, "must be a non-negative number"),
-        },
-        Some(_) => err(path, "must be a non-negative number"),
+    let p = match obj.get("price") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match p {
+        Some(p) if p.is_finite() && (0.0..=MAX_PRICE).contains(&p) => {
+            Ok(Some((p * 1e6).round() / 1e6))
+        }
+        _ => err(
+            path,
+            "must be a non-negative number of at most 1000000000000 (major units)",
+        ),
     }
 }
 

@@ -175,3 +175,32 @@ fn personal_values_never_appear_in_rejections_or_debug() {
         .expect_err("too long");
     assert!(!r.reason.contains("555"));
 }
+
+#[test]
+fn prices_dynamodb_cannot_store_are_refused_or_rounded_not_failing_the_batch() {
+    let price = |p: serde_json::Value| {
+        validate(
+            &json!({"type":"view","shopper_id":"g","product":{"id":"1","price":p}}),
+            0,
+            NOW,
+            IngestMode::Live,
+        )
+    };
+    let r = price(json!(1e200)).expect_err("too large");
+    assert_eq!(r.field, "product.price");
+    assert_eq!(
+        price(json!(5e-324))
+            .expect("tiny")
+            .product
+            .and_then(|p| p.price),
+        Some(0.0)
+    );
+    assert_eq!(
+        price(json!("19.990000001"))
+            .expect("string")
+            .product
+            .and_then(|p| p.price),
+        Some(19.99)
+    );
+    assert!(price(json!(-1)).is_err());
+}
