@@ -160,7 +160,8 @@ async fn mount_shopify_token(server: &MockServer, code: &str, token: &str, scope
         .await;
 }
 
-const ALL_SCOPES: &str = "read_products,write_orders,read_customers";
+const ALL_SCOPES: &str =
+    "read_products,write_orders,read_customers,write_pixels,read_customer_events";
 
 /// A full Shopify install of `shop`; returns the success page.
 async fn shopify_install(deps: &Deps, server: &MockServer, shop: &str, token: &str) -> String {
@@ -329,7 +330,7 @@ async fn install_with_a_valid_signature_redirects_to_the_shops_authorize_page_wi
     assert_eq!(get("client_id"), Some(SHOPIFY_ID));
     assert_eq!(
         get("scope"),
-        Some("read_products,read_orders,read_customers")
+        Some("read_products,read_orders,read_customers,write_pixels,read_customer_events")
     );
     assert_eq!(
         get("redirect_uri"),
@@ -494,7 +495,13 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
     assert_eq!(t.shop_domain, shop);
     assert_eq!(
         t.scopes,
-        vec!["read_products", "write_orders", "read_customers"]
+        vec![
+            "read_products",
+            "write_orders",
+            "read_customers",
+            "write_pixels",
+            "read_customer_events"
+        ]
     );
     assert!(t.consent_granted_at.is_some());
     assert!(

@@ -592,7 +592,7 @@ async fn shopify_install(
     Mock::given(method("POST"))
         .and(path("/admin/oauth/access_token"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"access_token": format!("shpat_{code}"), "scope": "read_products,read_orders,read_customers"}),
+            json!({"access_token": format!("shpat_{code}"), "scope": "read_products,read_orders,read_customers,write_pixels,read_customer_events"}),
         ))
         .mount(server)
         .await;

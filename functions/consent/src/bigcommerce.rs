@@ -64,18 +64,11 @@ async fn exchange<S, K>(
     let app = &deps.config.bigcommerce;
     let body = bigcommerce::token_request_body(app, code, context, scope, redirect_uri);
     let url = bigcommerce::token_url(&deps.config.bigcommerce_login_url);
-    let answer = match deps.platform.post_json(&url, &body).await {
-        Ok(a) if a.status == 200 => a,
-        Ok(a) => {
-            tracing::warn!(platform = "bigcommerce", store = %context, status = a.status, "token exchange refused");
-            return Err(failed);
-        }
-        Err(e) => {
-            tracing::warn!(platform = "bigcommerce", store = %context, error = %e, "token exchange failed");
-            return Err(failed);
-        }
-    };
-    serde_json::from_slice::<bigcommerce::AccessToken>(&answer.body)
+    let answer = deps
+        .platform
+        .exchange_token(Platform::BigCommerce, context, &url, &body)
+        .await?;
+    serde_json::from_slice::<bigcommerce::AccessToken>(&answer)
         .ok()
         .filter(|t| !t.access_token.is_empty() && t.context == context)
         .ok_or_else(|| {

@@ -41,7 +41,15 @@ pub use config::{Config, DEFAULT_PLATFORM_TIMEOUT_MS};
 
 /// The Shopify access scopes Affinity asks for: the catalogue (categories, brands), orders (purchases)
 /// and customers (customer ids; email and phone only under messaging consent).
-pub const SHOPIFY_SCOPES: &[&str] = &["read_products", "read_orders", "read_customers"];
+pub const SHOPIFY_SCOPES: &[&str] = &[
+    "read_products",
+    "read_orders",
+    "read_customers",
+    // The web pixel extension (storefront/shopify/): registering it, and the customer events it sees
+    // (https://shopify.dev/docs/apps/build/marketing-analytics/build-web-pixels).
+    "write_pixels",
+    "read_customer_events",
+];
 /// How long a state or a rotation grant stays valid, in seconds.
 pub const STATE_TTL_S: i64 = affinity::store::tenants::STATE_TTL_S;
 

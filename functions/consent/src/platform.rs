@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use affinity::install::InstallError;
+use affinity::tenant::Platform;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
@@ -86,6 +88,31 @@ impl PlatformClient {
             Bytes::from(body.to_string()),
         )
         .await
+    }
+
+    /// POSTs a token request of an install to `platform`'s `url` for `store`: the answer's body when it
+    /// is 200. Failures and refusals are logged (status and error, never a body).
+    ///
+    /// # Errors
+    /// [`InstallError::PlatformFailed`].
+    pub async fn exchange_token(
+        &self,
+        platform: Platform,
+        store: &str,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Bytes, InstallError> {
+        match self.post_json(url, body).await {
+            Ok(a) if a.status == 200 => Ok(a.body),
+            Ok(a) => {
+                tracing::warn!(%platform, store, status = a.status, "token exchange refused");
+                Err(InstallError::PlatformFailed(platform))
+            }
+            Err(e) => {
+                tracing::warn!(%platform, store, error = %e, "token exchange failed");
+                Err(InstallError::PlatformFailed(platform))
+            }
+        }
     }
 
     /// Sends one request (redirects are not followed).

@@ -93,18 +93,11 @@ async fn exchange<S, K>(
         code,
     );
     let url = shopify::access_token_url(&base);
-    let answer = match deps.platform.post_json(&url, &body).await {
-        Ok(a) if a.status == 200 => a,
-        Ok(a) => {
-            tracing::warn!(platform = "shopify", shop = %shop, status = a.status, "token exchange refused");
-            return Err(failed);
-        }
-        Err(e) => {
-            tracing::warn!(platform = "shopify", shop = %shop, error = %e, "token exchange failed");
-            return Err(failed);
-        }
-    };
-    serde_json::from_slice::<shopify::AccessToken>(&answer.body)
+    let answer = deps
+        .platform
+        .exchange_token(Platform::Shopify, shop, &url, &body)
+        .await?;
+    serde_json::from_slice::<shopify::AccessToken>(&answer)
         .ok()
         .filter(|t| !t.access_token.is_empty())
         .ok_or_else(|| {

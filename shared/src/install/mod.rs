@@ -84,6 +84,14 @@ pub fn check_state(
     Ok(found)
 }
 
+/// A store result with the refusal that `refusal` recognises read as its [`InstallError`].
+fn read_as(
+    r: Result<(), StoreError>,
+    refusal: impl FnOnce(&StoreError) -> Option<InstallError>,
+) -> Result<(), InstallError> {
+    r.map_err(|e| refusal(&e).unwrap_or(InstallError::Store(e)))
+}
+
 /// The outcome of an install.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
@@ -97,6 +105,19 @@ pub struct Connection {
     pub rotation_grant: Option<String>,
     /// Whether an existing connection was refreshed.
     pub reinstalled: bool,
+}
+
+impl Connection {
+    /// A connection of `t` whose API key `api_key` is shown now.
+    fn with_key(t: Tenant, api_key: String, reinstalled: bool) -> Self {
+        Self {
+            tenant_id: t.tenant_id,
+            site_id: t.site_id,
+            api_key: Some(api_key),
+            rotation_grant: None,
+            reinstalled,
+        }
+    }
 }
 
 /// What a store's platform granted at install.
@@ -243,13 +264,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         t.access_token_ciphertext = Some(sealed.to_vec());
         self.store.create_tenant(&t, replaces_site).await?;
         tracing::info!(platform = %grant.platform, tenant_id = %t.tenant_id, site_id = %t.site_id, "installed: tenant created");
-        Ok(Connection {
-            tenant_id: t.tenant_id,
-            site_id: t.site_id,
-            api_key: Some(api_key),
-            rotation_grant: None,
-            reinstalled: false,
-        })
+        Ok(Connection::with_key(t, api_key, false))
     }
 
     /// A new active tenant record consented now, with a new pepper and API key (returned, to show
@@ -289,13 +304,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
                 ));
             }
             let api_key = self.rotate_api_key(&t).await?;
-            return Ok(Connection {
-                tenant_id: t.tenant_id,
-                site_id: t.site_id,
-                api_key: Some(api_key),
-                rotation_grant: None,
-                reinstalled: true,
-            });
+            return Ok(Connection::with_key(t, api_key, true));
         }
         let shop = format!("{site_id}.demo.affinity.local");
         let (t, api_key) = self
@@ -303,13 +312,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             .await?;
         let pointer = self.store.site_id_of_tenant(&t.tenant_id).await?;
         self.store.create_tenant(&t, pointer.as_deref()).await?;
-        Ok(Connection {
-            tenant_id: t.tenant_id,
-            site_id: t.site_id,
-            api_key: Some(api_key),
-            rotation_grant: None,
-            reinstalled: false,
-        })
+        Ok(Connection::with_key(t, api_key, false))
     }
 
     /// Uses up a rotation `grant` for the site of `t`.
@@ -331,15 +334,14 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
     /// [`InstallError::Random`].
     pub async fn rotate_api_key(&self, t: &Tenant) -> Result<String, InstallError> {
         let (key, hash) = new_api_key(&t.site_id)?;
-        match self
+        let r = self
             .store
             .rotate_api_key(&t.site_id, t.api_key_sha256.as_deref(), &hash)
-            .await
-        {
-            Ok(()) => Ok(key),
-            Err(StoreError::Conflict) => Err(InstallError::KeyChanged),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        read_as(r, |e| {
+            matches!(e, StoreError::Conflict).then_some(InstallError::KeyChanged)
+        })?;
+        Ok(key)
     }
 
     /// Grants or withdraws `t`'s messaging consent now. Returns when (RFC 3339).
@@ -358,15 +360,14 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             ));
         }
         let at = self.now_rfc3339();
-        match self
+        let r = self
             .store
             .set_messaging_consent(&t.site_id, granted, &at)
-            .await
-        {
-            Ok(()) => Ok(at),
-            Err(StoreError::TenantInactive) => Err(InstallError::SiteDeleted),
-            Err(e) => Err(e.into()),
-        }
+            .await;
+        read_as(r, |e| {
+            matches!(e, StoreError::TenantInactive).then_some(InstallError::SiteDeleted)
+        })?;
+        Ok(at)
     }
 
     /// The connected tenant of the store `shop` on `platform` (in any state).
@@ -392,11 +393,10 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
     /// [`InstallError::UnknownSite`] when the record is gone; [`InstallError::Store`].
     pub async fn uninstall(&self, t: &Tenant, trigger: Trigger) -> Result<String, InstallError> {
         let at = self.now_rfc3339();
-        match self.store.record_uninstall(&t.site_id, &at).await {
-            Ok(()) => {}
-            Err(StoreError::TenantInactive) => return Err(InstallError::UnknownSite),
-            Err(e) => return Err(e.into()),
-        }
+        let r = self.store.record_uninstall(&t.site_id, &at).await;
+        read_as(r, |e| {
+            matches!(e, StoreError::TenantInactive).then_some(InstallError::UnknownSite)
+        })?;
         self.store
             .start_deletion(&t.tenant_id, trigger, self.clock.now_ms())
             .await?;

@@ -72,7 +72,7 @@ struct FreshToken;
 impl Respond for FreshToken {
     fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
         let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
-        if body["code"].as_str().is_none_or(|c| c.is_empty()) {
+        if body["code"].as_str().is_none_or(str::is_empty) {
             return ResponseTemplate::new(400).set_body_json(json!({"errors": "no code"}));
         }
         let token = affinity::tenant::new_random_token().unwrap_or_default();

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
@@ -37,6 +37,24 @@ fn cancelled_conditionally(e: &SdkError<TransactWriteItemsError, impl std::fmt::
     }
 }
 
+/// The outcome of a conditional request: `Ok(None)` when its condition failed.
+fn conditional<T, E, R>(r: Result<T, SdkError<E, R>>) -> Result<Option<T>, StoreError>
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -57,6 +75,25 @@ fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
 }
 
 impl DynamoStore {
+    /// Writes `items` in one transaction; `refused` when a condition failed.
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        refused: StoreError,
+    ) -> Result<(), StoreError> {
+        let r = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if cancelled_conditionally(&e) => Err(refused),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// The site id of `tenant_id`, from its `tenant#{tenant_id}` pointer (strongly consistent).
     ///
     /// # Errors
@@ -118,18 +155,14 @@ impl DynamoStore {
         }
         .build()
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let r = self
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            .transact_items(TransactWriteItem::builder().put(pointer).build())
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) if cancelled_conditionally(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.transact(
+            vec![
+                TransactWriteItem::builder().put(record).build(),
+                TransactWriteItem::builder().put(pointer).build(),
+            ],
+            StoreError::Conflict,
+        )
+        .await
     }
 
     /// Refreshes an active tenant on re-install: scopes, consent time and the access token's ciphertext
@@ -172,22 +205,16 @@ impl DynamoStore {
             .expression_attribute_values(":site", s(&r.site_id))
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let res = self
-            .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(
+        self.transact(
+            vec![
+                TransactWriteItem::builder().update(update).build(),
                 TransactWriteItem::builder()
                     .condition_check(pointer)
                     .build(),
-            )
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if cancelled_conditionally(&e) => Err(StoreError::TenantInactive),
-            Err(e) => Err(unavailable(e)),
-        }
+            ],
+            StoreError::TenantInactive,
+        )
+        .await
     }
 
     /// Stores a single-use state; it must be new.
@@ -207,16 +234,7 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(r)?.map(|_| ()).ok_or(StoreError::Conflict)
     }
 
     /// Takes a state away: deletes it if it exists (a conditional delete, so two concurrent callbacks
@@ -234,17 +252,10 @@ impl DynamoStore {
             .return_values(ReturnValue::AllOld)
             .send()
             .await;
-        let old = match r {
-            Ok(out) => out.attributes.unwrap_or_default(),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(None)
-            }
-            Err(e) => return Err(unavailable(e)),
+        let Some(out) = conditional(r)? else {
+            return Ok(None);
         };
-        serde_dynamo::from_item(old)
+        serde_dynamo::from_item(out.attributes.unwrap_or_default())
             .map(Some)
             .map_err(|e| StoreError::Corrupt(e.to_string()))
     }
@@ -276,16 +287,9 @@ impl DynamoStore {
         } else {
             u.condition_expression("attribute_exists(pk)")
         };
-        match u.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TenantInactive)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(u.send().await)?
+            .map(|_| ())
+            .ok_or(StoreError::TenantInactive)
     }
 
     /// The platform uninstalled the app: messaging consent is withdrawn at once (stamped `at`) and the
@@ -308,16 +312,9 @@ impl DynamoStore {
             .expression_attribute_values(":at", s(at))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TenantInactive)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(r)?
+            .map(|_| ())
+            .ok_or(StoreError::TenantInactive)
     }
 
     /// Replaces an active tenant's API key hash with `new_sha256`, if the stored hash is still
@@ -350,16 +347,9 @@ impl DynamoStore {
                 u.condition_expression("#st = :active AND attribute_not_exists(api_key_sha256)")
             }
         };
-        match u.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict)
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conditional(u.send().await)?
+            .map(|_| ())
+            .ok_or(StoreError::Conflict)
     }
 }
 
