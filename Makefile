@@ -46,3 +46,9 @@ lint:
 # (.stack/bench, stopped at the end), raw results in bench/results/, tables in BENCHMARKS.md.
 bench: setup
 	@bench/run.sh
+
+# Next-item evaluation of the recommender against POP, S-POP, ItemKNN, V-SKNN on data/ -> EVALUATION.md.
+.PHONY: eval
+eval:
+	cargo build --profile bench -p eval
+	./target/release/eval EVALUATION.md

@@ -31,6 +31,7 @@ pub mod pii;
 pub mod popularity;
 pub mod profile;
 pub mod rank;
+pub mod recommender;
 pub mod store;
 pub mod tenant;
 

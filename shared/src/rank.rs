@@ -20,6 +20,10 @@ pub enum Reason {
     PreferredBrand,
     /// Popular in the store right now; for shoppers without history, and to fill the list.
     Trending,
+    /// Other shoppers viewed it in the same sessions as a product of this session ("viewed with X").
+    ViewedWith,
+    /// The shopper viewed it earlier in this session ("you looked at this").
+    ViewedBefore,
 }
 
 /// One recommended product.
