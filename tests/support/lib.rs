@@ -106,7 +106,7 @@ pub async fn recommend_deps() -> recommend::Deps<DynamoStore, DerivedPiiKeys> {
         store: store().await,
         pii_keys: DerivedPiiKeys,
         decay: Decay::default(),
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     }
 }
 

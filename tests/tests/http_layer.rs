@@ -92,6 +92,19 @@ async fn each_sample_event_goes_through_its_function() {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["shopper_id"], "g-7f3a9c");
     assert_eq!(b["preferred_categories"][0]["name"], "footwear.running");
+    // Every answer has its own id, for click-through attribution (a UUID v4).
+    let id = b["recommendation_id"].as_str().expect("recommendation_id");
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(id.as_bytes()[14], b'4', "{id}");
+    let again = json_of(
+        recommend::handle(
+            &recommend_deps().await,
+            lambda_http::request::from_str(&repo_file("events/recommend.json")).expect("parses"),
+        )
+        .await,
+    )
+    .1;
+    assert_ne!(again["recommendation_id"], b["recommendation_id"]);
 
     let stream: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_str(&repo_file("events/aggregate-stream.json"))

@@ -408,7 +408,7 @@ async fn the_recommend_role_allows_exactly_what_recommend_calls() {
         pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
         popularity: recommend::cache::PopularityCache::default(),
         decay: Decay::default(),
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let site = &t.site_id;
     // Storefront: tenant, profile and popularity in one read; the guest is an alias of the customer.

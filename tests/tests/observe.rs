@@ -85,7 +85,7 @@ async fn a_recommendation_is_one_round_trip_and_a_warm_function_reuses_popularit
         pii_keys: affinity::pii::DerivedPiiKeys,
         popularity: recommend::cache::PopularityCache::default(),
         decay: affinity::profile::Decay::default(),
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let path = format!("/v1/sites/{site}/shoppers/g1/recommendations");
     let (s, first) = json_of(recommend::handle(&deps, request("GET", &path, None, "")).await);

@@ -387,7 +387,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         store,
         pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     let h = [("authorization", format!("Bearer {key}"))];
     let req = request_with(

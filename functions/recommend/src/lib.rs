@@ -5,13 +5,13 @@
 //! One round trip reads the tenant, the shopper's profile and the tenant's popularity together; a second
 //! follows a guest id linked to a customer profile. Shoppers with no history get trending products.
 
+use affinity::admit::{admit_tenant, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::pii::PiiKeySource;
 use affinity::profile::Decay;
 use affinity::rank;
-use affinity::store::{guest_key, ProfileRecord, RecommendSource, StoreError, TenantLookup};
-use affinity::tenant::TenantStatus;
+use affinity::store::{guest_key, ProfileRecord, RecommendSource, TenantLookup};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
@@ -33,8 +33,20 @@ pub struct Deps<S, K> {
     pub popularity: cache::PopularityCache,
     /// Affinity decay.
     pub decay: Decay,
-    /// The clock, epoch ms.
-    pub clock: fn() -> i64,
+    /// The clock ([`affinity::clock::system`] in Lambda).
+    pub clock: affinity::clock::SharedClock,
+}
+
+/// The storefront answer: the recommendations and a fresh `recommendation_id` (a UUID v4), which the
+/// storefront sends back on the clicks and impressions of these items so click-through can be
+/// attributed.
+#[derive(Debug, serde::Serialize)]
+pub struct Answer {
+    /// This answer's id.
+    pub recommendation_id: String,
+    /// What is recommended, and why.
+    #[serde(flatten)]
+    pub recommendations: rank::Recommendations,
 }
 
 /// Handles one request; every outcome is a response.
@@ -65,11 +77,6 @@ where
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
-}
-
-pub(crate) fn storage(e: StoreError) -> ApiError {
-    tracing::error!(error = %e, "storage failed");
-    ApiError::unavailable("storage is unavailable; retry later")
 }
 
 /// Parses `limit`: 1 to 50, default 10.
@@ -117,12 +124,8 @@ async fn recommend<S: RecommendSource, K>(
     let read = deps
         .store
         .recommend_read(site_id, &guest_key(shopper_id), cached.is_none())
-        .await
-        .map_err(storage)?;
-    let tenant = read.tenant.ok_or_else(ApiError::unknown_site)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(ApiError::site_deleted());
-    }
+        .await?;
+    admit_tenant(read.tenant, Access::Storefront)?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read.popularity?);
         deps.popularity.put(site_id, fresh.clone());
@@ -130,18 +133,15 @@ async fn recommend<S: RecommendSource, K>(
     });
     let profile = match read.profile {
         Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
-        Some(ProfileRecord::Alias { linked_to, .. }) => match deps
-            .store
-            .profile(site_id, &linked_to)
-            .await
-            .map_err(storage)?
-        {
-            Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
-            _ => None,
-        },
+        Some(ProfileRecord::Alias { linked_to, .. }) => {
+            match deps.store.profile(site_id, &linked_to).await? {
+                Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
+                _ => None,
+            }
+        }
         None => None,
     };
-    let now = (deps.clock)();
+    let now = deps.clock.now_ms();
     let answer = rank::recommend(
         shopper_id,
         profile.as_ref(),
@@ -151,5 +151,9 @@ async fn recommend<S: RecommendSource, K>(
         &deps.decay,
     );
     tracing::info!(site_id = %site_id, items = answer.items.len(), known = profile.is_some(), "recommend");
+    let answer = Answer {
+        recommendation_id: uuid::Uuid::new_v4().to_string(),
+        recommendations: answer,
+    };
     Ok(http::json_response(StatusCode::OK, &answer))
 }

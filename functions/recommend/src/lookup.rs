@@ -14,18 +14,18 @@
 
 use std::collections::BTreeSet;
 
+use affinity::admit::{admit_site, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::pii::{self, PiiKeySource};
 use affinity::profile::Profile;
 use affinity::rank;
 use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
-use affinity::tenant::{KeyCheck, TenantStatus};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
-use crate::{parse_limit, storage, Deps};
+use crate::{parse_limit, Deps};
 
 /// Most identities per lookup.
 pub const MAX_SHOPPERS: usize = 100;
@@ -116,23 +116,7 @@ where
     S: RecommendSource + TenantLookup,
     K: PiiKeySource,
 {
-    http::require_json_content(req)?;
-    let body = http::body_bytes(req);
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::too_large(
-            "body",
-            format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                body.len()
-            ),
-        ));
-    }
-    let parsed: Value = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(
-            "body",
-            format!("malformed JSON at line {} column {}", e.line(), e.column()),
-        )
-    })?;
+    let parsed: Value = http::read_json(req, MAX_BODY_BYTES)?;
     let Some(shoppers) = parsed.get("shoppers").and_then(Value::as_array) else {
         return Err(ApiError::bad_request(
             "shoppers",
@@ -158,29 +142,7 @@ where
             ))
         }
     };
-    if !is_valid_id(site_id) {
-        return Err(ApiError::unknown_site());
-    }
-    let tenant = deps
-        .store
-        .tenant_by_site(site_id)
-        .await
-        .map_err(storage)?
-        .ok_or_else(ApiError::unknown_site)?;
-    if tenant.status != TenantStatus::Active {
-        return Err(ApiError::site_deleted());
-    }
-    match tenant.check_api_key(http::bearer_token(req)) {
-        KeyCheck::Valid => {}
-        KeyCheck::OtherTenant => {
-            return Err(ApiError::forbidden("this API key belongs to another store"))
-        }
-        KeyCheck::Invalid => {
-            return Err(ApiError::unauthorized(
-                "send the store's API key as Authorization: Bearer <key>",
-            ))
-        }
-    }
+    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
     let pii_asked = shoppers.iter().any(asks_for_pii);
     if pii_asked && !tenant.messaging_consent {
         return Err(ApiError::forbidden(
@@ -188,10 +150,7 @@ where
         ));
     }
     let pepper = if pii_asked {
-        Some(deps.pii_keys.pii_key(&tenant).await.map_err(|e| {
-            tracing::error!(error = %e, "PII key unavailable");
-            ApiError::unavailable("the store's PII key is unavailable; retry later")
-        })?)
+        Some(deps.pii_keys.pii_key(&tenant).await?)
     } else {
         None
     };
@@ -214,8 +173,7 @@ where
     let (mut found, read) = deps
         .store
         .lookup_read(site_id, first, cached.is_none())
-        .await
-        .map_err(storage)?;
+        .await?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read?);
         deps.popularity.put(site_id, fresh.clone());
@@ -233,30 +191,18 @@ where
         .into_iter()
         .collect();
     for chunk in targets.chunks(100) {
-        found.extend(
-            deps.store
-                .lookup_read(site_id, chunk, false)
-                .await
-                .map_err(storage)?
-                .0,
-        );
+        found.extend(deps.store.lookup_read(site_id, chunk, false).await?.0);
     }
     // The 100th key may itself be an alias: one more read for its target.
     if let Some(last) = rest.first() {
         if let Some(ProfileRecord::Alias { linked_to, .. }) = found.get(last) {
             if !found.contains_key(linked_to) {
                 let t = linked_to.clone();
-                found.extend(
-                    deps.store
-                        .lookup_read(site_id, &[t], false)
-                        .await
-                        .map_err(storage)?
-                        .0,
-                );
+                found.extend(deps.store.lookup_read(site_id, &[t], false).await?.0);
             }
         }
     }
-    let now = (deps.clock)();
+    let now = deps.clock.now_ms();
     let resolve = |k: &str| -> Option<(String, &Profile)> {
         match found.get(k)? {
             ProfileRecord::Profile { profile, .. } => Some((k.to_string(), profile)),

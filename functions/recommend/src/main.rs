@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
             PII_KEY_TTL,
         ),
         decay: config::decay_from_env()?,
-        clock: affinity::now_ms,
+        clock: affinity::clock::system(),
     };
     run(service_fn(|req| {
         let (deps, calls) = (&deps, &calls);
