@@ -3,7 +3,7 @@
 # whole local service, on its own stack ($AFFINITY_STACK_DIR, default .stack/browser):
 #   1. builds the kit (storefront/: esbuild into storefront/dist)
 #   2. scripts/run_local.sh --no-reload with a fake Shopify, then a tenant through the real OAuth flow
-#      (consent's demo-install), Personalized Messaging consent, and a store's history
+#      (tools/demo-install), Personalized Messaging consent, and a store's history
 #      (tests/browser/seed.py: REES46 rows through the live route, the stream drained)
 #   3. tests/browser/test_storefront.py (unittest; the demo storefront on another origin)
 # Stops the stack it started, and ends with "browser_test: N passed, M failed, K skipped".
@@ -30,7 +30,7 @@ set -a
 source "$STACK_DIR/env"
 set +a
 
-cargo build --quiet -p consent --bin demo-install || { summary 0 1 0; exit 1; }
+cargo build --quiet -p affinity-demo-install --bin demo-install || { summary 0 1 0; exit 1; }
 target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 tenant="$("$target_dir/debug/demo-install")" || { log "demo-install failed"; summary 0 1 0; exit 1; }
 field() { printf '%s' "$tenant" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
