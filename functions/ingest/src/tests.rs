@@ -27,6 +27,18 @@ fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
     }
 }
 
+/// [`deps`] for a store that granted Personalized Messaging consent.
+fn deps_with_messaging_consent() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
+    let d = deps();
+    d.store
+        .tenants
+        .lock()
+        .expect("lock")
+        .entry("s1".into())
+        .and_modify(|t| t.messaging_consent = true);
+    d
+}
+
 fn post(body: serde_json::Value) -> Request {
     lambda_http::http::Request::builder()
         .method("POST")
@@ -78,13 +90,7 @@ async fn when_reads_fail_should_answer_503() {
 
 #[tokio::test]
 async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
-    let d = deps();
-    d.store
-        .tenants
-        .lock()
-        .expect("lock")
-        .entry("s1".into())
-        .and_modify(|t| t.messaging_consent = true);
+    let d = deps_with_messaging_consent();
     let body = serde_json::json!({"events": [
         {"type": "view", "shopper_id": "phone", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
         {"type": "view", "shopper_id": "laptop", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
@@ -143,13 +149,7 @@ async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along()
 
 #[tokio::test]
 async fn a_phone_that_cannot_be_read_is_dropped_and_named_and_the_view_is_kept() {
-    let d = deps();
-    d.store
-        .tenants
-        .lock()
-        .expect("lock")
-        .entry("s1".into())
-        .and_modify(|t| t.messaging_consent = true);
+    let d = deps_with_messaging_consent();
     let body = serde_json::json!({"events": [
         {"type": "view", "shopper_id": "g", "phone": "650 253 0000", "product": {"id": "p", "category": "c"}}
     ]});
