@@ -17,6 +17,7 @@ help:
 	@echo "           events/ through cargo lambda invoke, sam build"
 	@echo "make lint   cargo fmt --check, cargo clippy -D warnings"
 	@echo "make sam-build  sam build: the arm64 release binaries sam deploy uploads (.aws-sam/build)"
+	@echo "make eval   next-item evaluation (HR/MRR/NDCG@20) vs POP, S-POP, ItemKNN, V-SKNN -> EVALUATION.md"
 	@echo "make bench  measure: criterion, cold start, arm64 sizes, the REES46 replay vs a bare-SDK floor -> BENCHMARKS.md"
 
 setup:
