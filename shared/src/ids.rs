@@ -19,7 +19,8 @@ pub const ID_RULE: &str = "must be 1-128 characters of letters, digits and _=/+.
 /// The rule of guest ids, as said to clients.
 pub const GUEST_ID_RULE: &str = "must be 1-128 characters of letters, digits and _=/+.-";
 
-fn id_chars_ok(s: &str, colon: bool) -> bool {
+/// Whether `s` follows the id rule ([`ID_RULE`]; without `:` when `colon` is false, [`GUEST_ID_RULE`]).
+pub(crate) fn id_chars_ok(s: &str, colon: bool) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes().all(|b| {

@@ -209,19 +209,11 @@ fn err<T>(field: impl Into<String>, reason: impl Into<String>) -> FieldResult<T>
 /// also used for customer, session, event and order ids. `#` is excluded on purpose: it separates the
 /// parts of storage keys.
 pub fn is_valid_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'/' | b'+' | b'.' | b'-' | b':')
-        })
+    crate::ids::id_chars_ok(s, true)
 }
 
 fn guest_id_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'/' | b'+' | b'.' | b'-')
-        })
+    crate::ids::id_chars_ok(s, false)
 }
 
 fn id_field(obj: &Map<String, Value>, name: &str, path: &str) -> FieldResult<Option<String>> {
