@@ -29,7 +29,7 @@ pub struct MemoryStore {
     /// When set, every read fails.
     pub fail_reads: AtomicBool,
     /// Tenant-id pointers: the site id of each tenant id.
-    pub tenant_pointers: Mutex<HashMap<String, String>>,
+    pub tenant_pointers: super::memory_tenants::MemoryPointers,
     /// Deletion jobs and tombstones by tenant id.
     pub deletions: Mutex<HashMap<String, DeletionJob>>,
     /// The tenant ids whose deletion is not finished.
@@ -50,7 +50,7 @@ impl MemoryStore {
     pub fn with_tenants(tenants: impl IntoIterator<Item = Tenant>) -> Self {
         let s = Self::default();
         for t in tenants {
-            lock(&s.tenant_pointers).insert(t.tenant_id.clone(), t.site_id.clone());
+            s.tenant_pointers.set(&t.tenant_id, &t.site_id);
             lock(&s.tenants).insert(t.site_id.clone(), t);
         }
         s
