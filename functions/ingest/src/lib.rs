@@ -6,7 +6,7 @@
 //! is recognised by its event ids and changes nothing. When storage fails for some events, the answer is
 //! 503 and names them (`not_stored`), never 200.
 
-use affinity::admit::{admit_site, admit_tenant, Access};
+use affinity::admit::{admit_site_evicting, admit_tenant_evicting, Access};
 use affinity::event::{self, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 use affinity::http::{self, ApiError};
 use affinity::ids::SiteId;
@@ -159,12 +159,12 @@ where
             let asked: Vec<String> = keys.iter().cloned().collect();
             let (tenant, found) = deps.store.tenant_and_profiles(&site_id, &asked).await?;
             (
-                admit_tenant(tenant, access(mode, req))?,
+                admit_tenant_evicting(tenant, access(mode, req), &deps.pii_keys)?,
                 Some((keys, found)),
             )
         }
         _ => (
-            admit_site(&deps.store, &site_id, access(mode, req)).await?,
+            admit_site_evicting(&deps.store, &site_id, access(mode, req), &deps.pii_keys).await?,
             None,
         ),
     };
@@ -186,7 +186,8 @@ where
                 let Some(key) = pepper.as_deref() else {
                     continue;
                 };
-                let found = pii::identities(key, &e.pii, tenant.default_region.as_deref());
+                let region = e.phone_region(tenant.default_region.as_deref());
+                let found = pii::identities(key, &e.pii, region);
                 e.identities = found.keys;
                 summary
                     .pii_unreadable

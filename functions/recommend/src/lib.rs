@@ -5,7 +5,7 @@
 //! One round trip reads the tenant, the shopper's profile and the tenant's popularity together; a second
 //! follows a guest id linked to a customer profile. Shoppers with no history get trending products.
 
-use affinity::admit::{admit_tenant, Access};
+use affinity::admit::{admit_tenant_evicting, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::pii::PiiKeySource;
@@ -96,7 +96,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-async fn recommend<S: RecommendSource, K>(
+async fn recommend<S: RecommendSource, K: PiiKeySource>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -125,7 +125,7 @@ async fn recommend<S: RecommendSource, K>(
         .store
         .recommend_read(site_id, &guest_key(shopper_id), cached.is_none())
         .await?;
-    admit_tenant(read.tenant, Access::Storefront)?;
+    admit_tenant_evicting(read.tenant, Access::Storefront, &deps.pii_keys)?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read.popularity?);
         deps.popularity.put(site_id, fresh.clone());

@@ -15,6 +15,7 @@ mod popularity;
 mod profiles;
 mod recommend;
 mod shopper_records;
+mod size;
 mod tenant_items;
 mod webhooks;
 
@@ -23,6 +24,7 @@ use aws_sdk_dynamodb::Client;
 
 use attrs::{corrupt, s, unavailable, Item};
 pub use batch::{BACKOFF_BASE_MS, BATCH_ATTEMPTS};
+pub use size::item_size;
 pub use deletion_jobs::{deletion_pk, QUEUE_PK};
 pub use webhooks::{webhook_pk, WEBHOOK_RECEIPT_TTL_S};
 
