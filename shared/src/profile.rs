@@ -184,7 +184,7 @@ pub struct Profile {
 
 /// Stores the seen list as one binary attribute (8 bytes per id) instead of a list of numbers: a
 /// quarter of the item size, and DynamoDB bills writes by item size.
-mod fingerprints {
+pub(crate) mod fingerprints {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u64], s: S) -> Result<S::Ok, S::Error> {
