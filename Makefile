@@ -9,7 +9,8 @@ WITH_STACK_ENV = set -a && source .stack/env && set +a &&
 
 help:
 	@echo "make setup  install the local tools into .tools/ (python venv, DynamoDB Local, cargo-lambda)"
-	@echo "make up     run the whole service locally (stays in the foreground; Ctrl-C stops it)"
+	@echo "make up     run the whole service locally, with a store: prints its site id and API key and writes"
+	@echo "           them to .stack/env (AFFINITY_SITE, AFFINITY_API_KEY); foreground, Ctrl-C stops it"
 	@echo "make down   stop what 'make up' / 'make demo' started"
 	@echo "make demo   start the service, install a demo store via OAuth, replay real shop data, show recommendations"
 	@echo "make demo-delete  on the running service: delete a throw-away store, watch the schedule finish it"

@@ -136,7 +136,7 @@ fn other_times(client: &ApiClient, event: &Event, keep_times: bool) -> Option<St
         event.shopper_id,
         format_epoch_ms(stored).unwrap_or_else(|| stored.to_string()),
         format_epoch_ms(event.timestamp_ms).unwrap_or_else(|| event.timestamp_ms.to_string()),
-        human_duration(delta.abs()),
+        human_duration(delta.abs()).trim_start_matches('+'),
         if delta > 0 { "later" } else { "earlier" },
     ))
 }
