@@ -8,6 +8,7 @@ use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::ids::ShopperKey;
 use affinity::pii::PiiKeySource;
+use affinity::store::deletion::ErasureReport;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
@@ -57,13 +58,13 @@ pub(crate) async fn answer<S: Store, K: PiiKeySource>(
             let report = shopper::erase(&deps.store, site_id, &key)
                 .await
                 .map_err(ErasureError::from)?;
-            tracing::info!(
-                site_id = %site_id,
-                profiles = report.profiles,
-                events = report.events,
-                guest_ids = report.guest_ids,
-                "shopper erased (API)"
-            );
+            let ErasureReport {
+                profiles,
+                events,
+                guest_ids,
+                ..
+            } = report;
+            tracing::info!(%site_id, profiles, events, guest_ids, "shopper erased (API)");
             Ok(http::json_response(StatusCode::OK, &report))
         }
         ShopperRight::Export => {
