@@ -623,6 +623,26 @@ fn bigcommerce_payload(hash: &str) -> String {
     .expect("fixture");
     let mut claims = fixture["claims"].clone();
     claims["sub"] = json!(format!("stores/{hash}"));
+    claims["jti"] = json!(format!("load-{hash}"));
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(BC_SECRET.as_bytes()).expect("key"),
+    )
+    .expect("jwt")
+}
+
+/// The documented payload for `hash` as an uninstall by the store owner (`user` = `owner`), with its
+/// own `jti`.
+fn bigcommerce_uninstall_payload(hash: &str) -> String {
+    let fixture: Value = serde_json::from_str(&repo_file(
+        "tests/fixtures/bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json",
+    ))
+    .expect("fixture");
+    let mut claims = fixture["claims"].clone();
+    claims["sub"] = json!(format!("stores/{hash}"));
+    claims["jti"] = json!(format!("uninstall-{hash}"));
+    claims["user"] = claims["owner"].clone();
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -742,10 +762,18 @@ async fn the_consent_role_allows_exactly_what_consent_calls() {
     )
     .await;
     assert_eq!(resp.status().as_u16(), 200, "{}", text(&resp));
+    // The uninstall (a new payload, by the owner): its jti receipt (Put), the stored token opened
+    // (Decrypt, purpose=platform-access-token) to see BigCommerce refuse it.
+    Mock::given(method("GET"))
+        .and(path(format!("/stores/{hash}/v2/store")))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"status": 401})))
+        .mount(&server)
+        .await;
+    let uninstall_jwt = bigcommerce_uninstall_payload(&hash);
     let (s, b) = json_of(
         get(
             &at_fixture,
-            &format!("/v1/oauth/bigcommerce/uninstall?signed_payload_jwt={jwt}"),
+            &format!("/v1/oauth/bigcommerce/uninstall?signed_payload_jwt={uninstall_jwt}"),
         )
         .await,
     );
@@ -793,6 +821,7 @@ fn in_a_minute() -> i64 {
 
 #[tokio::test]
 async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
+    let shopify = MockServer::start().await;
     let calls = AwsCalls::default();
     let (store, kms) = recording(&calls).await;
     let settings = DeletionSettings {
@@ -808,6 +837,9 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         settings,
         request_budget_ms: 200,
         shopify_secret: Secret::new(WEBHOOK_SECRET),
+        platform: affinity::oauth::client::PlatformClient::new(Duration::from_secs(5))
+            .expect("client"),
+        shopify_base_url: shopify.uri(),
         clock: affinity::clock::system(),
     };
     let (t, key) = tenant_with_pepper("shopify", "iam-delete").await;
@@ -881,6 +913,37 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         .await,
     );
     assert_eq!(s, 503, "{b}");
+
+    // app/uninstalled: the stored access token opened (Decrypt, purpose=platform-access-token) to see
+    // Shopify's Admin API refuse it, then the deletion's mark.
+    let (mut gone, _) = tenant_with_pepper("shopify", "iam-uninstalled").await;
+    gone.access_token_ciphertext = Some(
+        plain_kms()
+            .await
+            .seal_access_token(&gone.tenant_id, &Secret::new("shpat_iam_revoked"))
+            .await
+            .expect("seal"),
+    );
+    store.put_tenant(&gone).await.expect("put");
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/admin/api/{}/shop.json",
+            affinity::oauth::shopify::ADMIN_API_VERSION
+        )))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": "revoked"})))
+        .mount(&shopify)
+        .await;
+    let shop_object = json!({"id": 954889, "name": "Gone", "myshopify_domain": gone.shop_domain})
+        .to_string();
+    let (s, b) = json_of(
+        tenant_delete::handle(
+            &deps,
+            webhook("app/uninstalled", &unique_site("wh"), &shop_object),
+            in_a_minute(),
+        )
+        .await,
+    );
+    assert_eq!((s, b["trigger"].as_str()), (200, Some("shopify:app/uninstalled")), "{b}");
 
     // Tenant deletion: the operator route (IAM) marks and works for its budget; shop/redact starts
     // another; the schedule and the runs finish both (index Queries, BatchGet confirmations,
