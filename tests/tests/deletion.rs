@@ -49,7 +49,8 @@ fn settings() -> DeletionSettings {
 async fn deps_with(secret: &str, settings: DeletionSettings) -> Deps {
     // A fake Shopify Admin API that refuses every token (the tenants' apps are uninstalled), kept
     // for the test binary's life (issue 10 §2: app/uninstalled is confirmed with Shopify).
-    let shopify: &'static wiremock::MockServer = Box::leak(Box::new(wiremock::MockServer::start().await));
+    let shopify: &'static wiremock::MockServer =
+        Box::leak(Box::new(wiremock::MockServer::start().await));
     wiremock::Mock::given(wiremock::matchers::method("GET"))
         .respond_with(wiremock::ResponseTemplate::new(401))
         .mount(shopify)

@@ -615,34 +615,17 @@ async fn shopify_install(
     page
 }
 
-/// The documented BigCommerce load payload's claims for `hash`, signed with the app's secret.
-fn bigcommerce_payload(hash: &str) -> String {
+/// The documented BigCommerce payload's claims for `hash` with its own `jti`, changed by `edit`,
+/// signed with the app's secret.
+fn bigcommerce_signed(hash: &str, jti: &str, edit: impl FnOnce(&mut Value)) -> String {
     let fixture: Value = serde_json::from_str(&repo_file(
         "tests/fixtures/bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json",
     ))
     .expect("fixture");
     let mut claims = fixture["claims"].clone();
     claims["sub"] = json!(format!("stores/{hash}"));
-    claims["jti"] = json!(format!("load-{hash}"));
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(BC_SECRET.as_bytes()).expect("key"),
-    )
-    .expect("jwt")
-}
-
-/// The documented payload for `hash` as an uninstall by the store owner (`user` = `owner`), with its
-/// own `jti`.
-fn bigcommerce_uninstall_payload(hash: &str) -> String {
-    let fixture: Value = serde_json::from_str(&repo_file(
-        "tests/fixtures/bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json",
-    ))
-    .expect("fixture");
-    let mut claims = fixture["claims"].clone();
-    claims["sub"] = json!(format!("stores/{hash}"));
-    claims["jti"] = json!(format!("uninstall-{hash}"));
-    claims["user"] = claims["owner"].clone();
+    claims["jti"] = json!(format!("{jti}-{hash}"));
+    edit(&mut claims);
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -755,7 +738,7 @@ async fn the_consent_role_allows_exactly_what_consent_calls() {
         &server,
         affinity::clock::ManualClock::at(at_fixture_time()).shared(),
     );
-    let jwt = bigcommerce_payload(&hash);
+    let jwt = bigcommerce_signed(&hash, "load", |_| {});
     let resp = get(
         &at_fixture,
         &format!("/v1/oauth/bigcommerce/load?signed_payload_jwt={jwt}"),
@@ -769,7 +752,8 @@ async fn the_consent_role_allows_exactly_what_consent_calls() {
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"status": 401})))
         .mount(&server)
         .await;
-    let uninstall_jwt = bigcommerce_uninstall_payload(&hash);
+    // By the store owner (`user` = `owner`).
+    let uninstall_jwt = bigcommerce_signed(&hash, "uninstall", |c| c["user"] = c["owner"].clone());
     let (s, b) = json_of(
         get(
             &at_fixture,
@@ -933,8 +917,8 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": "revoked"})))
         .mount(&shopify)
         .await;
-    let shop_object = json!({"id": 954889, "name": "Gone", "myshopify_domain": gone.shop_domain})
-        .to_string();
+    let shop_object =
+        json!({"id": 954889, "name": "Gone", "myshopify_domain": gone.shop_domain}).to_string();
     let (s, b) = json_of(
         tenant_delete::handle(
             &deps,
@@ -943,7 +927,11 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         )
         .await,
     );
-    assert_eq!((s, b["trigger"].as_str()), (200, Some("shopify:app/uninstalled")), "{b}");
+    assert_eq!(
+        (s, b["trigger"].as_str()),
+        (200, Some("shopify:app/uninstalled")),
+        "{b}"
+    );
 
     // Tenant deletion: the operator route (IAM) marks and works for its budget; shop/redact starts
     // another; the schedule and the runs finish both (index Queries, BatchGet confirmations,

@@ -43,7 +43,15 @@ pub(crate) async fn callback<S: InstallStore, K: SecretSealer>(
     );
     let token = exchange(deps, code, context, scope, &redirect_uri).await?;
     let scopes = token.scope.split_whitespace().map(str::to_string).collect();
-    connect(deps, req, Platform::BigCommerce, context, scopes, &token.secret()).await
+    connect(
+        deps,
+        req,
+        Platform::BigCommerce,
+        context,
+        scopes,
+        &token.secret(),
+    )
+    .await
 }
 
 /// Exchanges `code` at BigCommerce's token endpoint; the answer must be for `context`.
@@ -88,7 +96,9 @@ pub(crate) async fn load<S: InstallStore, K: SecretSealer>(
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let payload = verified_payload(deps, req)?;
-    deps.install().use_payload_once(&payload.jti, "load").await?;
+    deps.install()
+        .use_payload_once(&payload.jti, "load")
+        .await?;
     let store = payload.context();
     let t = deps
         .install()

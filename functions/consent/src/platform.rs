@@ -29,7 +29,11 @@ pub fn bigcommerce_api_base(config: &Config) -> String {
 /// Where a store's settings are read with its access token, and the header that carries it: Shopify's
 /// `shop.json`, BigCommerce's `v2/store`. The same read gives the country at install and, answering
 /// 401, proves an uninstall.
-pub fn settings_url<S, K>(deps: &Deps<S, K>, platform: Platform, shop: &str) -> (String, &'static str) {
+pub fn settings_url<S, K>(
+    deps: &Deps<S, K>,
+    platform: Platform,
+    shop: &str,
+) -> (String, &'static str) {
     match platform {
         Platform::BigCommerce => {
             let hash = bigcommerce::store_hash_of(shop).unwrap_or_default();

@@ -13,7 +13,9 @@ use std::time::Duration;
 use affinity::clock::ManualClock;
 use affinity::kms::MemorySealer;
 use affinity::oauth::bigcommerce::{AUTH_TOKEN_HEADER, UNINSTALL_MAX_AGE_S};
-use affinity::oauth::shopify::{encode_component, query_hmac, ACCESS_TOKEN_HEADER, ADMIN_API_VERSION};
+use affinity::oauth::shopify::{
+    encode_component, query_hmac, ACCESS_TOKEN_HEADER, ADMIN_API_VERSION,
+};
 use affinity::oauth::{AppCredentials, Secret};
 use affinity::store::deletion::Trigger;
 use affinity::store::memory_tenants::MemoryTenants;
@@ -130,8 +132,10 @@ impl World {
     }
 
     async fn load(&self, jwt: &str) -> Response<Body> {
-        self.call(&format!("/v1/oauth/bigcommerce/load?signed_payload_jwt={jwt}"))
-            .await
+        self.call(&format!(
+            "/v1/oauth/bigcommerce/load?signed_payload_jwt={jwt}"
+        ))
+        .await
     }
 
     async fn uninstall(&self, jwt: &str) -> Response<Body> {
@@ -234,7 +238,10 @@ async fn a_stale_uninstall_deletes_nothing() {
     w.store_api_answers_stored_token(&site, 401).await;
     let jwt = payload(w.now_s(), "5d1c8e0e-1111-4c3a-9d52-7b8f1f7a2c01", OWNER);
     w.clock.advance((UNINSTALL_MAX_AGE_S + 1) * 1000);
-    assert_eq!(code(&w.uninstall(&jwt).await), (400, "stale_request".into()));
+    assert_eq!(
+        code(&w.uninstall(&jwt).await),
+        (400, "stale_request".into())
+    );
     w.assert_untouched(&site);
 }
 
@@ -273,7 +280,10 @@ async fn an_uninstall_that_bigcommerce_does_not_confirm_deletes_nothing() {
     w.grant_messaging_consent(&site).await;
     w.store_api_answers_stored_token(&site, 500).await;
     let jwt = payload(w.now_s(), "5d1c8e0e-4444-4c3a-9d52-7b8f1f7a2c01", OWNER);
-    assert_eq!(code(&w.uninstall(&jwt).await), (502, "platform_error".into()));
+    assert_eq!(
+        code(&w.uninstall(&jwt).await),
+        (502, "platform_error".into())
+    );
     w.assert_untouched(&site);
 }
 
@@ -292,7 +302,11 @@ async fn a_proven_uninstall_deletes_and_its_replay_is_refused() {
     assert!(!t.messaging_consent && t.access_token_ciphertext.is_none());
     assert_eq!(
         *w.deps.store.deletions.lock().expect("lock"),
-        vec![(t.tenant_id.clone(), Trigger::BigCommerceUninstall, START_MS + 5_000)]
+        vec![(
+            t.tenant_id.clone(),
+            Trigger::BigCommerceUninstall,
+            START_MS + 5_000
+        )]
     );
     assert_eq!(
         code(&w.uninstall(&jwt).await),
@@ -319,10 +333,16 @@ async fn a_shopify_install_stores_the_shops_country_as_its_default_region() {
             .join("&")
     };
     let resp = w
-        .call(&format!("/v1/oauth/shopify/install?{}", signed(&[("shop", shop)])))
+        .call(&format!(
+            "/v1/oauth/shopify/install?{}",
+            signed(&[("shop", shop)])
+        ))
         .await;
     assert_eq!(resp.status().as_u16(), 302, "{}", text(&resp));
-    let location = resp.headers()["location"].to_str().expect("location").to_string();
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let state = affinity::oauth::parse_query(location.split_once('?').expect("query").1)
         .into_iter()
         .find(|(k, _)| k == "state")

@@ -73,8 +73,10 @@ pub fn check_shape(topic: ShopifyTopic, payload: &Value) -> Result<(), &'static 
         return Err("the body is not a JSON object");
     }
     if topic == ShopifyTopic::AppUninstalled {
-        let shop_resource =
-            number(payload.get("id")) && payload.get("myshopify_domain").is_some_and(Value::is_string);
+        let shop_resource = number(payload.get("id"))
+            && payload
+                .get("myshopify_domain")
+                .is_some_and(Value::is_string);
         if !shop_resource {
             return Err("an app/uninstalled body is the shop resource: it needs the shop's numeric id and myshopify_domain");
         }
@@ -83,12 +85,18 @@ pub fn check_shape(topic: ShopifyTopic, payload: &Value) -> Result<(), &'static 
         }
         return Ok(());
     }
-    if !number(payload.get("shop_id")) || !payload.get("shop_domain").is_some_and(Value::is_string) || has("myshopify_domain") {
+    if !number(payload.get("shop_id"))
+        || !payload.get("shop_domain").is_some_and(Value::is_string)
+        || has("myshopify_domain")
+    {
         return Err("a privacy webhook body needs a numeric shop_id and a shop_domain, and is not a shop resource");
     }
     let fits = match topic {
         ShopifyTopic::CustomersRedact => {
-            customer() && array("orders_to_redact") && !has("orders_requested") && !has("data_request")
+            customer()
+                && array("orders_to_redact")
+                && !has("orders_requested")
+                && !has("data_request")
         }
         ShopifyTopic::CustomersDataRequest => {
             customer()
@@ -96,7 +104,12 @@ pub fn check_shape(topic: ShopifyTopic, payload: &Value) -> Result<(), &'static 
                 && number(payload.get("data_request").and_then(|d| d.get("id")))
                 && !has("orders_to_redact")
         }
-        _ => !has("customer") && !has("orders_to_redact") && !has("orders_requested") && !has("data_request"),
+        _ => {
+            !has("customer")
+                && !has("orders_to_redact")
+                && !has("orders_requested")
+                && !has("data_request")
+        }
     };
     if fits {
         Ok(())
@@ -184,7 +197,11 @@ pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource + AccessTokenOpene
     let payload: Value = serde_json::from_slice(body)
         .map_err(|_| ApiError::bad_request("body", "the body is not JSON"))?;
     check_shape(topic, &payload).map_err(|reason| {
-        tracing::warn!(topic = raw_topic, reason, "webhook body does not fit its topic; refused");
+        tracing::warn!(
+            topic = raw_topic,
+            reason,
+            "webhook body does not fit its topic; refused"
+        );
         ApiError::new(ErrorCode::TopicMismatch, Some("x-shopify-topic"), reason)
     })?;
     let shop_field = match topic {
@@ -396,7 +413,8 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Value {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/shopify");
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/shopify");
         let text = std::fs::read_to_string(root.join(name)).expect("fixture");
         serde_json::from_str(&text.replace("{shop}", "a")).expect("json")
     }
@@ -406,7 +424,10 @@ mod tests {
         use ShopifyTopic as T;
         let shop = json!({"id": 954889, "name": "A", "domain": "a.example", "myshopify_domain": "a.myshopify.com"});
         let bodies = [
-            (T::CustomersDataRequest, fixture("customers_data_request.json")),
+            (
+                T::CustomersDataRequest,
+                fixture("customers_data_request.json"),
+            ),
             (T::CustomersRedact, fixture("customers_redact.json")),
             (T::ShopRedact, fixture("shop_redact.json")),
             (T::AppUninstalled, shop),

@@ -92,7 +92,10 @@ fn webhook(topic: &str, id: &str, body: &str) -> Request {
         .method("POST")
         .uri("https://affinity.test/v1/webhooks/shopify")
         .header("content-type", "application/json")
-        .header("x-shopify-hmac-sha256", webhook_hmac(SECRET, body.as_bytes()))
+        .header(
+            "x-shopify-hmac-sha256",
+            webhook_hmac(SECRET, body.as_bytes()),
+        )
         .header("x-shopify-topic", topic)
         .header("x-shopify-webhook-id", id)
         .body(Body::Text(body.to_string()))
@@ -100,7 +103,8 @@ fn webhook(topic: &str, id: &str, body: &str) -> Request {
 }
 
 fn fixture(name: &str) -> String {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/shopify");
+    let root =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/shopify");
     std::fs::read_to_string(root.join(name))
         .expect("fixture")
         .replace("{shop}", "proofs")
@@ -201,7 +205,11 @@ async fn an_app_uninstalled_that_shopify_does_not_confirm_deletes_nothing_and_ca
     w.shopify.reset().await;
     admin_api_answers(&w, 401).await;
     let (s, b) = send(&w, "app/uninstalled", "wh-5", &shop_object()).await;
-    assert_eq!((s, b["trigger"].as_str()), (200, Some("shopify:app/uninstalled")), "{b}");
+    assert_eq!(
+        (s, b["trigger"].as_str()),
+        (200, Some("shopify:app/uninstalled")),
+        "{b}"
+    );
 }
 
 #[tokio::test]
@@ -215,12 +223,21 @@ async fn an_app_uninstalled_whose_token_shopify_refuses_starts_the_deletion() {
     let t = w.deps.store.tenants.lock().expect("lock")[SITE].clone();
     assert_eq!(t.status, TenantStatus::Deleting);
     assert!(t.access_token_ciphertext.is_none() && t.pii_key_ciphertext.is_none());
-    assert!(w.deps.store.deletions.lock().expect("lock").contains_key(TENANT));
+    assert!(w
+        .deps
+        .store
+        .deletions
+        .lock()
+        .expect("lock")
+        .contains_key(TENANT));
     // Exactly one question was asked, with the stored token.
     let asked = w.shopify.received_requests().await.expect("recorded");
     assert_eq!(asked.len(), 1);
     assert_eq!(
-        asked[0].headers.get(ACCESS_TOKEN_HEADER).and_then(|v| v.to_str().ok()),
+        asked[0]
+            .headers
+            .get(ACCESS_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok()),
         Some(TOKEN)
     );
 }
@@ -229,10 +246,19 @@ async fn an_app_uninstalled_whose_token_shopify_refuses_starts_the_deletion() {
 async fn shop_redact_with_its_own_body_still_deletes_without_asking_shopify() {
     let w = world().await;
     let (s, b) = send(&w, "shop/redact", "wh-7", &fixture("shop_redact.json")).await;
-    assert_eq!((s, b["trigger"].as_str()), (200, Some("shopify:shop/redact")), "{b}");
+    assert_eq!(
+        (s, b["trigger"].as_str()),
+        (200, Some("shopify:shop/redact")),
+        "{b}"
+    );
     assert_eq!(
         w.deps.store.tenants.lock().expect("lock")[SITE].status,
         TenantStatus::Deleting
     );
-    assert!(w.shopify.received_requests().await.expect("recorded").is_empty());
+    assert!(w
+        .shopify
+        .received_requests()
+        .await
+        .expect("recorded")
+        .is_empty());
 }

@@ -399,7 +399,10 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         {
             Ok(())
         } else {
-            tracing::warn!(callback, "replayed BigCommerce payload refused (jti used before)");
+            tracing::warn!(
+                callback,
+                "replayed BigCommerce payload refused (jti used before)"
+            );
             Err(InstallError::Replayed)
         }
     }

@@ -157,7 +157,10 @@ pub fn check_uninstall(p: &SignedPayload, now_s: i64) -> Result<(), BigCommerceE
 /// (<https://developer.bigcommerce.com/docs/rest-management/store-information>). Read with the
 /// store's token at install (its country) and to prove an uninstall (a 401 once the token is revoked).
 pub fn store_url(api_base: &str, store_hash: &str) -> String {
-    format!("{}/stores/{store_hash}/v2/store", api_base.trim_end_matches('/'))
+    format!(
+        "{}/stores/{store_hash}/v2/store",
+        api_base.trim_end_matches('/')
+    )
 }
 
 /// The part of BigCommerce's store settings Affinity reads.
@@ -223,9 +226,7 @@ pub fn verify_signed_payload_jwt(
         ErrorKind::InvalidIssuer => BigCommerceError::WrongIssuer,
         ErrorKind::MissingRequiredClaim(_)
         | ErrorKind::InvalidClaimFormat(_)
-        | ErrorKind::Json(_) => {
-            BigCommerceError::MissingClaim
-        }
+        | ErrorKind::Json(_) => BigCommerceError::MissingClaim,
         _ => BigCommerceError::BadSignature,
     })?;
     let c = data.claims;
@@ -376,7 +377,10 @@ mod tests {
         let mut c = claims();
         c["user"]["id"] = serde_json::json!(9);
         let by_user = verify_signed_payload_jwt(&app(), &jwt(c, "secret"), NOW).expect("valid");
-        assert_eq!(check_uninstall(&by_user, NOW), Err(BigCommerceError::NotOwner));
+        assert_eq!(
+            check_uninstall(&by_user, NOW),
+            Err(BigCommerceError::NotOwner)
+        );
     }
 
     #[test]

@@ -113,7 +113,11 @@ impl Respond for ShopSettings {
 /// The fake Shopify on `listener`: answers `POST /admin/oauth/access_token` that carries the app's
 /// `secret` (see [`FreshToken`]) and `shop.json` (see [`ShopSettings`]); anything else is wiremock's
 /// 404.
-async fn fake_shopify(listener: std::net::TcpListener, secret: &str, shop: ShopSettings) -> MockServer {
+async fn fake_shopify(
+    listener: std::net::TcpListener,
+    secret: &str,
+    shop: ShopSettings,
+) -> MockServer {
     let server = MockServer::builder().listener(listener).start().await;
     Mock::given(method("POST"))
         .and(path("/admin/oauth/access_token"))
