@@ -22,7 +22,6 @@ const T0: i64 = 1_796_083_200_000;
 const SECRET: &str = "proofs-webhook-secret";
 const SHOP: &str = "proofs.myshopify.com";
 const SITE: &str = "s_proofs";
-const TENANT: &str = "shopify-proofs";
 /// The tenant's access token (the opener double reads the stored "ciphertext" as the token).
 const TOKEN: &str = "shpat_proofs_token";
 
@@ -30,7 +29,6 @@ type Deps = tenant_delete::Deps<MemoryStore, DerivedPiiKeys>;
 
 fn tenant() -> Tenant {
     let mut t = Tenant::new(Platform::Shopify, SHOP, SITE, "2026-12-01T00:00:00Z");
-    t.tenant_id = TENANT.into();
     t.access_token_ciphertext = Some(TOKEN.as_bytes().to_vec());
     t.pii_key_ciphertext = Some(b"sealed pepper".to_vec());
     t.messaging_consent = true;
@@ -58,7 +56,7 @@ async fn world() -> World {
         .tenant_pointers
         .lock()
         .expect("lock")
-        .insert(TENANT.into(), SITE.into());
+        .insert(tenant().tenant_id, SITE.into());
     store
         .events
         .lock()
@@ -229,7 +227,7 @@ async fn an_app_uninstalled_whose_token_shopify_refuses_starts_the_deletion() {
         .deletions
         .lock()
         .expect("lock")
-        .contains_key(TENANT));
+        .contains_key(&tenant().tenant_id));
     // Exactly one question was asked, with the stored token.
     let asked = w.shopify.received_requests().await.expect("recorded");
     assert_eq!(asked.len(), 1);
