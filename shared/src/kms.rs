@@ -350,6 +350,12 @@ impl PiiKeys {
         }
     }
 
+    /// The KMS envelope under the cache (it also opens access tokens: see
+    /// [`crate::oauth::AccessTokenOpener`]).
+    pub fn kms(&self) -> &Kms {
+        &self.kms
+    }
+
     /// The tenant's pepper: from memory when decrypted less than the TTL ago, else from KMS.
     ///
     /// # Errors

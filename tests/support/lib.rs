@@ -301,6 +301,8 @@ pub fn bigcommerce_load_jwt(
     .expect("fixture");
     let mut claims = fixture["claims"].clone();
     claims["sub"] = serde_json::json!(format!("stores/{hash}"));
+    // Each payload its own jti (a jti is used once: issue 10 §2).
+    claims["jti"] = serde_json::json!(unique_site("jti"));
     edit(&mut claims);
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),

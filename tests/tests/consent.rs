@@ -1195,7 +1195,13 @@ async fn uninstall_withdraws_messaging_consent_at_once_and_drops_the_token() {
     );
 
     let at_fixture = deps_at(&server, Duration::from_secs(5), at_fixture_clock()).await;
-    let jwt = payload(&hash, BC_SECRET, |_| {});
+    // An uninstall by the owner, whose token BigCommerce now refuses (issue 10 §2).
+    Mock::given(method("GET"))
+        .and(path(format!("/stores/{hash}/v2/store")))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let jwt = payload(&hash, BC_SECRET, |c| c["user"] = c["owner"].clone());
     let (status, body) = json_of(
         get(
             &at_fixture,

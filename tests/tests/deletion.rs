@@ -46,12 +46,23 @@ fn settings() -> DeletionSettings {
 }
 
 async fn deps_with(secret: &str, settings: DeletionSettings) -> Deps {
+    // A fake Shopify Admin API that refuses every token (the tenants' apps are uninstalled), kept
+    // for the test binary's life (issue 10 §2: app/uninstalled is confirmed with Shopify).
+    let shopify: &'static wiremock::MockServer =
+        Box::leak(Box::new(wiremock::MockServer::start().await));
+    wiremock::Mock::given(wiremock::matchers::method("GET"))
+        .respond_with(wiremock::ResponseTemplate::new(401))
+        .mount(shopify)
+        .await;
     tenant_delete::Deps {
         store: store().await,
         pii_keys: DerivedPiiKeys,
         settings,
         request_budget_ms: 300,
         shopify_secret: Secret::new(secret),
+        platform: affinity::oauth::client::PlatformClient::new(std::time::Duration::from_secs(5))
+            .expect("client"),
+        shopify_base_url: shopify.uri(),
         clock: affinity::clock::system(),
     }
 }

@@ -523,9 +523,13 @@ async fn shopify_install(
     page
 }
 
-/// The documented BigCommerce load payload's claims for `hash`, signed with the app's secret.
-fn bigcommerce_payload(hash: &str) -> String {
-    bigcommerce_load_jwt(hash, BC_SECRET, |_| {})
+/// The documented BigCommerce payload's claims for `hash` with its own `jti`, changed by `edit`,
+/// signed with the app's secret.
+fn bigcommerce_signed(hash: &str, jti: &str, edit: impl FnOnce(&mut Value)) -> String {
+    bigcommerce_load_jwt(hash, BC_SECRET, |c| {
+        c["jti"] = json!(format!("{jti}-{hash}"));
+        edit(c)
+    })
 }
 
 /// The documented payload's issue time, in ms: the clock of the load and uninstall calls.
@@ -632,17 +636,26 @@ async fn the_consent_role_allows_exactly_what_consent_calls() {
         &server,
         affinity::clock::ManualClock::at(at_fixture_time()).shared(),
     );
-    let jwt = bigcommerce_payload(&hash);
+    let jwt = bigcommerce_signed(&hash, "load", |_| {});
     let resp = get(
         &at_fixture,
         &format!("/v1/oauth/bigcommerce/load?signed_payload_jwt={jwt}"),
     )
     .await;
     assert_eq!(resp.status().as_u16(), 200, "{}", text(&resp));
+    // The uninstall (a new payload, by the owner): its jti receipt (Put), the stored token opened
+    // (Decrypt, purpose=platform-access-token) to see BigCommerce refuse it.
+    Mock::given(method("GET"))
+        .and(path(format!("/stores/{hash}/v2/store")))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"status": 401})))
+        .mount(&server)
+        .await;
+    // By the store owner (`user` = `owner`).
+    let uninstall_jwt = bigcommerce_signed(&hash, "uninstall", |c| c["user"] = c["owner"].clone());
     let (s, b) = json_of(
         get(
             &at_fixture,
-            &format!("/v1/oauth/bigcommerce/uninstall?signed_payload_jwt={jwt}"),
+            &format!("/v1/oauth/bigcommerce/uninstall?signed_payload_jwt={uninstall_jwt}"),
         )
         .await,
     );
@@ -690,6 +703,7 @@ fn in_a_minute() -> i64 {
 
 #[tokio::test]
 async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
+    let shopify = MockServer::start().await;
     let calls = AwsCalls::default();
     let (store, kms) = recording(&calls).await;
     let settings = DeletionSettings {
@@ -705,6 +719,9 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         settings,
         request_budget_ms: 200,
         shopify_secret: Secret::new(WEBHOOK_SECRET),
+        platform: affinity::oauth::client::PlatformClient::new(Duration::from_secs(5))
+            .expect("client"),
+        shopify_base_url: shopify.uri(),
         clock: affinity::clock::system(),
     };
     let (t, key) = tenant_with_pepper("shopify", "iam-delete").await;
@@ -778,6 +795,41 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         .await,
     );
     assert_eq!(s, 503, "{b}");
+
+    // app/uninstalled: the stored access token opened (Decrypt, purpose=platform-access-token) to see
+    // Shopify's Admin API refuse it, then the deletion's mark.
+    let (mut gone, _) = tenant_with_pepper("shopify", "iam-uninstalled").await;
+    gone.access_token_ciphertext = Some(
+        plain_kms()
+            .await
+            .seal_access_token(&gone.tenant_id, &Secret::new("shpat_iam_revoked"))
+            .await
+            .expect("seal"),
+    );
+    store.put_tenant(&gone).await.expect("put");
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/admin/api/{}/shop.json",
+            affinity::oauth::shopify::ADMIN_API_VERSION
+        )))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": "revoked"})))
+        .mount(&shopify)
+        .await;
+    let shop_object =
+        json!({"id": 954889, "name": "Gone", "myshopify_domain": gone.shop_domain}).to_string();
+    let (s, b) = json_of(
+        tenant_delete::handle(
+            &deps,
+            webhook("app/uninstalled", &unique_site("wh"), &shop_object),
+            in_a_minute(),
+        )
+        .await,
+    );
+    assert_eq!(
+        (s, b["trigger"].as_str()),
+        (200, Some("shopify:app/uninstalled")),
+        "{b}"
+    );
 
     // Tenant deletion: the operator route (IAM) marks and works for its budget; shop/redact starts
     // another; the schedule and the runs finish both (index Queries, BatchGet confirmations,

@@ -1,18 +1,27 @@
 //! BigCommerce's routes: the auth callback, and the load and uninstall callbacks with their
 //! `signed_payload_jwt` (<https://developer.bigcommerce.com/docs/integrations/apps/guide/callbacks>).
+//!
+//! A payload is verified ([`bigcommerce::verify_signed_payload_jwt`]) and its `jti` used once (a
+//! conditional put: a replay gets 401 `replayed_payload`). An uninstall, which deletes every record of
+//! the store, must also be fresh (400 `stale_request`) and the store owner's (403 `not_store_owner`),
+//! and BigCommerce's API must refuse the store's access token (a 401 to `GET /stores/{hash}/v2/store`
+//! with it; a token that still works is 409 `token_not_revoked`, no answer 502 `platform_error`).
+//! Every refusal is logged and changes nothing.
 
 use affinity::http::{self, ApiError};
-use affinity::install::{Grant, InstallError, InstallStore};
+use affinity::install::{InstallError, InstallStore};
 use affinity::kms::SecretSealer;
 use affinity::oauth;
-use affinity::oauth::bigcommerce::{self, BigCommerceError};
+use affinity::oauth::bigcommerce::{self, BigCommerceError, SignedPayload};
+use affinity::oauth::AccessTokenOpener;
 use affinity::store::deletion::Trigger;
 use affinity::tenant::{Platform, TenantStatus};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
-use crate::pages::{self, Framing};
-use crate::request::{public_base, query_pairs, success};
+use crate::pages;
+use crate::platform::{connect, settings_url};
+use crate::request::{public_base, query_pairs};
 use crate::Deps;
 
 /// `GET /v1/oauth/bigcommerce/callback`: the code exchanged, the store connected.
@@ -33,23 +42,16 @@ pub(crate) async fn callback<S: InstallStore, K: SecretSealer>(
         public_base(&deps.config, req)?
     );
     let token = exchange(deps, code, context, scope, &redirect_uri).await?;
-    let c = deps
-        .install()
-        .connect(&Grant {
-            platform: Platform::BigCommerce,
-            shop: context,
-            scopes: token.scope.split_whitespace().map(str::to_string).collect(),
-            token: &token.secret(),
-        })
-        .await?;
-    success(
-        &deps.config,
+    let scopes = token.scope.split_whitespace().map(str::to_string).collect();
+    connect(
+        deps,
         req,
         Platform::BigCommerce,
         context,
-        &c,
-        Framing::BigCommerce,
+        scopes,
+        &token.secret(),
     )
+    .await
 }
 
 /// Exchanges `code` at BigCommerce's token endpoint; the answer must be for `context`.
@@ -77,13 +79,15 @@ async fn exchange<S, K>(
         })
 }
 
-/// The store of a verified `signed_payload_jwt`.
-fn verified_store<S, K>(deps: &Deps<S, K>, req: &Request) -> Result<String, BigCommerceError> {
+/// The verified `signed_payload_jwt` of a callback (its `jti` not used yet).
+fn verified_payload<S, K>(
+    deps: &Deps<S, K>,
+    req: &Request,
+) -> Result<SignedPayload, BigCommerceError> {
     let params = query_pairs(req);
     let jwt = oauth::single(&params, "signed_payload_jwt")
         .ok_or(BigCommerceError::Missing("signed_payload_jwt"))?;
     bigcommerce::verify_signed_payload_jwt(&deps.config.bigcommerce, jwt, deps.now_s())
-        .map(|p| p.context())
 }
 
 /// `GET /v1/oauth/bigcommerce/load`: the app's page in the control panel.
@@ -91,7 +95,11 @@ pub(crate) async fn load<S: InstallStore, K: SecretSealer>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let store = verified_store(deps, req)?;
+    let payload = verified_payload(deps, req)?;
+    deps.install()
+        .use_payload_once(&payload.jti, "load")
+        .await?;
+    let store = payload.context();
     let t = deps
         .install()
         .tenant_of_shop(Platform::BigCommerce, &store)
@@ -106,17 +114,30 @@ pub(crate) async fn load<S: InstallStore, K: SecretSealer>(
     ))
 }
 
-/// `GET /v1/oauth/bigcommerce/uninstall`: consent withdrawn, token dropped, deletion started (the
-/// merchant discontinued the service: every record of the store is deleted).
-pub(crate) async fn uninstall<S: InstallStore, K: SecretSealer>(
+/// `GET /v1/oauth/bigcommerce/uninstall`: proven (fresh, single use, by the owner, the token refused
+/// by BigCommerce), then consent withdrawn, token dropped, deletion started (the merchant discontinued
+/// the service: every record of the store is deleted). A store already being deleted has no token to
+/// prove with and nothing more to lose: the deletion goes on as it is.
+pub(crate) async fn uninstall<S: InstallStore, K: SecretSealer + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let store = verified_store(deps, req)?;
+    let payload = verified_payload(deps, req)?;
+    let store = payload.context();
+    bigcommerce::check_uninstall(&payload, deps.now_s()).inspect_err(|e| {
+        tracing::warn!(platform = "bigcommerce", store = %store, reason = %e, "uninstall refused");
+    })?;
     let install = deps.install();
+    install.use_payload_once(&payload.jti, "uninstall").await?;
     let t = install
         .tenant_of_shop(Platform::BigCommerce, &store)
         .await?;
+    if t.status == TenantStatus::Active {
+        let (url, header) = settings_url(deps, Platform::BigCommerce, &store);
+        deps.platform
+            .confirm_revoked(&deps.kms, &t, &url, header)
+            .await?;
+    }
     let at = install.uninstall(&t, Trigger::BigCommerceUninstall).await?;
     Ok(http::json_response(
         StatusCode::OK,

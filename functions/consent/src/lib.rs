@@ -8,8 +8,9 @@
 //!   `https://{shop}/admin/oauth/access_token`; the tenant is created or refreshed; success page.
 //! - `GET /v1/oauth/bigcommerce/callback`: the code exchanged at BigCommerce's
 //!   `https://login.bigcommerce.com/oauth2/token`; the tenant is created or refreshed; success page.
-//! - `GET /v1/oauth/bigcommerce/load` and `/uninstall`: `signed_payload_jwt` verified; the app page, or
-//!   messaging consent withdrawn and the token dropped.
+//! - `GET /v1/oauth/bigcommerce/load` and `/uninstall`: `signed_payload_jwt` verified and used once;
+//!   the app page, or (a fresh uninstall by the store owner whose token BigCommerce now refuses)
+//!   messaging consent withdrawn, the token dropped and the deletion started ([`bigcommerce`]).
 //! - `POST /v1/sites/{site_id}/api-key`: a new API key, with the current key (`Authorization: Bearer`,
 //!   JSON answer) or with the single-use grant of a success page (form `grant=...`, HTML answer).
 //! - `PUT /v1/sites/{site_id}/messaging-consent`: `{"granted": true|false}` with the tenant API key.
@@ -32,6 +33,7 @@ use affinity::clock::SharedClock;
 use affinity::http::{self, ApiError};
 use affinity::install::{Install, InstallStore};
 use affinity::kms::SecretSealer;
+use affinity::oauth::AccessTokenOpener;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use pages::Framing;
@@ -132,7 +134,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
 }
 
 /// Handles one request; every outcome is a response (a page on the merchant's browser routes).
-pub async fn handle<S: InstallStore, K: SecretSealer>(
+pub async fn handle<S: InstallStore, K: SecretSealer + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: Request,
 ) -> Response<Body> {

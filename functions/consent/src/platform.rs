@@ -1,179 +1,105 @@
-//! The HTTP client for the platforms' token endpoints (and the demo installer): hyper with rustls and
-//! the system's roots, the stack the AWS SDK already compiles. Every call has a deadline; bodies are
-//! capped; nothing here logs a body or a URL's query.
+//! The calls to the platforms: the HTTP client ([`affinity::oauth::client`], re-exported where the
+//! consent function's callers, tests and the demo installer, have always found it), the store's
+//! settings (its country at install; the proof of an uninstall) and the end of both OAuth callbacks.
 
-use std::time::Duration;
+pub use affinity::oauth::client::{Answer, PlatformClient, PlatformError, MAX_RESPONSE_BYTES};
 
-use affinity::install::InstallError;
+use affinity::http::ApiError;
+use affinity::install::{Grant, InstallStore};
+use affinity::kms::SecretSealer;
+use affinity::oauth::{bigcommerce, region_of, shopify, Secret};
 use affinity::tenant::Platform;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
-use hyper::{Method, Request};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use lambda_http::{Body, Request, Response};
 
-/// Largest response body read from a platform.
-pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+use crate::pages::Framing;
+use crate::request::success;
+use crate::{Config, Deps};
 
-/// A failed call to a platform. The text is for logs (it never holds a body or a secret).
-#[derive(Debug, thiserror::Error)]
-pub enum PlatformError {
-    /// No answer within the deadline.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// Connection or protocol failure.
-    #[error("unreachable: {0}")]
-    Unreachable(String),
-    /// The URL could not be used.
-    #[error("bad URL")]
-    BadUrl,
+/// BigCommerce's API origin: [`bigcommerce::DEFAULT_API_URL`] with BigCommerce's own login URL; when
+/// `BIGCOMMERCE_LOGIN_URL` names another origin (a fake platform on loopback in tests and the local
+/// demo), that origin serves the API too.
+pub fn bigcommerce_api_base(config: &Config) -> String {
+    if config.bigcommerce_login_url == bigcommerce::DEFAULT_LOGIN_URL {
+        bigcommerce::DEFAULT_API_URL.to_string()
+    } else {
+        config.bigcommerce_login_url.clone()
+    }
 }
 
-/// A platform's answer.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// HTTP status.
-    pub status: u16,
-    /// Headers.
-    pub headers: HeaderMap,
-    /// Body (at most [`MAX_RESPONSE_BYTES`]).
-    pub body: Bytes,
+/// Where a store's settings are read with its access token, and the header that carries it: Shopify's
+/// `shop.json`, BigCommerce's `v2/store`. The same read gives the country at install and, answering
+/// 401, proves an uninstall.
+pub fn settings_url<S, K>(
+    deps: &Deps<S, K>,
+    platform: Platform,
+    shop: &str,
+) -> (String, &'static str) {
+    match platform {
+        Platform::BigCommerce => {
+            let hash = bigcommerce::store_hash_of(shop).unwrap_or_default();
+            (
+                bigcommerce::store_url(&bigcommerce_api_base(&deps.config), hash),
+                bigcommerce::AUTH_TOKEN_HEADER,
+            )
+        }
+        _ => (
+            shopify::shop_json_url(&shopify::shop_base(&deps.config.shopify_base_url, shop)),
+            shopify::ACCESS_TOKEN_HEADER,
+        ),
+    }
 }
 
-/// An HTTPS (and, for loopback fakes, HTTP) client with a per-call deadline. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct PlatformClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    timeout: Duration,
-}
-
-impl PlatformClient {
-    /// A client that gives up on a call after `timeout`.
-    ///
-    /// # Errors
-    /// When the system's root certificates cannot be loaded.
-    pub fn new(timeout: Duration) -> Result<Self, std::io::Error> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(Self {
-            client: Client::builder(TokioExecutor::new()).build(https),
-            timeout,
-        })
-    }
-
-    /// The deadline of each call.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
-    /// POSTs `body` as JSON to `url`.
-    ///
-    /// # Errors
-    /// [`PlatformError`].
-    pub async fn post_json(
-        &self,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<Answer, PlatformError> {
-        self.send(
-            Method::POST,
-            url,
-            &[("content-type", "application/json")],
-            Bytes::from(body.to_string()),
-        )
-        .await
-    }
-
-    /// POSTs a token request of an install to `platform`'s `url` for `store`: the answer's body when it
-    /// is 200. Failures and refusals are logged (status and error, never a body).
-    ///
-    /// # Errors
-    /// [`InstallError::PlatformFailed`].
-    pub async fn exchange_token(
-        &self,
-        platform: Platform,
-        store: &str,
-        url: &str,
-        body: &serde_json::Value,
-    ) -> Result<Bytes, InstallError> {
-        match self.post_json(url, body).await {
-            Ok(a) if a.status == 200 => Ok(a.body),
-            Ok(a) => {
-                tracing::warn!(%platform, store, status = a.status, "token exchange refused");
-                Err(InstallError::PlatformFailed(platform))
-            }
-            Err(e) => {
-                tracing::warn!(%platform, store, error = %e, "token exchange failed");
-                Err(InstallError::PlatformFailed(platform))
-            }
-        }
-    }
-
-    /// Sends one request (redirects are not followed).
-    ///
-    /// # Errors
-    /// [`PlatformError`].
-    pub async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> Result<Answer, PlatformError> {
-        let mut req = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let mut req = req
-            .body(Full::new(body))
-            .map_err(|_| PlatformError::BadUrl)?;
-        if !req.headers().contains_key(ACCEPT) {
-            req.headers_mut()
-                .insert(ACCEPT, HeaderValue::from_static("application/json"));
-        }
-        if req.headers().get(CONTENT_TYPE).is_none() && req.method() == Method::POST {
-            req.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static("application/x-www-form-urlencoded"),
-            );
-        }
-        let call = async {
-            let resp = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| PlatformError::Unreachable(error_chain(&e)))?;
-            let (parts, body) = resp.into_parts();
-            let body = Limited::new(body, MAX_RESPONSE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| PlatformError::Unreachable(e.to_string()))?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status.as_u16(),
-                headers: parts.headers,
-                body,
-            })
-        };
-        tokio::time::timeout(self.timeout, call)
+/// The store's country (its `default_region`) read with the new `token`; `None` when the platform
+/// does not say (logged: the install goes on, national phone numbers then need a country code).
+async fn store_region<S, K>(
+    deps: &Deps<S, K>,
+    platform: Platform,
+    shop: &str,
+    token: &Secret,
+) -> Option<String> {
+    let (url, header) = settings_url(deps, platform, shop);
+    let client = &deps.platform;
+    let code = match platform {
+        Platform::BigCommerce => client
+            .read_with_token::<bigcommerce::StoreInfo>(platform, shop, &url, header, token)
             .await
-            .map_err(|_| PlatformError::Timeout(self.timeout))?
-    }
+            .and_then(|s| s.country_code),
+        _ => client
+            .read_with_token::<shopify::ShopAnswer>(platform, shop, &url, header, token)
+            .await
+            .and_then(|a| a.shop.country_code),
+    };
+    region_of(code.as_deref())
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
+/// The end of both platforms' OAuth callbacks: the store's country read with the new token, the store
+/// connected, the success page.
+pub(crate) async fn connect<S, K>(
+    deps: &Deps<S, K>,
+    req: &Request,
+    platform: Platform,
+    shop: &str,
+    scopes: Vec<String>,
+    token: &Secret,
+) -> Result<Response<Body>, ApiError>
+where
+    S: InstallStore,
+    K: SecretSealer,
+{
+    let default_region = store_region(deps, platform, shop, token).await;
+    let c = deps
+        .install()
+        .connect(&Grant {
+            platform,
+            shop,
+            scopes,
+            token,
+            default_region,
+        })
+        .await?;
+    let framing = match platform {
+        Platform::BigCommerce => Framing::BigCommerce,
+        _ => Framing::None,
+    };
+    success(&deps.config, req, platform, shop, &c, framing)
 }

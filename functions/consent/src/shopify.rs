@@ -2,25 +2,34 @@
 //! (<https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/authorization-code-grant>).
 
 use affinity::http::ApiError;
-use affinity::install::{Grant, InstallError, InstallStore};
+use affinity::install::{InstallError, InstallStore};
 use affinity::kms::SecretSealer;
 use affinity::oauth::shopify::ShopifyError;
 use affinity::oauth::{self, shopify, Secret};
 use affinity::tenant::Platform;
 use lambda_http::{Body, Request, Response};
 
-use crate::pages::Framing;
-use crate::request::{public_base, query_pairs, redirect, success};
+use crate::platform::connect;
+use crate::request::{public_base, query_pairs, redirect};
 use crate::{Deps, SHOPIFY_SCOPES};
+
+/// The query pairs of a redirect from Shopify and the shop they name, verified (HMAC, timestamp).
+fn verified<S, K>(
+    deps: &Deps<S, K>,
+    req: &Request,
+) -> Result<(Vec<(String, String)>, String), ShopifyError> {
+    let params = query_pairs(req);
+    let secret = deps.config.shopify.client_secret.expose();
+    let shop = shopify::verify_redirect(secret, &params, deps.now_s())?;
+    Ok((params, shop))
+}
 
 /// `GET /v1/oauth/shopify/install`: verified, then 302 to the shop's authorize page with a new state.
 pub(crate) async fn install<S: InstallStore, K: SecretSealer>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let params = query_pairs(req);
-    let secret = deps.config.shopify.client_secret.expose();
-    let shop = shopify::verify_redirect(secret, &params, deps.now_s())?;
+    let (_, shop) = verified(deps, req)?;
     let state = deps.install().begin_shopify(&shop).await?;
     let redirect_uri = format!(
         "{}/v1/oauth/shopify/callback",
@@ -43,9 +52,7 @@ pub(crate) async fn callback<S: InstallStore, K: SecretSealer>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let params = query_pairs(req);
-    let secret = deps.config.shopify.client_secret.expose();
-    let shop = shopify::verify_redirect(secret, &params, deps.now_s())?;
+    let (params, shop) = verified(deps, req)?;
     let required = |name: &'static str| {
         oauth::single(&params, name)
             .filter(|v| !v.is_empty())
@@ -61,22 +68,8 @@ pub(crate) async fn callback<S: InstallStore, K: SecretSealer>(
         tracing::warn!(platform = "shopify", shop = %shop, missing = ?missing, "fewer scopes granted than requested");
         return Err(InstallError::ScopesMissing(missing).into());
     }
-    let c = install
-        .connect(&Grant {
-            platform: Platform::Shopify,
-            shop: &shop,
-            scopes: granted,
-            token: &Secret::new(token.access_token),
-        })
-        .await?;
-    success(
-        &deps.config,
-        req,
-        Platform::Shopify,
-        &shop,
-        &c,
-        Framing::None,
-    )
+    let token = Secret::new(token.access_token);
+    connect(deps, req, Platform::Shopify, &shop, granted, &token).await
 }
 
 /// Exchanges `code` at the shop's token endpoint.

@@ -442,7 +442,11 @@ async fn granting_messaging_consent_to_a_store_without_a_pepper_is_a_permanent_5
 }
 
 fn signed_payload(store: &str, now_s: i64) -> String {
-    let claims = json!({"aud": BC_ID, "iss": "bc", "sub": store, "iat": now_s, "nbf": now_s - 5, "exp": now_s + 3600});
+    // Each payload its own jti, by the store owner (issue 10 §2).
+    static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let jti = JTI.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let claims = json!({"aud": BC_ID, "iss": "bc", "sub": store, "iat": now_s, "nbf": now_s - 5, "exp": now_s + 3600,
+        "jti": format!("jti-{jti}"), "user": {"id": 1}, "owner": {"id": 1}});
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims,
@@ -475,6 +479,21 @@ async fn a_bigcommerce_uninstall_withdraws_consent_drops_the_token_and_starts_th
     assert_eq!(granted.status().as_u16(), 200);
 
     w.clock.advance(30 * MINUTE_MS);
+    // BigCommerce refuses the stored token now (issue 10 §2).
+    let token = String::from_utf8(
+        w.deps
+            .store
+            .tenant(&site)
+            .and_then(|t| t.access_token_ciphertext)
+            .expect("token"),
+    )
+    .expect("text");
+    Mock::given(method("GET"))
+        .and(path("/stores/abc123/v2/store"))
+        .and(wiremock::matchers::header("x-auth-token", token.as_str()))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&w.shopify)
+        .await;
     let jwt = signed_payload("stores/abc123", START_MS / 1000 + 1800);
     let resp = w
         .get(&format!(
@@ -497,6 +516,7 @@ async fn a_bigcommerce_uninstall_withdraws_consent_drops_the_token_and_starts_th
             START_MS + 30 * MINUTE_MS
         )]
     );
+    let jwt = signed_payload("stores/abc123", START_MS / 1000 + 1800);
     let load = w
         .get(&format!(
             "/v1/oauth/bigcommerce/load?signed_payload_jwt={jwt}"

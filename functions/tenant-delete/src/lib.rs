@@ -7,7 +7,8 @@
 //!   progress document (200 with the tombstone when already completed; 404 for an unknown tenant).
 //! - `GET /v1/tenants/{tenant_id}/deletion` (operator): progress, then the tombstone.
 //! - `POST /v1/webhooks/shopify`: `customers/data_request`, `customers/redact`, `shop/redact` and
-//!   `app/uninstalled`, verified by HMAC over the raw body and processed once per `X-Shopify-Webhook-Id`.
+//!   `app/uninstalled`, verified by HMAC over the raw body, each body of its topic's shape, an uninstall
+//!   confirmed by Shopify (the token refused), and processed once per `X-Shopify-Webhook-Id`.
 //! - `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}` (tenant API key): erases the shopper.
 //! - `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export` (tenant API key): everything held about
 //!   the shopper. `shopper_id` is a guest id, or a customer id with `?id_type=customer`.
@@ -25,7 +26,8 @@ use std::convert::Infallible;
 use affinity::clock::SharedClock;
 use affinity::config::{self, ConfigError};
 use affinity::http::{self, ApiError};
-use affinity::oauth::Secret;
+use affinity::oauth::client::PlatformClient;
+use affinity::oauth::{AccessTokenOpener, Secret};
 use affinity::pii::PiiKeySource;
 use affinity::store::deletion::{
     DeletionJobs, DeletionSettings, RunOutcome, ShopperRecords, TenantItems,
@@ -63,6 +65,11 @@ pub struct Deps<S, K> {
     pub request_budget_ms: i64,
     /// The Shopify app's client secret: verifies webhooks.
     pub shopify_secret: Secret,
+    /// Calls to Shopify's Admin API (the proof of an `app/uninstalled`).
+    pub platform: PlatformClient,
+    /// `SHOPIFY_BASE_URL`: where a shop's Admin API is; `{shop}` is replaced by the shop domain
+    /// (default `https://{shop}`; a fake on loopback in tests and the local stack).
+    pub shopify_base_url: String,
     /// The clock.
     pub clock: SharedClock,
 }
@@ -106,6 +113,30 @@ pub fn settings_from_env() -> Result<(DeletionSettings, i64), ConfigError> {
     ))
 }
 
+/// Shopify's Admin API from the environment: `SHOPIFY_BASE_URL` (default `https://{shop}`; must be an
+/// http(s) URL) and `PLATFORM_TIMEOUT_MS` (default 5000), the deadline of each call (the names the
+/// consent function reads).
+///
+/// # Errors
+/// [`ConfigError::Invalid`] for a URL that is not http(s) or a timeout that is not a positive number.
+pub fn platform_from_env() -> Result<(String, std::time::Duration), ConfigError> {
+    let base = std::env::var("SHOPIFY_BASE_URL")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| affinity::oauth::shopify::DEFAULT_BASE_URL.to_string());
+    if !(base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(ConfigError::Invalid {
+            name: "SHOPIFY_BASE_URL",
+            reason: "must be an http(s) URL",
+        });
+    }
+    let timeout_ms = config::positive_or("PLATFORM_TIMEOUT_MS", 5000.0)?;
+    Ok((
+        base.trim_end_matches('/').to_string(),
+        std::time::Duration::from_secs_f64(timeout_ms / 1000.0),
+    ))
+}
+
 /// What an invocation carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
@@ -138,7 +169,7 @@ pub fn classify(payload: &Value) -> EventKind {
 /// # Errors
 /// An unrecognised event, an HTTP event that does not parse, or storage failing on the schedule (the
 /// next tick retries).
-pub async fn invoke<S: Store, K: PiiKeySource>(
+pub async fn invoke<S: Store, K: PiiKeySource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
@@ -172,7 +203,7 @@ pub async fn invoke<S: Store, K: PiiKeySource>(
 
 /// Handles one HTTP request; every outcome is a response. `deadline_ms` is the invocation's deadline
 /// (epoch ms).
-pub async fn handle<S: Store, K: PiiKeySource>(
+pub async fn handle<S: Store, K: PiiKeySource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: Request,
     deadline_ms: i64,
@@ -183,7 +214,7 @@ pub async fn handle<S: Store, K: PiiKeySource>(
     }
 }
 
-async fn route<S: Store, K: PiiKeySource>(
+async fn route<S: Store, K: PiiKeySource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: &Request,
     deadline_ms: i64,

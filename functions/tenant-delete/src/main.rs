@@ -15,6 +15,9 @@ async fn main() -> Result<(), Error> {
     let shopify_secret = Secret::new(config::required("SHOPIFY_CLIENT_SECRET")?);
     let kms_key_id = config::required("KMS_KEY_ID")?;
     let (settings, request_budget_ms) = tenant_delete::settings_from_env()?;
+    let (shopify_base_url, platform_timeout) = tenant_delete::platform_from_env()?;
+    let platform = affinity::oauth::client::PlatformClient::new(platform_timeout)
+        .map_err(|e| format!("cannot load the system's root certificates: {e}"))?;
     let aws = config::aws().await;
     let calls = affinity::observe::AwsCalls::default();
     let deps = tenant_delete::Deps {
@@ -26,6 +29,8 @@ async fn main() -> Result<(), Error> {
         settings,
         request_budget_ms,
         shopify_secret,
+        platform,
+        shopify_base_url,
         clock: affinity::clock::system(),
     };
     run(service_fn(|event: LambdaEvent<Value>| {

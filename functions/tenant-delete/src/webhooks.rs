@@ -1,10 +1,20 @@
 //! Shopify's privacy webhooks and the uninstall: `POST /v1/webhooks/shopify`.
+//!
+//! The HMAC signs the body, not the `X-Shopify-Topic` header, so a body signed for one topic could be
+//! sent again under another (a `customers/redact` body as `shop/redact` would delete the whole store).
+//! Hence each body must have the documented shape of its topic ([`check_shape`], 400 `topic_mismatch`),
+//! and an `app/uninstalled` of an active store (which could be any shop object Shopify ever signed,
+//! such as a `shop/update` body) starts the deletion only once Shopify's Admin API refuses the store's
+//! access token (a 401 to `shop.json` with the stored, KMS-decrypted token; a token that still works
+//! is 409 `token_not_revoked`, no answer 502). A refused delivery changes nothing and its id is
+//! released, so Shopify's retry is judged again.
 
 use affinity::deletion::shopper::{self, ErasureReport, Named};
 use affinity::deletion::{self, Begin, ErasureError, Trigger};
 use affinity::event::is_valid_id;
-use affinity::http::{self, ApiError};
-use affinity::oauth::shopify::{normalize_shop, verify_shopify_webhook};
+use affinity::http::{self, ApiError, ErrorCode};
+use affinity::oauth::shopify::{self, normalize_shop, verify_shopify_webhook};
+use affinity::oauth::AccessTokenOpener;
 use affinity::pii::PiiKeySource;
 use affinity::tenant::{tenant_id_for, Platform, TenantStatus};
 use lambda_http::http::StatusCode;
@@ -40,6 +50,75 @@ impl ShopifyTopic {
             "app/uninstalled" => Some(Self::AppUninstalled),
             _ => None,
         }
+    }
+}
+
+/// Whether `payload` has the shape Shopify documents for `topic`
+/// (<https://shopify.dev/docs/apps/build/privacy-law-compliance>; `app/uninstalled` carries the shop
+/// resource, <https://shopify.dev/docs/api/admin-rest/latest/resources/shop>):
+/// - the privacy topics: `shop_id` (a number) and `shop_domain`, never a shop resource's
+///   `myshopify_domain`; `customers/redact` a `customer` with an `id` and `orders_to_redact`;
+///   `customers/data_request` a `customer` with an `id`, `orders_requested` and a `data_request` with
+///   an `id`; `shop/redact` none of the customer fields;
+/// - `app/uninstalled`: the shop's numeric `id` and `myshopify_domain`, none of the privacy fields.
+///
+/// # Errors
+/// What is wrong, for the answer (it names no value of the body).
+pub fn check_shape(topic: ShopifyTopic, payload: &Value) -> Result<(), &'static str> {
+    let has = |k: &str| payload.get(k).is_some_and(|v| !v.is_null());
+    let number = |v: Option<&Value>| v.is_some_and(Value::is_u64);
+    let array = |k: &str| payload.get(k).is_some_and(Value::is_array);
+    let customer = || number(payload.get("customer").and_then(|c| c.get("id")));
+    if !payload.is_object() {
+        return Err("the body is not a JSON object");
+    }
+    if topic == ShopifyTopic::AppUninstalled {
+        let shop_resource = number(payload.get("id"))
+            && payload
+                .get("myshopify_domain")
+                .is_some_and(Value::is_string);
+        if !shop_resource {
+            return Err("an app/uninstalled body is the shop resource: it needs the shop's numeric id and myshopify_domain");
+        }
+        if has("shop_id") || has("shop_domain") || has("customer") {
+            return Err("an app/uninstalled body carries no privacy request fields (shop_id, shop_domain, customer)");
+        }
+        return Ok(());
+    }
+    if !number(payload.get("shop_id"))
+        || !payload.get("shop_domain").is_some_and(Value::is_string)
+        || has("myshopify_domain")
+    {
+        return Err("a privacy webhook body needs a numeric shop_id and a shop_domain, and is not a shop resource");
+    }
+    let fits = match topic {
+        ShopifyTopic::CustomersRedact => {
+            customer()
+                && array("orders_to_redact")
+                && !has("orders_requested")
+                && !has("data_request")
+        }
+        ShopifyTopic::CustomersDataRequest => {
+            customer()
+                && array("orders_requested")
+                && number(payload.get("data_request").and_then(|d| d.get("id")))
+                && !has("orders_to_redact")
+        }
+        _ => {
+            !has("customer")
+                && !has("orders_to_redact")
+                && !has("orders_requested")
+                && !has("data_request")
+        }
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(match topic {
+            ShopifyTopic::CustomersRedact => "a customers/redact body needs customer.id and orders_to_redact, and no data_request",
+            ShopifyTopic::CustomersDataRequest => "a customers/data_request body needs customer.id, orders_requested and data_request.id",
+            _ => "a shop/redact body names the shop only (no customer, orders or data_request)",
+        })
     }
 }
 
@@ -83,7 +162,9 @@ fn customer_field<'a>(payload: &'a Value, name: &str) -> Option<&'a str> {
 ///   `"duplicate": true`. When processing fails the id is released and the answer is 503, so
 ///   Shopify's retry is processed.
 /// - Other topics are acknowledged (200) and ignored.
-pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource>(
+/// - The body must have its topic's shape ([`check_shape`]); an `app/uninstalled` of an active store
+///   must be confirmed by Shopify (the module's text).
+pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -115,17 +196,23 @@ pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource>(
         })?;
     let payload: Value = serde_json::from_slice(body)
         .map_err(|_| ApiError::bad_request("body", "the body is not JSON"))?;
+    check_shape(topic, &payload).map_err(|reason| {
+        tracing::warn!(
+            topic = raw_topic,
+            reason,
+            "webhook body does not fit its topic; refused"
+        );
+        ApiError::new(ErrorCode::TopicMismatch, Some("x-shopify-topic"), reason)
+    })?;
+    let shop_field = match topic {
+        ShopifyTopic::AppUninstalled => "myshopify_domain",
+        _ => "shop_domain",
+    };
     let shop = payload
-        .get("shop_domain")
-        .or_else(|| {
-            (topic == ShopifyTopic::AppUninstalled)
-                .then(|| payload.get("myshopify_domain"))
-                .flatten()
-        })
+        .get(shop_field)
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad_request("shop_domain", "the payload names no shop"))?;
-    let shop = normalize_shop(shop)
-        .map_err(|_| ApiError::bad_request("shop_domain", "must be {name}.myshopify.com"))?;
+        .and_then(|s| normalize_shop(s).ok())
+        .ok_or_else(|| ApiError::bad_request(shop_field, "must be {name}.myshopify.com"))?;
     let now = deps.clock.now_ms();
     let claimed = deps
         .store
@@ -140,7 +227,14 @@ pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource>(
         ));
     }
     let tenant_id = tenant_id_for(Platform::Shopify, &shop);
-    match process_webhook(deps, topic, &tenant_id, &payload, now).await {
+    let delivery = Delivery {
+        topic,
+        tenant_id: &tenant_id,
+        shop: &shop,
+        payload: &payload,
+        now,
+    };
+    match process_webhook(deps, &delivery).await {
         Ok(answer) => Ok(answer),
         Err(e) => {
             if let Err(release) = deps.store.release_webhook(webhook_id).await {
@@ -166,18 +260,53 @@ fn ok<T: serde::Serialize>(body: &T) -> Response<Body> {
     http::json_response(StatusCode::OK, body)
 }
 
-async fn process_webhook<S: Store, K: PiiKeySource>(
-    deps: &Deps<S, K>,
+/// One verified delivery of a topic this function acts on.
+struct Delivery<'a> {
     topic: ShopifyTopic,
-    tenant_id: &str,
-    payload: &Value,
+    tenant_id: &'a str,
+    shop: &'a str,
+    payload: &'a Value,
+    /// When it arrived, epoch ms.
     now: i64,
+}
+
+/// `app/uninstalled` of an active store: Shopify must refuse the store's token now.
+async fn confirm_uninstalled<S: Store, K: PiiKeySource + AccessTokenOpener>(
+    deps: &Deps<S, K>,
+    d: &Delivery<'_>,
+) -> Result<(), ApiError> {
+    let tenant = deletion::tenant_of(&deps.store, d.tenant_id)
+        .await
+        .map_err(ErasureError::from)?;
+    let Some(tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
+        // Nothing held, or already being deleted (its token is gone): nothing more to lose.
+        return Ok(());
+    };
+    let base = shopify::shop_base(&deps.shopify_base_url, d.shop);
+    deps.platform
+        .confirm_revoked(
+            &deps.pii_keys,
+            &tenant,
+            &shopify::shop_json_url(&base),
+            shopify::ACCESS_TOKEN_HEADER,
+        )
+        .await
+        .map_err(ApiError::from)
+}
+
+async fn process_webhook<S: Store, K: PiiKeySource + AccessTokenOpener>(
+    deps: &Deps<S, K>,
+    d: &Delivery<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let trigger = match topic {
+    let (tenant_id, now) = (d.tenant_id, d.now);
+    let trigger = match d.topic {
         ShopifyTopic::ShopRedact => Trigger::ShopifyShopRedact,
-        ShopifyTopic::AppUninstalled => Trigger::ShopifyAppUninstalled,
+        ShopifyTopic::AppUninstalled => {
+            confirm_uninstalled(deps, d).await?;
+            Trigger::ShopifyAppUninstalled
+        }
         ShopifyTopic::CustomersRedact | ShopifyTopic::CustomersDataRequest => {
-            return privacy_request(deps, topic, tenant_id, payload, now).await
+            return privacy_request(deps, d).await
         }
     };
     // Shopify waits 5 s: start the deletion (mark, shred, queue) and leave the work to the schedule.
@@ -199,11 +328,9 @@ struct DataRequestAnswer {
 /// `customers/redact` (erase) and `customers/data_request` (export) of one customer.
 async fn privacy_request<S: Store, K: PiiKeySource>(
     deps: &Deps<S, K>,
-    topic: ShopifyTopic,
-    tenant_id: &str,
-    payload: &Value,
-    now: i64,
+    d: &Delivery<'_>,
 ) -> Result<Response<Body>, ApiError> {
+    let (topic, tenant_id, payload, now) = (d.topic, d.tenant_id, d.payload, d.now);
     let customer = customer_id(payload)
         .ok_or_else(|| ApiError::bad_request("customer.id", "the payload names no customer"))?;
     let Some(tenant) = deletion::tenant_of(&deps.store, tenant_id)
@@ -283,6 +410,38 @@ mod tests {
             Some(ShopifyTopic::AppUninstalled)
         );
         assert_eq!(ShopifyTopic::parse("products/create"), None);
+    }
+
+    fn fixture(name: &str) -> Value {
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/shopify");
+        let text = std::fs::read_to_string(root.join(name)).expect("fixture");
+        serde_json::from_str(&text.replace("{shop}", "a")).expect("json")
+    }
+
+    #[test]
+    fn each_documented_body_fits_its_own_topic_only() {
+        use ShopifyTopic as T;
+        let shop = json!({"id": 954889, "name": "A", "domain": "a.example", "myshopify_domain": "a.myshopify.com"});
+        let bodies = [
+            (
+                T::CustomersDataRequest,
+                fixture("customers_data_request.json"),
+            ),
+            (T::CustomersRedact, fixture("customers_redact.json")),
+            (T::ShopRedact, fixture("shop_redact.json")),
+            (T::AppUninstalled, shop),
+        ];
+        for (body_topic, body) in &bodies {
+            for (topic, _) in &bodies {
+                assert_eq!(
+                    check_shape(*topic, body).is_ok(),
+                    topic == body_topic,
+                    "{body_topic:?} body under {topic:?}"
+                );
+            }
+        }
+        assert!(check_shape(T::ShopRedact, &json!([1])).is_err());
     }
 
     #[test]

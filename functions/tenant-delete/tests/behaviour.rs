@@ -261,6 +261,9 @@ async fn the_schedule_with_cargo_lambdas_600000_deadline_works_instead_of_pausin
         },
         request_budget_ms: 3_000,
         shopify_secret: Secret::new("secret"),
+        platform: affinity::oauth::client::PlatformClient::new(std::time::Duration::from_secs(1))
+            .expect("client"),
+        shopify_base_url: "http://127.0.0.1:9".into(),
         clock: clock.shared(),
     };
     let mut ctx = Context::default();

@@ -61,11 +61,20 @@ pub enum ErrorCode {
     ScopesMissing,
     /// 409: the store's earlier data is still being deleted; install again later.
     DeletionInProgress,
+    /// 401: a BigCommerce `signed_payload_jwt` whose `jti` was used before (a replay).
+    ReplayedPayload,
+    /// 403: a BigCommerce uninstall by a user who is not the store owner.
+    NotStoreOwner,
+    /// 409: the platform still accepts the store's access token, so the app was not uninstalled;
+    /// nothing was deleted.
+    TokenNotRevoked,
+    /// 400: a webhook body that does not have the shape of its (unsigned) `X-Shopify-Topic`.
+    TopicMismatch,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the README's list.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::BadRequest,
         Self::Unauthorized,
         Self::Forbidden,
@@ -92,6 +101,10 @@ impl ErrorCode {
         Self::Misconfigured,
         Self::ScopesMissing,
         Self::DeletionInProgress,
+        Self::ReplayedPayload,
+        Self::NotStoreOwner,
+        Self::TokenNotRevoked,
+        Self::TopicMismatch,
     ];
 
     /// The code as it appears in the error object, e.g. `unknown_site`.
@@ -123,6 +136,10 @@ impl ErrorCode {
             Self::Misconfigured => "misconfigured",
             Self::ScopesMissing => "scopes_missing",
             Self::DeletionInProgress => "deletion_in_progress",
+            Self::ReplayedPayload => "replayed_payload",
+            Self::NotStoreOwner => "not_store_owner",
+            Self::TokenNotRevoked => "token_not_revoked",
+            Self::TopicMismatch => "topic_mismatch",
         }
     }
 
@@ -137,14 +154,18 @@ impl ErrorCode {
             | Self::BadStore
             | Self::UnknownState
             | Self::ExpiredState
-            | Self::ForeignState => StatusCode::BAD_REQUEST,
-            Self::Unauthorized | Self::BadSignature | Self::BadSignedPayload => {
-                StatusCode::UNAUTHORIZED
-            }
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            | Self::ForeignState
+            | Self::TopicMismatch => StatusCode::BAD_REQUEST,
+            Self::Unauthorized
+            | Self::BadSignature
+            | Self::BadSignedPayload
+            | Self::ReplayedPayload => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::NotStoreOwner => StatusCode::FORBIDDEN,
             Self::NotFound | Self::UnknownSite => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict | Self::DeletionInProgress => StatusCode::CONFLICT,
+            Self::Conflict | Self::DeletionInProgress | Self::TokenNotRevoked => {
+                StatusCode::CONFLICT
+            }
             Self::SiteDeleted => StatusCode::GONE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -77,6 +77,9 @@ pub enum InstallError {
     /// KMS failed.
     #[error(transparent)]
     Kms(#[from] KmsError),
+    /// A BigCommerce payload whose `jti` was used before.
+    #[error("{}", crate::oauth::bigcommerce::BigCommerceError::Replayed)]
+    Replayed,
     /// The operating system's random source failed.
     #[error("the random source failed")]
     Random,
@@ -106,6 +109,7 @@ impl From<InstallError> for ApiError {
                 tracing::error!(error = %msg, "tenant misconfigured");
                 ApiError::new(ErrorCode::Misconfigured, None, msg)
             }
+            E::Replayed => crate::oauth::bigcommerce::BigCommerceError::Replayed.into(),
             E::Store(e) => e.into(),
             E::Kms(e) => e.into(),
             E::Random => {

@@ -25,17 +25,24 @@ use crate::oauth::Secret;
 use crate::store::deletion::Trigger;
 use crate::store::tenants::{
     DeletionStarter, OAuthState, OAuthStates, Refresh, StateKind, TenantDirectory, TenantWriter,
-    STATE_TTL_S,
+    WebhookReceipts, STATE_TTL_S,
 };
 use crate::store::StoreError;
 use crate::tenant::{
     new_api_key, new_random_token, new_site_id, tenant_id_for, Platform, Tenant, TenantStatus,
 };
 
-/// Every storage capability the install flow uses.
-pub trait InstallStore: TenantDirectory + TenantWriter + OAuthStates + DeletionStarter {}
+/// Every storage capability the install flow uses (the receipts record BigCommerce payloads' `jti`s
+/// as used).
+pub trait InstallStore:
+    TenantDirectory + TenantWriter + OAuthStates + DeletionStarter + WebhookReceipts
+{
+}
 
-impl<T: TenantDirectory + TenantWriter + OAuthStates + DeletionStarter> InstallStore for T {}
+impl<T: TenantDirectory + TenantWriter + OAuthStates + DeletionStarter + WebhookReceipts>
+    InstallStore for T
+{
+}
 
 /// How many times an install reads and writes again after losing a race with a concurrent install of
 /// the same store.
@@ -131,6 +138,10 @@ pub struct Grant<'a> {
     pub scopes: Vec<String>,
     /// The access token (sealed before anything is written).
     pub token: &'a Secret,
+    /// The store's country from the platform's settings (ISO 3166-1 alpha-2; see
+    /// [`crate::oauth::region_of`]): the tenant's `default_region` for national phone numbers. `None`
+    /// when the platform did not say (a re-install keeps the stored one).
+    pub default_region: Option<String>,
 }
 
 /// The install flow over its ports. Cheap: it borrows them.
@@ -238,6 +249,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
                 consent_granted_at: self.now_rfc3339(),
                 access_token_ciphertext: sealed.to_vec(),
                 pepper_ciphertext: pepper,
+                default_region: grant.default_region.clone(),
             })
             .await?;
         let rotation_grant = self.issue(StateKind::ApiKeyRotation, &t.site_id).await?;
@@ -262,6 +274,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             .await?;
         t.scopes.clone_from(&grant.scopes);
         t.access_token_ciphertext = Some(sealed.to_vec());
+        t.default_region.clone_from(&grant.default_region);
         self.store.create_tenant(&t, replaces_site).await?;
         tracing::info!(platform = %grant.platform, tenant_id = %t.tenant_id, site_id = %t.site_id, "installed: tenant created");
         Ok(Connection::with_key(t, api_key, false))
@@ -368,6 +381,30 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             matches!(e, StoreError::TenantInactive).then_some(InstallError::SiteDeleted)
         })?;
         Ok(at)
+    }
+
+    /// Uses up the `jti` of a verified BigCommerce `signed_payload_jwt` of `callback` (`load`,
+    /// `uninstall`, `remove_user`): recorded by a conditional put, so of two requests with the same
+    /// payload exactly one goes on.
+    ///
+    /// # Errors
+    /// [`InstallError::Replayed`] when it was used before; [`InstallError::Store`].
+    pub async fn use_payload_once(&self, jti: &str, callback: &str) -> Result<(), InstallError> {
+        let id = crate::oauth::bigcommerce::jti_receipt_id(jti);
+        let topic = format!("bigcommerce/{callback}");
+        if self
+            .store
+            .claim_webhook(&id, &topic, self.clock.now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            tracing::warn!(
+                callback,
+                "replayed BigCommerce payload refused (jti used before)"
+            );
+            Err(InstallError::Replayed)
+        }
     }
 
     /// The connected tenant of the store `shop` on `platform` (in any state).

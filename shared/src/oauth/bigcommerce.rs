@@ -9,6 +9,16 @@
 //!   (<https://developer.bigcommerce.com/docs/integrations/apps/guide/callbacks>). Anything else (another
 //!   algorithm, `alg: none`, another app's audience, another secret, an expired or not-yet-valid payload)
 //!   is refused.
+//!
+//! The three callbacks share one payload format, and a payload lives 24 hours (`exp` = `nbf` + 24 h), so
+//! a payload seen once (in a browser's history, a proxy's log) could be sent again all day. Hence the
+//! rules of the callers: each `jti` is used once (the consent function records it,
+//! [`jti_receipt_id`]); an uninstall (sent server to server by BigCommerce at the moment the Uninstall
+//! button is clicked, per the callbacks guide's "Request Origin: server") must be fresh
+//! ([`check_uninstall`]: `iat` at most [`UNINSTALL_MAX_AGE_S`] old) and by the store owner
+//! (`user.id` = `owner.id`; the guide: "only store owner or authorized users can uninstall an app",
+//! and Affinity deletes a whole store's data only for its owner); and before anything is deleted the
+//! store's access token must be refused by BigCommerce's API ([`store_url`], [`AUTH_TOKEN_HEADER`]).
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -18,6 +28,16 @@ use super::{AppCredentials, Secret};
 
 /// Where tokens are exchanged, unless `BIGCOMMERCE_LOGIN_URL` says otherwise (a fake on loopback).
 pub const DEFAULT_LOGIN_URL: &str = "https://login.bigcommerce.com";
+/// BigCommerce's REST API (<https://developer.bigcommerce.com/docs/start/authentication>).
+pub const DEFAULT_API_URL: &str = "https://api.bigcommerce.com";
+/// The header that carries a store's access token on BigCommerce's API.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+/// How old an uninstall payload may be, in seconds (`now - iat`): BigCommerce sends it server to
+/// server when the Uninstall button is clicked, so a few seconds is normal; five minutes leaves room
+/// for clock skew and BigCommerce's retries, while a payload replayed later is refused. BigCommerce
+/// documents no window of its own (the callbacks guide gives only `exp` = `nbf` + 24 h), so this is
+/// Affinity's, the same order as Shopify's request timestamps.
+pub const UNINSTALL_MAX_AGE_S: i64 = 300;
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_S: i64 = 60;
 /// The `iss` of every BigCommerce payload.
@@ -42,8 +62,9 @@ pub enum BigCommerceError {
     /// `sub` (or `context`) is not `stores/{store_hash}`.
     #[error("the store must be given as stores/{{store_hash}}")]
     BadStore,
-    /// A required claim (`exp`, `nbf`, `aud`, `iss`, `sub`) is missing or malformed.
-    #[error("signed_payload_jwt lacks a required claim (exp, nbf, aud, iss, sub)")]
+    /// A required claim (`exp`, `nbf`, `iat`, `jti`, `aud`, `iss`, `sub`, `user.id`, `owner.id`) is
+    /// missing or malformed.
+    #[error("signed_payload_jwt lacks a required claim (exp, nbf, iat, jti, aud, iss, sub, user, owner)")]
     MissingClaim,
     /// `exp` has passed.
     #[error(
@@ -53,10 +74,20 @@ pub enum BigCommerceError {
     /// `nbf` is still to come.
     #[error("signed_payload_jwt is not valid yet (nbf)")]
     NotYetValid,
+    /// Its `jti` was used before: a replayed payload.
+    #[error("signed_payload_jwt was already used (jti); open the app again from the BigCommerce control panel")]
+    Replayed,
+    /// An uninstall whose `iat` is more than [`UNINSTALL_MAX_AGE_S`] old.
+    #[error("signed_payload_jwt of an uninstall must be at most 300 seconds old (iat); nothing was deleted")]
+    Stale,
+    /// An uninstall by a user who is not the store owner.
+    #[error("only the store owner can uninstall Affinity and delete the store's data (user is not owner); nothing was deleted")]
+    NotOwner,
 }
 
-/// A refused BigCommerce request: 400 for a missing parameter or a malformed store, 401 for a payload
-/// that is not BigCommerce's for this app now.
+/// A refused BigCommerce request: 400 for a missing parameter, a malformed store or a stale uninstall
+/// (`stale_request`), 401 for a payload that is not BigCommerce's for this app now or was used before
+/// (`replayed_payload`), 403 for an uninstall by another user than the owner (`not_store_owner`).
 impl From<BigCommerceError> for crate::http::ApiError {
     fn from(e: BigCommerceError) -> Self {
         use crate::http::ErrorCode;
@@ -69,17 +100,28 @@ impl From<BigCommerceError> for crate::http::ApiError {
             | BigCommerceError::MissingClaim
             | BigCommerceError::Expired
             | BigCommerceError::NotYetValid => (ErrorCode::BadSignedPayload, "signed_payload_jwt"),
+            BigCommerceError::Replayed => (ErrorCode::ReplayedPayload, "signed_payload_jwt"),
+            BigCommerceError::Stale => (ErrorCode::StaleRequest, "signed_payload_jwt"),
+            BigCommerceError::NotOwner => (ErrorCode::NotStoreOwner, "signed_payload_jwt"),
         };
         Self::new(code, Some(field), e.to_string())
     }
 }
 
-/// The verified content of a `signed_payload_jwt` that Affinity uses: the store. (The payload's user and
-/// owner e-mail addresses are not read.)
+/// The verified content of a `signed_payload_jwt` that Affinity uses: the store, the payload's id and
+/// issue time, and who sent it. (The user's and owner's e-mail addresses are not read.)
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedPayload {
     /// The store hash (`sub` without `stores/`).
     pub store_hash: String,
+    /// `jti`: the payload's unique id (a UUID in BigCommerce's payloads).
+    pub jti: String,
+    /// `iat`: when BigCommerce issued it, epoch seconds.
+    pub issued_at: i64,
+    /// `user.id`: the control panel user who opened or uninstalled the app.
+    pub user_id: u64,
+    /// `owner.id`: the store owner.
+    pub owner_id: u64,
 }
 
 impl SignedPayload {
@@ -87,6 +129,46 @@ impl SignedPayload {
     pub fn context(&self) -> String {
         format!("stores/{}", self.store_hash)
     }
+}
+
+/// The id under which a payload's `jti` is recorded as used (a webhook receipt of the tenants table,
+/// kept a week: longer than the payload's 24 h life).
+pub fn jti_receipt_id(jti: &str) -> String {
+    format!("bigcommerce-jti.{jti}")
+}
+
+/// The rules of an uninstall beyond the signature (see the module's text): issued at most
+/// [`UNINSTALL_MAX_AGE_S`] before `now_s` (and not more than [`LEEWAY_S`] after it), by the owner.
+///
+/// # Errors
+/// [`BigCommerceError::Stale`], [`BigCommerceError::NotOwner`].
+pub fn check_uninstall(p: &SignedPayload, now_s: i64) -> Result<(), BigCommerceError> {
+    let age = now_s.saturating_sub(p.issued_at);
+    if !(-LEEWAY_S..=UNINSTALL_MAX_AGE_S).contains(&age) {
+        return Err(BigCommerceError::Stale);
+    }
+    if p.user_id != p.owner_id {
+        return Err(BigCommerceError::NotOwner);
+    }
+    Ok(())
+}
+
+/// The store's settings on BigCommerce's API: `{api_base}/stores/{hash}/v2/store`
+/// (<https://developer.bigcommerce.com/docs/rest-management/store-information>). Read with the
+/// store's token at install (its country) and to prove an uninstall (a 401 once the token is revoked).
+pub fn store_url(api_base: &str, store_hash: &str) -> String {
+    format!(
+        "{}/stores/{store_hash}/v2/store",
+        api_base.trim_end_matches('/')
+    )
+}
+
+/// The part of BigCommerce's store settings Affinity reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreInfo {
+    /// The store's country, ISO 3166-1 alpha-2 (e.g. `US`).
+    #[serde(default)]
+    pub country_code: Option<String>,
 }
 
 /// The store hash of a `stores/{hash}` context: 1 to 64 lowercase letters and digits.
@@ -101,15 +183,25 @@ pub fn store_hash_of(context: &str) -> Option<&str> {
 }
 
 #[derive(Deserialize)]
+struct Person {
+    id: u64,
+}
+
+#[derive(Deserialize)]
 struct Claims {
     sub: String,
     exp: i64,
     nbf: i64,
+    iat: i64,
+    jti: String,
+    user: Person,
+    owner: Person,
 }
 
 /// Verifies a `signed_payload_jwt` (load, uninstall, remove-user callbacks) against the app's
 /// credentials at `now_s` (epoch seconds): HS256 only, signature with the client secret, `aud` = client
-/// id, `iss` = `bc`, `sub` = `stores/{hash}`, `nbf - 60 s <= now <= exp + 60 s`.
+/// id, `iss` = `bc`, `sub` = `stores/{hash}`, `nbf - 60 s <= now <= exp + 60 s`, and the `iat`,
+/// non-empty `jti`, `user.id` and `owner.id` that BigCommerce's payloads always carry.
 ///
 /// # Errors
 /// The [`BigCommerceError`] of the first rule broken.
@@ -122,7 +214,7 @@ pub fn verify_signed_payload_jwt(
     v.algorithms = vec![Algorithm::HS256];
     v.set_audience(&[app.client_id.as_str()]);
     v.set_issuer(&[ISSUER]);
-    v.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+    v.set_required_spec_claims(&["exp", "nbf", "iat", "jti", "aud", "iss", "sub"]);
     // The time checks are made below against the caller's clock (testable, and the same leeway).
     v.validate_exp = false;
     v.validate_nbf = false;
@@ -132,9 +224,9 @@ pub fn verify_signed_payload_jwt(
     let data = jsonwebtoken::decode::<Claims>(jwt, &key, &v).map_err(|e| match e.kind() {
         ErrorKind::InvalidAudience => BigCommerceError::WrongAudience,
         ErrorKind::InvalidIssuer => BigCommerceError::WrongIssuer,
-        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
-            BigCommerceError::MissingClaim
-        }
+        ErrorKind::MissingRequiredClaim(_)
+        | ErrorKind::InvalidClaimFormat(_)
+        | ErrorKind::Json(_) => BigCommerceError::MissingClaim,
         _ => BigCommerceError::BadSignature,
     })?;
     let c = data.claims;
@@ -145,8 +237,15 @@ pub fn verify_signed_payload_jwt(
         return Err(BigCommerceError::NotYetValid);
     }
     let hash = store_hash_of(&c.sub).ok_or(BigCommerceError::BadStore)?;
+    if c.jti.trim().is_empty() || c.jti.len() > 128 {
+        return Err(BigCommerceError::MissingClaim);
+    }
     Ok(SignedPayload {
         store_hash: hash.to_string(),
+        jti: c.jti,
+        issued_at: c.iat,
+        user_id: c.user.id,
+        owner_id: c.owner.id,
     })
 }
 
@@ -228,7 +327,8 @@ mod tests {
 
     fn claims() -> serde_json::Value {
         serde_json::json!({"aud": "client", "iss": "bc", "sub": "stores/abc123",
-            "iat": NOW, "nbf": NOW - 5, "exp": NOW + 86_400})
+            "iat": NOW, "nbf": NOW - 5, "exp": NOW + 86_400, "jti": "c5f0bcf5-a504-4ae6-8dcc-0e40eaa5a070",
+            "user": {"id": 7, "email": "u@example.com"}, "owner": {"id": 7, "email": "u@example.com"}})
     }
 
     #[test]
@@ -243,6 +343,44 @@ mod tests {
     fn a_payload_signed_for_this_app_verifies() {
         let p = verify_signed_payload_jwt(&app(), &jwt(claims(), "secret"), NOW).expect("valid");
         assert_eq!(p.context(), "stores/abc123");
+        assert_eq!(
+            (p.jti.as_str(), p.issued_at, p.user_id, p.owner_id),
+            ("c5f0bcf5-a504-4ae6-8dcc-0e40eaa5a070", NOW, 7, 7)
+        );
+    }
+
+    #[test]
+    fn a_payload_without_jti_or_owner_is_refused() {
+        for drop in ["jti", "owner", "user", "iat"] {
+            let mut c = claims();
+            c.as_object_mut().expect("object").remove(drop);
+            assert_eq!(
+                verify_signed_payload_jwt(&app(), &jwt(c, "secret"), NOW),
+                Err(BigCommerceError::MissingClaim),
+                "{drop}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_uninstall_must_be_fresh_and_by_the_owner() {
+        let p = verify_signed_payload_jwt(&app(), &jwt(claims(), "secret"), NOW).expect("valid");
+        assert_eq!(check_uninstall(&p, NOW + UNINSTALL_MAX_AGE_S), Ok(()));
+        assert_eq!(
+            check_uninstall(&p, NOW + UNINSTALL_MAX_AGE_S + 1),
+            Err(BigCommerceError::Stale)
+        );
+        assert_eq!(
+            check_uninstall(&p, NOW - LEEWAY_S - 1),
+            Err(BigCommerceError::Stale)
+        );
+        let mut c = claims();
+        c["user"]["id"] = serde_json::json!(9);
+        let by_user = verify_signed_payload_jwt(&app(), &jwt(c, "secret"), NOW).expect("valid");
+        assert_eq!(
+            check_uninstall(&by_user, NOW),
+            Err(BigCommerceError::NotOwner)
+        );
     }
 
     #[test]

@@ -316,6 +316,34 @@ pub fn access_token_url(base: &str) -> String {
     format!("{base}/admin/oauth/access_token")
 }
 
+/// The Admin API version Affinity reads (<https://shopify.dev/docs/api/usage/versioning>).
+pub const ADMIN_API_VERSION: &str = "2025-01";
+/// The header that carries a shop's access token on the Admin API.
+pub const ACCESS_TOKEN_HEADER: &str = "x-shopify-access-token";
+
+/// The shop's settings on the Admin API: `{base}/admin/api/{ADMIN_API_VERSION}/shop.json`
+/// (<https://shopify.dev/docs/api/admin-rest/latest/resources/shop>). Read with the shop's token at
+/// install (its `country_code`) and to prove an `app/uninstalled` webhook (a 401 once the token is
+/// revoked).
+pub fn shop_json_url(base: &str) -> String {
+    format!("{base}/admin/api/{ADMIN_API_VERSION}/shop.json")
+}
+
+/// The answer of `shop.json`: `{"shop": {...}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShopAnswer {
+    /// The shop.
+    pub shop: ShopInfo,
+}
+
+/// The part of a shop's settings Affinity reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShopInfo {
+    /// The two-letter country code of the shop's address (ISO 3166-1 alpha-2).
+    #[serde(default)]
+    pub country_code: Option<String>,
+}
+
 /// The JSON body of the token exchange: `client_id`, `client_secret`, `code`.
 pub fn token_request_body(
     client_id: &str,

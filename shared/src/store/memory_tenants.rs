@@ -160,6 +160,9 @@ impl TenantWriter for MemoryTenants {
                 if t.pii_key_ciphertext.is_none() {
                     t.pii_key_ciphertext.clone_from(&r.pepper_ciphertext);
                 }
+                if r.default_region.is_some() {
+                    t.default_region.clone_from(&r.default_region);
+                }
             },
         )
     }

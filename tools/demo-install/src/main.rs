@@ -1,9 +1,11 @@
 //! Creates the local demo tenant through the real consent flow: a scripted Shopify install against a
 //! fake Shopify on loopback.
 //!
-//! 1. Serves a fake Shopify token endpoint (`POST /admin/oauth/access_token`, a wiremock server) on
-//!    the loopback address and port of `SHOPIFY_BASE_URL` (e.g. `http://127.0.0.1:18555`), which the
-//!    running consent function must have been started with too.
+//! 1. Serves a fake Shopify (a wiremock server) on the loopback address and port of `SHOPIFY_BASE_URL`
+//!    (e.g. `http://127.0.0.1:18555`), which the running consent function must have been started with
+//!    too: the token endpoint (`POST /admin/oauth/access_token`) and the shop's settings
+//!    (`GET /admin/api/{version}/shop.json`, with a token it issued: the shop's `country_code`,
+//!    `DEMO_COUNTRY`, default `US`, becomes the tenant's default region for national phone numbers).
 //! 2. Opens `GET {AFFINITY_API_URL}/v1/oauth/shopify/install` signed as Shopify signs it (HMAC-SHA256
 //!    with `SHOPIFY_CLIENT_SECRET`, the function's), reads the `state` of the authorize redirect.
 //! 3. Opens the callback with a code, that state and a fresh signature; the function exchanges the code
@@ -13,7 +15,7 @@
 //!
 //! Prints `{"site_id", "tenant_id", "api_key", "shop"}` on stdout; progress goes to stderr.
 //! Environment: `AFFINITY_API_URL`, `SHOPIFY_BASE_URL`, `SHOPIFY_CLIENT_SECRET` (required);
-//! `DEMO_SHOP` (default `affinity-demo.myshopify.com`).
+//! `DEMO_SHOP` (default `affinity-demo.myshopify.com`), `DEMO_COUNTRY` (default `US`).
 
 use std::time::Duration;
 
@@ -83,14 +85,52 @@ impl Respond for FreshToken {
     }
 }
 
+/// The fake Shopify's `shop.json`: the shop of `shop` in `country`, for a token the fake issued (401
+/// for any other, as Shopify answers a revoked token).
+struct ShopSettings {
+    shop: String,
+    country: String,
+}
+
+impl Respond for ShopSettings {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let token = req
+            .headers
+            .get(affinity::oauth::shopify::ACCESS_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !token.starts_with("shpat_demo_") {
+            return ResponseTemplate::new(401)
+                .set_body_json(json!({"errors": "[API] Invalid API key or access token"}));
+        }
+        ResponseTemplate::new(200).set_body_json(json!({"shop": {
+            "id": 954889, "name": "Affinity Demo", "myshopify_domain": self.shop,
+            "country_code": self.country,
+        }}))
+    }
+}
+
 /// The fake Shopify on `listener`: answers `POST /admin/oauth/access_token` that carries the app's
-/// `secret` (see [`FreshToken`]); anything else is wiremock's 404.
-async fn fake_shopify(listener: std::net::TcpListener, secret: &str) -> MockServer {
+/// `secret` (see [`FreshToken`]) and `shop.json` (see [`ShopSettings`]); anything else is wiremock's
+/// 404.
+async fn fake_shopify(
+    listener: std::net::TcpListener,
+    secret: &str,
+    shop: ShopSettings,
+) -> MockServer {
     let server = MockServer::builder().listener(listener).start().await;
     Mock::given(method("POST"))
         .and(path("/admin/oauth/access_token"))
         .and(body_partial_json(json!({"client_secret": secret})))
         .respond_with(FreshToken)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/admin/api/{}/shop.json",
+            affinity::oauth::shopify::ADMIN_API_VERSION
+        )))
+        .respond_with(shop)
         .mount(&server)
         .await;
     server
@@ -109,7 +149,12 @@ async fn main() -> Result<(), Error> {
         .ok_or("SHOPIFY_BASE_URL must be http://127.0.0.1:PORT (the fake Shopify's address)")?;
     let listener =
         std::net::TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let _fake = fake_shopify(listener, &secret).await;
+    let country = std::env::var("DEMO_COUNTRY").unwrap_or_else(|_| "US".into());
+    let settings = ShopSettings {
+        shop: shop.clone(),
+        country,
+    };
+    let _fake = fake_shopify(listener, &secret, settings).await;
     eprintln!("demo-install: fake Shopify on http://{addr}; installing {shop} through {api}");
 
     let client = PlatformClient::new(Duration::from_secs(60))?;

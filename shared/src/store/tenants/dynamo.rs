@@ -194,6 +194,10 @@ impl DynamoStore {
             set.push_str(", pii_key_ciphertext = if_not_exists(pii_key_ciphertext, :pepper)");
             update = update.expression_attribute_values(":pepper", b(pepper));
         }
+        if let Some(region) = &r.default_region {
+            set.push_str(", default_region = :region");
+            update = update.expression_attribute_values(":region", s(region));
+        }
         let update = update
             .update_expression(set)
             .build()

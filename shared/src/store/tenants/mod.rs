@@ -74,6 +74,9 @@ pub struct Refresh {
     /// A pepper's KMS ciphertext, only for a record that has none yet (kept otherwise: the tenant's
     /// stored hashes depend on it).
     pub pepper_ciphertext: Option<Vec<u8>>,
+    /// The store's country as the platform gave it now (ISO 3166-1 alpha-2), the default region of
+    /// national phone numbers; `None` keeps the stored one (the platform did not say).
+    pub default_region: Option<String>,
 }
 
 /// Reads tenants: by site id ([`TenantLookup::tenant_by_site`]), by tenant id, by shop.
