@@ -27,6 +27,8 @@ use serde::Serialize;
 pub const MAX_ANCHORS: usize = 20;
 /// Most products of the shopper's session whose neighbour lists are read for `for_you`.
 pub const SESSION_LISTS: usize = 10;
+/// Candidates ranked before `similar` keeps those in the anchor's category.
+const CANDIDATES: usize = 500;
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -412,7 +414,7 @@ fn similar(
         popularity: None,
         ..ctx
     };
-    let mut picks: Vec<Pick> = recommender::recommend(no_fill, viewed, usize::MAX, params, decay)
+    let mut picks: Vec<Pick> = recommender::recommend(no_fill, viewed, CANDIDATES, params, decay)
         .into_iter()
         .filter(|p| p.category.as_deref().is_some_and(|c| cats.contains(&c)))
         .take(limit)
