@@ -73,7 +73,7 @@ async fn lists_are_written_conditionally_and_read_in_the_recommendation_round_tr
         )
         .await
         .expect("save");
-    assert_eq!(conflicts, [sofa.clone()]);
+    assert_eq!(conflicts, std::slice::from_ref(&sofa));
     let got = store
         .neighbour_lists(&site, &[sofa.clone(), ink.clone()])
         .await
@@ -82,13 +82,13 @@ async fn lists_are_written_conditionally_and_read_in_the_recommendation_round_tr
     assert_eq!(got[&ink], (list("paper", 4.0), 2));
     // The recommendation's first read brings the lists with the tenant; a list is never a profile.
     let read = store
-        .recommend_read(&site, "g:nobody", true, &[sofa.clone()])
+        .recommend_read(&site, "g:nobody", true, std::slice::from_ref(&sofa))
         .await
         .expect("read");
     assert!(read.tenant.is_some() && read.profile.is_none());
     assert_eq!(read.lists[&sofa].neighbours[0].id, "cushion");
     let (profile, lists) = store
-        .profile_and_lists(&site, None, &[ink.clone()])
+        .profile_and_lists(&site, None, std::slice::from_ref(&ink))
         .await
         .expect("read");
     assert!(profile.is_none());
