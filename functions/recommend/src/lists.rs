@@ -300,6 +300,18 @@ pub struct Inputs<'a> {
     pub decay: &'a Decay,
 }
 
+impl<'a> Inputs<'a> {
+    /// The recommender's context for `session`.
+    fn context(&self, session: &'a [&'a str]) -> Context<'a> {
+        Context {
+            session,
+            profile: self.profile,
+            popularity: self.popularity,
+            now_ms: self.now_ms,
+        }
+    }
+}
+
 fn of_kind(
     lists: &HashMap<ListKey, NeighbourList>,
     kind: ListKind,
@@ -331,22 +343,12 @@ pub fn items(req: &ListRequest, inp: Inputs<'_>) -> Vec<Item> {
             s.retain(|id| !is_anchor(id));
             s.extend(req.anchors.iter().cloned());
             let s: Vec<&str> = s.iter().map(String::as_str).collect();
-            let ctx = Context {
-                session: &s,
-                profile: inp.profile,
-                popularity: inp.popularity,
-                now_ms: inp.now_ms,
-            };
+            let ctx = inp.context(&s);
             let viewed = of_kind(inp.lists, ListKind::Viewed);
             recommender::recommend(ctx, &viewed, limit + anchors.len(), &params, inp.decay)
         }
         ListType::AlsoViewed | ListType::Similar => {
-            let ctx = Context {
-                session: &anchors,
-                profile: inp.profile,
-                popularity: inp.popularity,
-                now_ms: inp.now_ms,
-            };
+            let ctx = inp.context(&anchors);
             let viewed = of_kind(inp.lists, ListKind::Viewed);
             if req.kind == ListType::AlsoViewed {
                 recommender::recommend(
