@@ -88,6 +88,22 @@ answer = call("POST", f"/v1/sites/{site}/recommendations/lookup",
 print(json.dumps({"step": "messaging lookup by email", "results": answer["results"]}))
 assert answer["results"][0]["matched"] and answer["results"][0]["shopper_id"] == "g:" + top, answer
 EOF
+log "each list type for the busiest shopper and the store's top product (issue 11)"
+"$PY" - "$AFFINITY_API_URL" "$site_id" "$report" <<'EOF'
+import json, sys, urllib.parse, urllib.request
+api, site, report = sys.argv[1:4]
+top = json.loads(open(report).readline())["shopper_id"]
+def lst(**q):
+    url = f"{api}/v1/sites/{site}/shoppers/{urllib.parse.quote(top)}/recommendations?" + urllib.parse.urlencode(q)
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+product = (lst(type="trending", limit=1)["items"] or [{}])[0].get("product_id", "none")
+for q in [dict(type="for_you"), dict(type="similar", product_id=product), dict(type="also_viewed", product_id=product),
+          dict(type="bought_together", product_id=product), dict(type="recently_viewed"), dict(type="trending")]:
+    a = lst(limit=5, **q)
+    print(json.dumps({"step": "list", **q, "shopper_id": top,
+                      "items": [[i["product_id"], i["reason_text"]] for i in a["items"]]}))
+EOF
 # --- the demo storefront (issue 12) ---------------------------------------------------------
 log "building the storefront kit and serving the demo storefront"
 (cd storefront && npm run --silent build)

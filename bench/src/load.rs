@@ -247,7 +247,9 @@ pub fn recommend(api: &dyn Api, shoppers: &[String], requests: usize, concurrenc
                     t.latencies.push(start.elapsed());
                     t.record(&r, 200);
                     if let Ok((200, v)) = &r {
-                        if v.get("preferred_categories")
+                        // The storefront answer carries items only (issue 10): an answer counts
+                        // when it recommends something.
+                        if v.get("items")
                             .and_then(Value::as_array)
                             .is_some_and(|a| !a.is_empty())
                         {

@@ -27,6 +27,8 @@ use serde::Serialize;
 pub const MAX_ANCHORS: usize = 20;
 /// Most products of the shopper's session whose neighbour lists are read for `for_you`.
 pub const SESSION_LISTS: usize = 10;
+/// Candidates ranked before `similar` keeps those in the anchor's category.
+const CANDIDATES: usize = 500;
 
 /// Which list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -241,7 +243,12 @@ pub struct Item {
 }
 
 /// The text of a pick's reason.
-pub fn reason_text(reason: Reason, because_of: Option<&str>, category: Option<&str>, brand: Option<&str>) -> String {
+pub fn reason_text(
+    reason: Reason,
+    because_of: Option<&str>,
+    category: Option<&str>,
+    brand: Option<&str>,
+) -> String {
     let or = |s: Option<&str>, d: &str| s.unwrap_or(d).to_string();
     match reason {
         Reason::ViewedWith => format!("viewed with {}", or(because_of, "this")),
@@ -293,7 +300,22 @@ pub struct Inputs<'a> {
     pub decay: &'a Decay,
 }
 
-fn of_kind(lists: &HashMap<ListKey, NeighbourList>, kind: ListKind) -> HashMap<String, NeighbourList> {
+impl<'a> Inputs<'a> {
+    /// The recommender's context for `session`.
+    fn context(&self, session: &'a [&'a str]) -> Context<'a> {
+        Context {
+            session,
+            profile: self.profile,
+            popularity: self.popularity,
+            now_ms: self.now_ms,
+        }
+    }
+}
+
+fn of_kind(
+    lists: &HashMap<ListKey, NeighbourList>,
+    kind: ListKind,
+) -> HashMap<String, NeighbourList> {
     lists
         .iter()
         .filter(|(k, _)| k.kind == kind)
@@ -321,27 +343,29 @@ pub fn items(req: &ListRequest, inp: Inputs<'_>) -> Vec<Item> {
             s.retain(|id| !is_anchor(id));
             s.extend(req.anchors.iter().cloned());
             let s: Vec<&str> = s.iter().map(String::as_str).collect();
-            let ctx = Context {
-                session: &s,
-                profile: inp.profile,
-                popularity: inp.popularity,
-                now_ms: inp.now_ms,
-            };
+            let ctx = inp.context(&s);
             let viewed = of_kind(inp.lists, ListKind::Viewed);
             recommender::recommend(ctx, &viewed, limit + anchors.len(), &params, inp.decay)
         }
         ListType::AlsoViewed | ListType::Similar => {
-            let ctx = Context {
-                session: &anchors,
-                profile: inp.profile,
-                popularity: inp.popularity,
-                now_ms: inp.now_ms,
-            };
+            let ctx = inp.context(&anchors);
             let viewed = of_kind(inp.lists, ListKind::Viewed);
             if req.kind == ListType::AlsoViewed {
-                recommender::recommend(ctx, &viewed, limit + anchors.len(), &product_page, inp.decay)
+                recommender::recommend(
+                    ctx,
+                    &viewed,
+                    limit + anchors.len(),
+                    &product_page,
+                    inp.decay,
+                )
             } else {
-                similar(ctx, &viewed, limit + anchors.len(), &product_page, inp.decay)
+                similar(
+                    ctx,
+                    &viewed,
+                    limit + anchors.len(),
+                    &product_page,
+                    inp.decay,
+                )
             }
         }
         ListType::BoughtTogether => bought_together(req, inp, &product_page),
@@ -392,7 +416,7 @@ fn similar(
         popularity: None,
         ..ctx
     };
-    let mut picks: Vec<Pick> = recommender::recommend(no_fill, viewed, usize::MAX, params, decay)
+    let mut picks: Vec<Pick> = recommender::recommend(no_fill, viewed, CANDIDATES, params, decay)
         .into_iter()
         .filter(|p| p.category.as_deref().is_some_and(|c| cats.contains(&c)))
         .take(limit)
@@ -442,14 +466,19 @@ fn bought_together(req: &ListRequest, inp: Inputs<'_>, params: &Params) -> Vec<P
         now_ms: inp.now_ms,
     };
     let limit = req.limit + anchors.len() + cart.len();
-    let mut picks: Vec<Pick> =
-        recommender::recommend(ctx, &of_kind(inp.lists, ListKind::Bought), limit, params, inp.decay)
-            .into_iter()
-            .map(|p| Pick {
-                reason: Reason::BoughtWith,
-                ..p
-            })
-            .collect();
+    let mut picks: Vec<Pick> = recommender::recommend(
+        ctx,
+        &of_kind(inp.lists, ListKind::Bought),
+        limit,
+        params,
+        inp.decay,
+    )
+    .into_iter()
+    .map(|p| Pick {
+        reason: Reason::BoughtWith,
+        ..p
+    })
+    .collect();
     let viewed = recommender::recommend(
         Context {
             popularity: inp.popularity,
@@ -465,7 +494,9 @@ fn bought_together(req: &ListRequest, inp: Inputs<'_>, params: &Params) -> Vec<P
             picks.push(p);
         }
     }
-    picks.retain(|p| !anchors.contains(&p.product_id.as_str()) && !cart.contains(&p.product_id.as_str()));
+    picks.retain(|p| {
+        !anchors.contains(&p.product_id.as_str()) && !cart.contains(&p.product_id.as_str())
+    });
     picks
 }
 
