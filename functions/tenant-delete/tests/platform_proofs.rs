@@ -52,11 +52,7 @@ struct World {
 async fn world() -> World {
     let shopify = MockServer::start().await;
     let store = MemoryStore::with_tenants([tenant()]);
-    store
-        .tenant_pointers
-        .lock()
-        .expect("lock")
-        .insert(tenant().tenant_id, SITE.into());
+    store.tenant_pointers.set(&tenant().tenant_id, SITE);
     store
         .events
         .lock()
