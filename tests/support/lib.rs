@@ -80,6 +80,7 @@ pub async fn create_tenant(store: &DynamoStore, site_id: &str) -> (Tenant, Strin
         messaging_consent_at: None,
         access_token_ciphertext: None,
         pii_key_ciphertext: None,
+        identity_secret_ciphertext: None,
         api_key_sha256: Some(hash),
         default_region: None,
         created_at: affinity::rfc3339(affinity::now_ms()),

@@ -91,6 +91,7 @@ async fn make_tenant(store: &DynamoStore, platform: &str, prefix: &str) -> (Tena
         messaging_consent_at: Some(affinity::rfc3339(affinity::now_ms())),
         access_token_ciphertext: Some(b"kms-ciphertext-of-the-access-token".to_vec()),
         pii_key_ciphertext: Some(b"kms-ciphertext-of-the-pii-key".to_vec()),
+        identity_secret_ciphertext: None,
         api_key_sha256: Some(hash),
         default_region: Some("US".into()),
         created_at: affinity::rfc3339(affinity::now_ms()),

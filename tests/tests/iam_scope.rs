@@ -262,6 +262,7 @@ async fn tenant_with_pepper(platform: &str, prefix: &str) -> (Tenant, String) {
         messaging_consent_at: Some(now.clone()),
         access_token_ciphertext: None,
         pii_key_ciphertext: Some(pepper),
+        identity_secret_ciphertext: None,
         api_key_sha256: Some(hash),
         default_region: Some("US".into()),
         created_at: now,

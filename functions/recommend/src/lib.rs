@@ -8,10 +8,11 @@
 use affinity::admit::{admit_tenant, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
+use affinity::identity::{self, IdentitySecretSource};
 use affinity::pii::PiiKeySource;
 use affinity::profile::Decay;
 use affinity::rank;
-use affinity::store::{guest_key, ProfileRecord, RecommendSource, TenantLookup};
+use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
@@ -27,7 +28,8 @@ pub mod lookup;
 pub struct Deps<S, K> {
     /// Storage (read only).
     pub store: S,
-    /// Tenants' PII keys, for messaging lookups by email or phone.
+    /// Tenants' keys: peppers (messaging lookups by email or phone) and identity secrets (identity
+    /// tokens), KMS-decrypted and cached ([`affinity::identity::TenantKeys`]).
     pub pii_keys: K,
     /// Tenants' popularity, reused for a minute.
     pub popularity: cache::PopularityCache,
@@ -53,7 +55,7 @@ pub struct Answer {
 pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
 where
     S: RecommendSource + TenantLookup,
-    K: PiiKeySource,
+    K: PiiKeySource + IdentitySecretSource,
 {
     let segs = http::v1_segments(req.uri().path()).unwrap_or_default();
     let answer = match segs.as_slice() {
@@ -96,7 +98,46 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-async fn recommend<S: RecommendSource, K>(
+/// Which profile a storefront request may read: the guest's own, or the customer profile its guest id
+/// is linked to only when the request proves that customer with a valid identity token (query
+/// parameter `identity_token`: the widget's GET carries it without a CORS preflight, which a custom
+/// header would force on every merchant's domain). Anything else (no token, expired, forged, another
+/// site's, another customer's) answers from the guest's own history, which an alias does not have:
+/// nothing.
+async fn which_profile<S: RecommendSource, K: IdentitySecretSource>(
+    deps: &Deps<S, K>,
+    tenant: &affinity::tenant::Tenant,
+    record: Option<ProfileRecord>,
+    token: Option<&str>,
+) -> Result<Option<affinity::profile::Profile>, ApiError> {
+    match record {
+        Some(ProfileRecord::Profile { profile, .. }) => Ok(Some(*profile)),
+        Some(ProfileRecord::Alias { linked_to, .. }) => {
+            let Some(token) = token else {
+                return Ok(None);
+            };
+            let secret = deps.pii_keys.identity_secret(tenant).await?;
+            let now_s = deps.clock.now_ms().div_euclid(1000);
+            let proven = match identity::verify(&secret, &tenant.site_id, token, now_s) {
+                Ok(c) => customer_key(&c.customer_id) == linked_to,
+                Err(why) => {
+                    tracing::info!(site_id = %tenant.site_id, reason = %why, "identity token refused");
+                    false
+                }
+            };
+            if !proven {
+                return Ok(None);
+            }
+            match deps.store.profile(&tenant.site_id, &linked_to).await? {
+                Some(ProfileRecord::Profile { profile, .. }) => Ok(Some(*profile)),
+                _ => Ok(None),
+            }
+        }
+        Some(ProfileRecord::Claim { .. }) | None => Ok(None),
+    }
+}
+
+async fn recommend<S: RecommendSource, K: IdentitySecretSource>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -125,22 +166,14 @@ async fn recommend<S: RecommendSource, K>(
         .store
         .recommend_read(site_id, &guest_key(shopper_id), cached.is_none())
         .await?;
-    admit_tenant(read.tenant, Access::Storefront)?;
+    let tenant = admit_tenant(read.tenant, Access::Storefront)?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read.popularity?);
         deps.popularity.put(site_id, fresh.clone());
         Some(fresh)
     });
-    let profile = match read.profile {
-        Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
-        Some(ProfileRecord::Alias { linked_to, .. }) => {
-            match deps.store.profile(site_id, &linked_to).await? {
-                Some(ProfileRecord::Profile { profile, .. }) => Some(*profile),
-                _ => None,
-            }
-        }
-        None => None,
-    };
+    let token = http::query_param(req, "identity_token");
+    let profile = which_profile(deps, &tenant, read.profile, token.as_deref()).await?;
     let now = deps.clock.now_ms();
     let answer = rank::recommend(
         shopper_id,
