@@ -11,7 +11,9 @@
 #      popularity aggregate; then the five most active shoppers' recommendations and the totals;
 #   5. one messaging lookup by email: a shopper of the file signs up with an email on the storefront,
 #      and the email tool asks for their recommendations by that address (in other letter case).
-#   6. the demo storefront (scripts/serve_storefront.py): static pages built from the REES46 sample's
+#   6. the store's site id and API key are printed and written to .stack/env (AFFINITY_SITE,
+#      AFFINITY_API_KEY, AFFINITY_TENANT_ID), so that make import and docs/EVENTS.md work on it;
+#   7. the demo storefront (scripts/serve_storefront.py): static pages built from the REES46 sample's
 #      products with the tracker and the recommendations widget, on its own port (another origin than
 #      the API, so CORS is real); its URL is printed last.
 # The service keeps running; `make down` stops it.
@@ -43,6 +45,10 @@ field() { printf '%s' "$tenant" | "$PY" -c "import json, sys; print(json.load(sy
 site_id="$(field site_id)"
 api_key="$(field api_key)"
 log "tenant $(field tenant_id), site id $site_id"
+# The way in for everything after the demo (make import, docs/EVENTS.md's examples): source .stack/env.
+set_env "$STACK_DIR/env" AFFINITY_SITE "$site_id"
+set_env "$STACK_DIR/env" AFFINITY_TENANT_ID "$(field tenant_id)"
+set_env "$STACK_DIR/env" AFFINITY_API_KEY "$api_key"
 
 log "granting Personalized Messaging consent"
 "$PY" - "$AFFINITY_API_URL/v1/sites/$site_id/messaging-consent" "$api_key" <<'EOF'
@@ -134,4 +140,7 @@ done
 log "demo storefront: http://127.0.0.1:$storefront_port/  (browse a few products, then the home page's"
 log "  'Recommended for you' follows what you looked at)"
 # ---------------------------------------------------------------------------------------------
+print_store "$STACK_DIR/env"
+log "next: make import FILE=data/uci-online-retail-sample.csv FORMAT=uci; docs/EVENTS.md's curl examples;"
+log "  make demo-delete (a throw-away store deleted through the HTTP route, finished by the schedule)"
 log "Affinity runs at $AFFINITY_API_URL (site id $site_id); stop it with: make down"

@@ -66,3 +66,24 @@ fail_with_log() {
   tail -n 30 "$STACK_DIR/logs/$1.log" >&2 || true
   exit 1
 }
+
+# set_env FILE NAME VALUE: FILE's `export NAME=...` line becomes `export NAME=VALUE` (shell-quoted).
+set_env() {
+  local file="$1" name="$2" value="$3" tmp
+  tmp="$file.tmp"
+  grep -v "^export $name=" "$file" >"$tmp" || true
+  printf 'export %s=%q\n' "$name" "$value" >>"$tmp"
+  mv "$tmp" "$file"
+}
+
+# print_store FILE: the store of a local stack's env file, as a newcomer needs it.
+print_store() {
+  local site key url
+  site="$(sed -n 's/^export AFFINITY_SITE=//p' "$1")"
+  key="$(sed -n 's/^export AFFINITY_API_KEY=//p' "$1")"
+  url="$(sed -n 's/^export AFFINITY_API_URL=//p' "$1")"
+  log "your store: site id $site"
+  log "  API key   $key   (this local stack's only; keep it out of anything you commit)"
+  log "  API       $url"
+  log "  in another shell: set -a && source $1 && set +a   (AFFINITY_API_URL, AFFINITY_SITE, AFFINITY_API_KEY)"
+}

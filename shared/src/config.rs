@@ -74,6 +74,16 @@ pub struct Needs {
     pub popularity: bool,
 }
 
+impl Needs {
+    /// Every table (tenant deletion works on all of them).
+    pub const ALL: Self = Self {
+        tenants: true,
+        events: true,
+        profiles: true,
+        popularity: true,
+    };
+}
+
 impl Tables {
     /// Reads the table names a function needs.
     ///

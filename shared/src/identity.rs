@@ -351,6 +351,11 @@ impl crate::pii::PiiKeySource for TenantKeys {
     ) -> Result<std::sync::Arc<crate::pii::PiiKey>, crate::kms::KmsError> {
         self.pii.get(tenant).await
     }
+
+    /// Forgets both of the tenant's keys: its deletion started.
+    fn forget(&self, tenant_id: &str) {
+        TenantKeys::forget(self, tenant_id);
+    }
 }
 
 impl IdentitySecretSource for TenantKeys {

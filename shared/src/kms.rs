@@ -5,12 +5,13 @@
 //! (<https://docs.aws.amazon.com/kms/latest/developerguide/encrypt_context.html>).
 //!
 //! [`PiiKeys`] decrypts a tenant's pepper on first use and keeps the plaintext in memory of the warm
-//! Lambda for a bounded time ([`PII_KEY_TTL`]), wiped when it leaves the cache.
+//! Lambda for a bounded time ([`PII_KEY_TTL`], evicted on read once expired, and at once when
+//! admission sees the tenant `deleting`), wiped when it leaves the cache ([`PepperCache`]).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_kms::error::SdkError;
 use aws_sdk_kms::primitives::Blob;
@@ -18,6 +19,7 @@ use aws_sdk_kms::types::DataKeySpec;
 use aws_sdk_kms::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use crate::clock::SharedClock;
 use crate::identity::IdentitySecret;
 use crate::oauth::Secret;
 use crate::pii::PiiKey;
@@ -29,7 +31,8 @@ pub const ACCESS_TOKEN_PURPOSE: &str = "platform-access-token";
 pub const PEPPER_PURPOSE: &str = "pii-hash-key";
 /// The encryption-context purpose of a tenant's identity secret (the key of its identity tokens).
 pub const IDENTITY_SECRET_PURPOSE: &str = "identity-secret";
-/// How long a decrypted pepper stays in a warm Lambda's memory.
+/// How long a decrypted pepper stays in a warm Lambda's memory, at most: 5 minutes, the time within
+/// which the README promises that a deleted tenant's pepper has left every function.
 pub const PII_KEY_TTL: Duration = Duration::from_secs(300);
 /// Most peppers held at once by one [`PiiKeys`] (expired ones go first, then the oldest).
 pub const PII_KEY_CACHE_MAX: usize = 1024;
@@ -264,35 +267,140 @@ impl Kms {
 }
 
 struct Cached {
-    at: Instant,
+    at_ms: i64,
     ciphertext: Vec<u8>,
     key: Arc<PiiKey>,
 }
 
-/// Tenants' peppers, decrypted on first use and kept in memory for [`PII_KEY_TTL`] per warm Lambda.
-/// Build one per cold start and share it across requests. An entry is used only for the same
-/// ciphertext, so a tenant that was deleted and installed again never gets its old pepper.
+/// The memory part of [`PiiKeys`]: decrypted peppers by tenant id, each for at most its TTL (never more
+/// than [`PII_KEY_TTL`]) on the given clock, at most [`PII_KEY_CACHE_MAX`] of them.
+///
+/// Every read sweeps out every expired entry (so one tenant's traffic evicts another, idle tenant's
+/// pepper), and an entry is used only for the ciphertext it was decrypted from (a tenant deleted and
+/// installed again never gets its old pepper). A pepper leaves the cache when it expires, when
+/// [`PepperCache::forget`] is called (admission saw its tenant `deleting`:
+/// [`crate::admit::admit_tenant_evicting`]), or when the cache is full and it is the oldest; its
+/// bytes are wiped once the last request holding it ends. A Lambda environment that gets no request
+/// at all is frozen by Lambda and reclaimed; while frozen it runs no code, this cache's included.
+pub struct PepperCache {
+    ttl_ms: i64,
+    clock: SharedClock,
+    entries: Mutex<HashMap<String, Cached>>,
+}
+
+impl std::fmt::Debug for PepperCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PepperCache")
+            .field("ttl_ms", &self.ttl_ms)
+            .field("len", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PepperCache {
+    /// An empty cache whose entries live `ttl` (at most [`PII_KEY_TTL`]: a longer one is cut to it)
+    /// on `clock`.
+    pub fn new(ttl: Duration, clock: SharedClock) -> Self {
+        let ttl = ttl.min(PII_KEY_TTL);
+        Self {
+            ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn sweep(&self, entries: &mut HashMap<String, Cached>, now_ms: i64) {
+        entries.retain(|_, c| now_ms.saturating_sub(c.at_ms) < self.ttl_ms);
+    }
+
+    /// The tenant's pepper if it was decrypted from `ciphertext` less than the TTL ago. Evicts every
+    /// expired entry, and this tenant's entry when it is for another ciphertext.
+    pub fn get(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<PiiKey>> {
+        let now = self.clock.now_ms();
+        let mut entries = self.lock();
+        self.sweep(&mut entries, now);
+        match entries.get(tenant_id) {
+            Some(c) if c.ciphertext == ciphertext => Some(c.key.clone()),
+            Some(_) => {
+                entries.remove(tenant_id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keeps `key`, the tenant's pepper decrypted from `ciphertext`, from now for the TTL. When the
+    /// cache is full the oldest entry goes first.
+    pub fn put(&self, tenant_id: &str, ciphertext: &[u8], key: Arc<PiiKey>) {
+        let now = self.clock.now_ms();
+        let mut entries = self.lock();
+        self.sweep(&mut entries, now);
+        if entries.len() >= PII_KEY_CACHE_MAX && !entries.contains_key(tenant_id) {
+            if let Some(oldest) = entries
+                .iter()
+                .min_by_key(|(_, c)| c.at_ms)
+                .map(|(k, _)| k.clone())
+            {
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            tenant_id.to_string(),
+            Cached {
+                at_ms: now,
+                ciphertext: ciphertext.to_vec(),
+                key,
+            },
+        );
+    }
+
+    /// Forgets a tenant's pepper at once (its deletion started).
+    pub fn forget(&self, tenant_id: &str) {
+        self.lock().remove(tenant_id);
+    }
+
+    /// How many peppers are held now, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Tenants' peppers, decrypted on first use and kept in memory for [`PII_KEY_TTL`] per warm Lambda
+/// (see [`PepperCache`] for when one leaves). Build one per cold start and share it across requests.
 pub struct PiiKeys {
     kms: Kms,
-    ttl: Duration,
-    entries: Mutex<HashMap<String, Cached>>,
+    cache: PepperCache,
 }
 
 impl std::fmt::Debug for PiiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PiiKeys")
-            .field("ttl", &self.ttl)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
 
 impl PiiKeys {
-    /// A cache over `kms` that keeps each pepper for `ttl` (use [`PII_KEY_TTL`]).
+    /// A cache over `kms` that keeps each pepper for `ttl` (use [`PII_KEY_TTL`]; a longer one is cut
+    /// to it) on the system clock.
     pub fn new(kms: Kms, ttl: Duration) -> Self {
+        Self::with_clock(kms, ttl, crate::clock::system())
+    }
+
+    /// As [`PiiKeys::new`], with the time from `clock`.
+    pub fn with_clock(kms: Kms, ttl: Duration, clock: SharedClock) -> Self {
         Self {
             kms,
-            ttl,
-            entries: Mutex::new(HashMap::new()),
+            cache: PepperCache::new(ttl, clock),
         }
     }
 
@@ -305,63 +413,27 @@ impl PiiKeys {
             .pii_key_ciphertext
             .as_deref()
             .ok_or(KmsError::Missing("pepper"))?;
-        if let Some(key) = self.cached(&tenant.tenant_id, ciphertext) {
+        if let Some(key) = self.cache.get(&tenant.tenant_id, ciphertext) {
             return Ok(key);
         }
         let key = Arc::new(self.kms.open_pepper(&tenant.tenant_id, ciphertext).await?);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
-        if entries.len() >= PII_KEY_CACHE_MAX {
-            if let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, c)| c.at)
-                .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(
-            tenant.tenant_id.clone(),
-            Cached {
-                at: now,
-                ciphertext: ciphertext.to_vec(),
-                key: key.clone(),
-            },
-        );
+        self.cache.put(&tenant.tenant_id, ciphertext, key.clone());
         Ok(key)
-    }
-
-    fn cached(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<PiiKey>> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(tenant_id) {
-            Some(c) if c.ciphertext == ciphertext && c.at.elapsed() < self.ttl => {
-                Some(c.key.clone())
-            }
-            Some(_) => {
-                entries.remove(tenant_id);
-                None
-            }
-            None => None,
-        }
     }
 
     /// Forgets a tenant's pepper at once (its deletion started).
     pub fn forget(&self, tenant_id: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant_id);
+        self.cache.forget(tenant_id);
     }
 
     /// How many peppers are held now (for tests).
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.cache.len()
     }
 
     /// Whether none is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.cache.is_empty()
     }
 }
 
@@ -462,5 +534,79 @@ mod memory {
             let sealed = self.seal(super::IDENTITY_SECRET_PURPOSE, tenant_id)?;
             Ok((sealed, crate::identity::derived_identity_secret(tenant_id)))
         }
+    }
+}
+
+#[cfg(all(test, feature = "test-doubles"))]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    const T0: i64 = 1_700_000_000_000;
+    const FIVE_MIN_MS: i64 = 300_000;
+
+    fn cache(ttl: Duration) -> (ManualClock, PepperCache) {
+        let clock = ManualClock::at(T0);
+        let cache = PepperCache::new(ttl, clock.shared());
+        (clock, cache)
+    }
+
+    fn pepper(b: u8) -> Arc<PiiKey> {
+        Arc::new(PiiKey::new([b; 32]))
+    }
+
+    #[test]
+    fn a_pepper_is_served_for_its_ttl_and_evicted_on_the_first_read_after() {
+        let (clock, c) = cache(PII_KEY_TTL);
+        c.put("t1", b"ct1", pepper(1));
+        clock.advance(FIVE_MIN_MS - 1);
+        assert!(c.get("t1", b"ct1").is_some());
+        clock.advance(1);
+        assert!(c.get("t1", b"ct1").is_none());
+        assert_eq!(c.len(), 0, "evicted, not just hidden");
+    }
+
+    #[test]
+    fn any_read_sweeps_out_an_idle_tenants_expired_pepper() {
+        let (clock, c) = cache(PII_KEY_TTL);
+        c.put("idle", b"ct-idle", pepper(1));
+        clock.advance(FIVE_MIN_MS - 10);
+        c.put("busy", b"ct-busy", pepper(2));
+        clock.advance(10);
+        assert!(c.get("busy", b"ct-busy").is_some());
+        assert_eq!(c.len(), 1, "the idle tenant's pepper left on another tenant's read");
+    }
+
+    #[test]
+    fn a_ttl_longer_than_five_minutes_is_cut_to_five() {
+        let (clock, c) = cache(Duration::from_secs(3600));
+        c.put("t1", b"ct1", pepper(1));
+        clock.advance(FIVE_MIN_MS);
+        assert!(c.get("t1", b"ct1").is_none());
+    }
+
+    #[test]
+    fn a_reinstalled_tenant_never_gets_its_old_pepper() {
+        let (_clock, c) = cache(PII_KEY_TTL);
+        c.put("t1", b"old-ciphertext", pepper(1));
+        assert!(c.get("t1", b"new-ciphertext").is_none());
+        assert!(c.get("t1", b"old-ciphertext").is_none(), "the old entry is gone");
+    }
+
+    #[test]
+    fn forget_evicts_at_once_and_a_full_cache_drops_its_oldest() {
+        let (clock, c) = cache(PII_KEY_TTL);
+        c.put("t1", b"ct1", pepper(1));
+        c.forget("t1");
+        assert!(c.is_empty());
+        for i in 0..PII_KEY_CACHE_MAX {
+            c.put(&format!("t{i}"), b"ct", pepper(1));
+            clock.advance(1);
+        }
+        c.put("newest", b"ct", pepper(2));
+        assert_eq!(c.len(), PII_KEY_CACHE_MAX);
+        assert!(c.get("t0", b"ct").is_none(), "the oldest went");
+        assert!(c.get("t1", b"ct").is_some());
+        assert!(c.get("newest", b"ct").is_some());
     }
 }

@@ -122,51 +122,34 @@ fn dynamodb_actions(op: &str, body: &Value) -> Vec<Action> {
         resource: r.to_string(),
     };
     let table = body.get("TableName").and_then(Value::as_str).unwrap_or("?");
+    let transact = |kinds: &[(&str, &str)]| -> Vec<Action> {
+        let of_item = |i: &Value| {
+            kinds.iter().find_map(|(kind, a)| {
+                i.get(kind)
+                    .and_then(|x| x.get("TableName"))
+                    .and_then(Value::as_str)
+                    .map(|t| act(a, t))
+            })
+        };
+        body.get("TransactItems")
+            .and_then(Value::as_array)
+            .map(|items| items.iter().filter_map(of_item).collect())
+            .unwrap_or_default()
+    };
     match op {
         "BatchGetItem" | "BatchWriteItem" => body
             .get("RequestItems")
             .and_then(Value::as_object)
             .map(|m| m.keys().map(|t| act(op, t)).collect())
             .unwrap_or_default(),
-        "TransactWriteItems" => body
-            .get("TransactItems")
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| {
-                        [
-                            ("Put", "PutItem"),
-                            ("Update", "UpdateItem"),
-                            ("Delete", "DeleteItem"),
-                            ("ConditionCheck", "ConditionCheckItem"),
-                        ]
-                        .iter()
-                        .find_map(|(k, a)| {
-                            i.get(k)
-                                .and_then(|x| x.get("TableName"))
-                                .and_then(Value::as_str)
-                                .map(|t| act(a, t))
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        "TransactGetItems" => body
-            .get("TransactItems")
-            .and_then(Value::as_array)
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| {
-                        i.get("Get")
-                            .and_then(|g| g.get("TableName"))
-                            .and_then(Value::as_str)
-                    })
-                    .map(|t| act("GetItem", t))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        // Each transaction item names its table under its kind (`{"Put": {"TableName": ...}}`).
+        "TransactWriteItems" => transact(&[
+            ("Put", "PutItem"),
+            ("Update", "UpdateItem"),
+            ("Delete", "DeleteItem"),
+            ("ConditionCheck", "ConditionCheckItem"),
+        ]),
+        "TransactGetItems" => transact(&[("Get", "GetItem")]),
         "Query" | "Scan" => match body.get("IndexName").and_then(Value::as_str) {
             Some(ix) => vec![act(op, &format!("{table}/index/{ix}"))],
             None => vec![act(op, table)],

@@ -119,18 +119,30 @@ pub fn normalize_email(raw: &str) -> Result<String, PiiError> {
     }
 }
 
+fn region_id(code: &str) -> Option<phonenumber::country::Id> {
+    let c = code.trim();
+    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    c.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok()
+}
+
+/// `code` as an uppercase ISO 3166-1 alpha-2 region that phone numbers can be read in (`gb` ->
+/// `GB`), or `None` when it is not one: two letters that name a region of libphonenumber's metadata
+/// (which covers every ISO 3166-1 country that has a telephone numbering plan).
+pub fn region(code: &str) -> Option<String> {
+    region_id(code).map(|_| code.trim().to_ascii_uppercase())
+}
+
 /// Normalizes a phone number to E.164 digits without `+` (`16501234567`), reading numbers without a
-/// country code in `default_region` (ISO 3166 alpha-2, e.g. `US`).
+/// country code in `default_region` (ISO 3166-1 alpha-2, e.g. `US`; the event's `country`, else the
+/// tenant's default region).
 ///
 /// # Errors
-/// [`PiiError::NotAPhone`] when no phone number can be read.
+/// [`PiiError::NotAPhone`] when no phone number can be read (a national number without a region is
+/// one).
 pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String, PiiError> {
-    let region = default_region.and_then(|r| {
-        r.trim()
-            .to_ascii_uppercase()
-            .parse::<phonenumber::country::Id>()
-            .ok()
-    });
+    let region = default_region.and_then(region_id);
     let t = raw.trim();
     // Letters would be read as a vanity number (1-800-FLOWERS); personal numbers have none.
     if t.is_empty() || t.chars().any(|c| c.is_ascii_alphabetic()) {
@@ -260,6 +272,10 @@ pub trait PiiKeySource: Send + Sync {
         &self,
         tenant: &crate::tenant::Tenant,
     ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, crate::kms::KmsError>> + Send;
+
+    /// Forgets the tenant's pepper if it is held in memory (its deletion started). Called by
+    /// [`crate::admit::admit_tenant_evicting`] when it sees the tenant `deleting`.
+    fn forget(&self, tenant_id: &str);
 }
 
 impl PiiKeySource for crate::kms::PiiKeys {
@@ -268,6 +284,10 @@ impl PiiKeySource for crate::kms::PiiKeys {
         tenant: &crate::tenant::Tenant,
     ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
         self.get(tenant).await
+    }
+
+    fn forget(&self, tenant_id: &str) {
+        crate::kms::PiiKeys::forget(self, tenant_id);
     }
 }
 
@@ -287,6 +307,9 @@ impl PiiKeySource for DerivedPiiKeys {
         k.copy_from_slice(&d);
         Ok(std::sync::Arc::new(PiiKey::new(k)))
     }
+
+    /// Holds nothing, so forgets nothing.
+    fn forget(&self, _tenant_id: &str) {}
 }
 
 #[cfg(test)]
@@ -361,6 +384,63 @@ mod tests {
         );
         let sha = hex::encode(Sha256::digest(b"16502530000"));
         assert_eq!(phone_sha256_key(&k, &sha).expect("sha"), intl);
+    }
+
+    /// National formats as people type them, each read in its own country: the UK number is one of
+    /// Ofcom's numbers reserved for drama (020 7946 0xxx), the US one Google's switchboard (the
+    /// example of libphonenumber's documentation), the French one the usual Paris example of the
+    /// 01 range of ARCEP's plan.
+    #[test]
+    fn national_numbers_are_read_in_the_events_country_or_the_stores_region() {
+        let cases = [
+            ("020 7946 0958", "GB", "442079460958"),
+            ("(650) 253-0000", "US", "16502530000"),
+            ("01 23 45 67 89", "FR", "33123456789"),
+        ];
+        for (national, region, e164) in cases {
+            assert_eq!(normalize_phone(national, Some(region)), Ok(e164.to_string()), "{national}");
+            // Lowercase codes are read too; the international form needs no region.
+            assert_eq!(
+                normalize_phone(national, Some(&region.to_lowercase())),
+                Ok(e164.to_string())
+            );
+            assert_eq!(
+                normalize_phone(&format!("+{e164}"), None),
+                Ok(e164.to_string())
+            );
+            assert_eq!(normalize_phone(national, None), Err(PiiError::NotAPhone));
+        }
+        // Read in the wrong country, a national number is another number or none.
+        assert_ne!(
+            normalize_phone("020 7946 0958", Some("FR")).ok().as_deref(),
+            Some("442079460958")
+        );
+        // Through `identities`, the event's country decides; without any region the phone is
+        // unreadable, the email still counts.
+        let k = key(5);
+        let fields = crate::event::PiiFields {
+            email: Some("jane@example.com".into()),
+            phone: Some("020 7946 0958".into()),
+            ..Default::default()
+        };
+        let gb = identities(&k, &fields, Some("GB"));
+        assert_eq!(gb.keys.len(), 2);
+        assert_eq!(
+            gb.keys[1],
+            format!("p:{}", phone_key(&k, "+44 20 7946 0958", None).expect("uk").0)
+        );
+        let none = identities(&k, &fields, None);
+        assert_eq!(none.keys.len(), 1);
+        assert_eq!(none.unreadable, [("phone", PiiError::NotAPhone)]);
+    }
+
+    #[test]
+    fn regions_are_iso_alpha_2_codes_with_a_numbering_plan() {
+        assert_eq!(region(" gb "), Some("GB".to_string()));
+        assert_eq!(region("FR"), Some("FR".to_string()));
+        for bad in ["GBR", "G", "", "12", "ZZ", "U\u{0}"] {
+            assert_eq!(region(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -9,6 +9,12 @@ use crate::profile::Decay;
 
 /// Most products kept per tenant (the most popular).
 pub const MAX_PRODUCTS: usize = 1000;
+/// Most bytes the products may take in the stored item ([`Popularity::approx_bytes`]): with long ids
+/// and names, fewer than [`MAX_PRODUCTS`] are kept, so the item stays far below DynamoDB's 400 KB.
+pub const MAX_PRODUCT_BYTES: usize = 96 * 1024;
+/// Event fingerprints kept to recognise a stream record delivered again (Lambda re-sends the rest of a
+/// batch after a reported failure): two full stream batches of 1,000.
+pub const MAX_APPLIED: usize = 2048;
 
 /// One product's popularity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,9 +36,18 @@ pub struct ProductScore {
 pub struct Popularity {
     /// Reference time of the scores, epoch ms.
     pub ref_ms: i64,
-    /// Products, most popular first, at most [`MAX_PRODUCTS`].
+    /// Products, most popular first, at most [`MAX_PRODUCTS`] and [`MAX_PRODUCT_BYTES`].
     #[serde(default)]
     pub products: Vec<ProductScore>,
+    /// Fingerprints of the last [`MAX_APPLIED`] events folded in ([`applied_fingerprint`]), newest
+    /// last: one binary attribute of 8 bytes each.
+    #[serde(default, with = "crate::profile::fingerprints")]
+    pub applied: Vec<u64>,
+}
+
+/// The fingerprint of a stored event (its key: shopper and event id) in [`Popularity::applied`].
+pub fn applied_fingerprint(shopper_id: &str, event_id: &str) -> u64 {
+    crate::profile::event_fingerprint(&format!("{shopper_id}#{event_id}"))
 }
 
 impl Popularity {
@@ -77,12 +92,43 @@ impl Popularity {
         }
     }
 
-    /// Sorts most popular first and keeps [`MAX_PRODUCTS`].
+    /// Sorts most popular first and keeps [`MAX_PRODUCTS`], fewer when they would pass
+    /// [`MAX_PRODUCT_BYTES`]; keeps the last [`MAX_APPLIED`] fingerprints.
     pub fn trim(&mut self) {
         self.products.retain(|p| p.score > 0.0);
         self.products
             .sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id)));
         self.products.truncate(MAX_PRODUCTS);
+        let mut bytes = 0;
+        let fits = self
+            .products
+            .iter()
+            .take_while(|p| {
+                bytes += Self::product_bytes(p);
+                bytes <= MAX_PRODUCT_BYTES
+            })
+            .count();
+        self.products.truncate(fits);
+        let excess = self.applied.len().saturating_sub(MAX_APPLIED);
+        self.applied.drain(..excess);
+    }
+
+    /// An upper estimate of one product's stored bytes (names, values, DynamoDB's map overhead; the
+    /// score at 21 bytes, a number's maximum).
+    fn product_bytes(p: &ProductScore) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 8);
+        p.id.len() + opt(&p.category) + opt(&p.brand) + 2 + 5 + 21 + 12
+    }
+
+    /// An upper estimate of the stored item's bytes.
+    pub fn approx_bytes(&self) -> usize {
+        let products: usize = self.products.iter().map(Self::product_bytes).sum();
+        128 + products + 8 * self.applied.len()
+    }
+
+    /// Whether the event with this fingerprint was folded in already.
+    pub fn was_applied(&self, fingerprint: u64) -> bool {
+        self.applied.contains(&fingerprint)
     }
 }
 
@@ -130,5 +176,31 @@ mod tests {
         assert_eq!(p.products.len(), MAX_PRODUCTS);
         // The newest events decayed least, so the oldest products fell off.
         assert!(p.products.iter().all(|s| s.id != "p0"));
+    }
+
+    #[test]
+    fn long_names_keep_the_item_within_its_byte_bound() {
+        let d = Decay::default();
+        let mut p = Popularity::default();
+        let long = "\u{1F6CB}".repeat(64); // 256 bytes of 4-byte characters
+        let items: Vec<Product> = (0..MAX_PRODUCTS)
+            .map(|i| Product {
+                id: format!("{i:0>128}"),
+                category: Some(long.clone()),
+                brand: Some(long.clone()),
+                price: None,
+            })
+            .collect();
+        for (i, it) in items.iter().enumerate() {
+            p.add(EventType::View, &[it], 1_000 + i as i64, &d);
+        }
+        p.applied = (0..3 * MAX_APPLIED as u64).collect();
+        p.trim();
+        assert!(p.products.len() < MAX_PRODUCTS && p.products.len() > 100);
+        let stored = serde_json::to_string(&p.products).expect("json");
+        assert!(stored.len() <= MAX_PRODUCT_BYTES, "{}", stored.len());
+        assert_eq!(p.applied.len(), MAX_APPLIED);
+        assert_eq!(p.applied[0], 2 * MAX_APPLIED as u64);
+        assert!(p.approx_bytes() < 128 * 1024);
     }
 }

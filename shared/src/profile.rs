@@ -7,18 +7,53 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventType, Line};
+use crate::event::{cut_to_bytes, Event, EventType, Line, MAX_NAME_BYTES};
 
 /// Most categories and brands kept per profile (the strongest by score).
 pub const MAX_AFFINITIES: usize = 50;
+/// Most bytes of category (and, apart, of brand) affinities kept per profile, as
+/// [`affinity_bytes`] counts them: the weakest go first once the strongest fill it. 50 names of 100
+/// bytes fit; 50 of the longest names ([`MAX_NAME_BYTES`]) do not.
+pub const MAX_AFFINITY_BYTES: usize = 8 * 1024;
 /// Most recently viewed products kept.
 pub const MAX_RECENT_VIEWS: usize = 20;
 /// Most purchased product ids kept.
 pub const MAX_PURCHASED: usize = 100;
 /// Most distinct lines kept in the cart (a client adding more drops the oldest line).
 pub const MAX_CART_LINES: usize = 100;
+/// Most bytes of cart lines kept, as [`line_bytes`] counts them (the oldest lines go first): 100 lines
+/// of typical product facts fit; 100 lines of the longest ids and names do not.
+pub const MAX_CART_BYTES: usize = 32 * 1024;
 /// Event ids remembered for de-duplication of retried batches.
 pub const MAX_SEEN: usize = 256;
+
+/// The largest DynamoDB item a profile can become, in bytes as DynamoDB sizes items (attribute names
+/// and values, UTF-8), keys included: about 63 KB, under a sixth of DynamoDB's 400 KB item limit,
+/// whatever clients send.
+///
+/// The sum of the bounds: categories and brands [`MAX_AFFINITY_BYTES`] each (plus one name that
+/// crosses the budget), the cart [`MAX_CART_BYTES`], [`MAX_RECENT_VIEWS`] and [`MAX_PURCHASED`]
+/// product ids of at most 128 bytes, [`MAX_SEEN`] 8-byte fingerprints, a 128-byte customer id. The
+/// test `the_worst_case_profile_stays_under_its_bound` builds it (the longest ids and names, in 4-byte
+/// characters, through [`Profile::apply`]) and measures the item. `guest_ids` and `identity_keys`
+/// are not counted here: their bounds belong to the identity-linking rules.
+pub const MAX_PROFILE_ITEM_BYTES: usize = 64 * 1024;
+
+/// What an affinity costs in a stored profile, over-estimated: its name's UTF-8 bytes plus 40 (the
+/// attribute names `name` and `score`, a number of up to 21 bytes, the map's overhead).
+pub fn affinity_bytes(a: &Affinity) -> usize {
+    a.name.len() + 40
+}
+
+/// What a cart line costs in a stored profile, over-estimated: the UTF-8 bytes of its product id,
+/// category and brand plus 64 (attribute names, price and quantity, the map's overhead).
+pub fn line_bytes(l: &Line) -> usize {
+    let p = &l.product;
+    p.id.len()
+        + p.category.as_ref().map_or(0, String::len)
+        + p.brand.as_ref().map_or(0, String::len)
+        + 64
+}
 
 /// How much each behaviour says about a shopper's taste, in affinity points per product.
 ///
@@ -150,7 +185,7 @@ pub struct Profile {
 
 /// Stores the seen list as one binary attribute (8 bytes per id) instead of a list of numbers: a
 /// quarter of the item size, and DynamoDB bills writes by item size.
-mod fingerprints {
+pub(crate) mod fingerprints {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(v: &[u64], s: S) -> Result<S::Ok, S::Error> {
@@ -196,6 +231,8 @@ pub fn event_fingerprint(event_id: &str) -> u64 {
 }
 
 fn add_score(list: &mut Vec<Affinity>, name: &str, points: f64) {
+    // Names are cut by the event parser already; profiles stored before that rule are cut here.
+    let name = cut_to_bytes(name, MAX_NAME_BYTES);
     match list.iter_mut().find(|a| a.name == name) {
         Some(a) => a.score = (a.score + points).max(0.0),
         None if points > 0.0 => list.push(Affinity {
@@ -220,6 +257,29 @@ fn top(list: &mut Vec<Affinity>) {
             .then_with(|| a.name.cmp(&b.name))
     });
     list.truncate(MAX_AFFINITIES);
+    let mut total = 0;
+    let within = list
+        .iter()
+        .take_while(|a| {
+            total += affinity_bytes(a);
+            total <= MAX_AFFINITY_BYTES
+        })
+        .count();
+    list.truncate(within);
+}
+
+/// Drops the oldest cart lines (the front) until the cart is within [`MAX_CART_LINES`] and
+/// [`MAX_CART_BYTES`].
+fn bound_cart(cart: &mut Vec<Line>) {
+    let excess = cart.len().saturating_sub(MAX_CART_LINES);
+    cart.drain(..excess);
+    let mut total: usize = cart.iter().map(line_bytes).sum();
+    let mut drop = 0;
+    while total > MAX_CART_BYTES && drop < cart.len() {
+        total -= line_bytes(&cart[drop]);
+        drop += 1;
+    }
+    cart.drain(..drop);
 }
 
 fn remember(list: &mut Vec<Seen>, id: &str, at: i64, max: usize) {
@@ -326,6 +386,7 @@ impl Profile {
         }
         if let Some(cart) = &e.cart {
             self.cart.clone_from(cart);
+            bound_cart(&mut self.cart);
             self.cart_ms = e.timestamp_ms;
             return;
         }
@@ -334,13 +395,11 @@ impl Profile {
                 match self.cart.iter_mut().find(|l| l.product.id == p.id) {
                     Some(l) => l.quantity = l.quantity.saturating_add(1),
                     None => {
-                        if self.cart.len() >= MAX_CART_LINES {
-                            self.cart.remove(0);
-                        }
                         self.cart.push(Line {
                             product: p.clone(),
                             quantity: 1,
-                        })
+                        });
+                        bound_cart(&mut self.cart);
                     }
                 }
                 self.cart_ms = e.timestamp_ms;
@@ -358,10 +417,18 @@ impl Profile {
         }
     }
 
-    /// Keeps the strongest [`MAX_AFFINITIES`] categories and brands, strongest first.
+    /// Brings the profile within its bounds: the strongest categories and brands, strongest first,
+    /// within [`MAX_AFFINITIES`] and [`MAX_AFFINITY_BYTES`]; the newest cart lines within
+    /// [`MAX_CART_LINES`] and [`MAX_CART_BYTES`]; the newest views, purchases and seen ids within their
+    /// counts. After it the stored item is at most [`MAX_PROFILE_ITEM_BYTES`].
     pub fn trim(&mut self) {
         top(&mut self.categories);
         top(&mut self.brands);
+        bound_cart(&mut self.cart);
+        self.recent_views.truncate(MAX_RECENT_VIEWS);
+        self.purchased.truncate(MAX_PURCHASED);
+        let excess = self.seen.len().saturating_sub(MAX_SEEN);
+        self.seen.drain(..excess);
     }
 
     /// Folds another profile of the same person (a guest's history) into this one: scores are summed at
@@ -545,6 +612,128 @@ mod tests {
         assert!((score(&c.brands, "acme") - score(&all.brands, "acme")).abs() < 1e-9);
         assert_eq!(c.guest_ids.len(), 2);
         assert!(c.has_seen(&guest[2].event_id));
+    }
+
+    /// `n` four-byte characters, the `i`-th distinct from the others (`i < 4096`).
+    fn wide(n: usize, i: usize) -> String {
+        let base = char::from_u32(0x1F300 + i as u32 % 1024).expect("emoji");
+        let tag = char::from_u32(0x20000 + i as u32).expect("cjk ext b");
+        std::iter::once(tag)
+            .chain(std::iter::repeat_n(base, n - 1))
+            .collect()
+    }
+
+    /// A product with the longest id (128 bytes) and names (cut to 256 bytes), all 4-byte characters.
+    fn widest_product(i: usize) -> serde_json::Value {
+        json!({"id": wide(32, i), "category": wide(100, i), "brand": wide(100, i + 2048),
+               "price": 999_999_999_999.99})
+    }
+
+    #[test]
+    fn the_worst_case_profile_stays_under_its_bound() {
+        let d = Decay::default();
+        let mut p = Profile::default();
+        let customer = "c".repeat(128);
+        let mut t = T0;
+        let mut next = |kind: &str, extra: serde_json::Value| {
+            t += 1;
+            let mut v = json!({"type": kind, "shopper_id": "g".repeat(128), "customer_id": customer,
+                "event_id": format!("{:0>128}", t), "timestamp": t});
+            v.as_object_mut()
+                .expect("object")
+                .extend(extra.as_object().expect("object").clone());
+            ev(v)
+        };
+        let mut events = Vec::new();
+        // More distinct categories and brands than any bound, in purchases of 100 items each.
+        for batch in 0..3 {
+            let items: Vec<_> = (0..100)
+                .map(|i| {
+                    let mut l = widest_product(batch * 100 + i);
+                    l["quantity"] = json!(100_000);
+                    l
+                })
+                .collect();
+            events.push(next("purchase", json!({"items": items, "order_id": "o".repeat(128)})));
+        }
+        // More cart lines, views and seen ids than their bounds.
+        for i in 0..(MAX_CART_LINES + 50) {
+            events.push(next("cart_add", json!({"product": widest_product(300 + i)})));
+        }
+        for i in 0..(MAX_RECENT_VIEWS + 10) {
+            events.push(next("view", json!({"product": widest_product(500 + i)})));
+        }
+        for i in 0..MAX_SEEN {
+            events.push(next("click", json!({"product": widest_product(600 + i % 10)})));
+        }
+        for e in &events {
+            p.apply(e, &d);
+            p.trim();
+        }
+        assert_eq!(p.categories[0].name.len(), MAX_NAME_BYTES, "cut to bytes");
+        assert_eq!(p.categories[0].name.chars().count(), MAX_NAME_BYTES / 4);
+        assert!(p.categories.iter().map(affinity_bytes).sum::<usize>() <= MAX_AFFINITY_BYTES);
+        assert!(p.brands.iter().map(affinity_bytes).sum::<usize>() <= MAX_AFFINITY_BYTES);
+        assert!(p.cart.iter().map(line_bytes).sum::<usize>() <= MAX_CART_BYTES);
+        assert_eq!(p.recent_views.len(), MAX_RECENT_VIEWS);
+        assert_eq!(p.purchased.len(), MAX_PURCHASED);
+        assert_eq!(p.seen.len(), MAX_SEEN);
+        // Each list is full up to its byte budget: the worst case is reached, not avoided.
+        assert!(p.categories.len() * (MAX_NAME_BYTES + 40) > MAX_AFFINITY_BYTES - 300);
+        assert!(p.cart.len() * (128 + 2 * MAX_NAME_BYTES + 64) > MAX_CART_BYTES - 700);
+
+        // The item as the profile adapter stores it: the profile, its key, site id and version.
+        let mut item: crate::store::dynamo::attrs::Item =
+            serde_dynamo::to_item(&p).expect("item");
+        let site = "s".repeat(128);
+        item.insert(
+            "pk".into(),
+            crate::store::dynamo::attrs::s(format!("{site}#c:{customer}")),
+        );
+        item.insert("site_id".into(), crate::store::dynamo::attrs::s(site));
+        item.insert("version".into(), crate::store::dynamo::attrs::n(u64::MAX));
+        let size = crate::store::dynamo::item_size(&item);
+        assert!(
+            size <= MAX_PROFILE_ITEM_BYTES,
+            "{size} bytes > {MAX_PROFILE_ITEM_BYTES}"
+        );
+        assert!(size > MAX_PROFILE_ITEM_BYTES * 3 / 4, "{size}: not the worst case");
+        // And it reads back as it was written.
+        let back: Profile = serde_dynamo::from_item(item).expect("profile");
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn trim_brings_an_oversized_stored_profile_within_bounds() {
+        let mut p = Profile {
+            categories: (0..200)
+                .map(|i| Affinity {
+                    name: wide(200, i),
+                    score: 1.0 + i as f64,
+                })
+                .collect(),
+            cart: (0..300)
+                .map(|i| Line {
+                    product: crate::event::Product {
+                        id: format!("p{i}"),
+                        category: Some(wide(64, i)),
+                        brand: Some(wide(64, i)),
+                        price: None,
+                    },
+                    quantity: 1,
+                })
+                .collect(),
+            seen: (0..1000).collect(),
+            ..Profile::default()
+        };
+        p.trim();
+        assert!(p.categories.iter().map(affinity_bytes).sum::<usize>() <= MAX_AFFINITY_BYTES);
+        assert_eq!(p.categories[0].score, 200.0, "the strongest stay");
+        assert!(p.cart.len() < MAX_CART_LINES);
+        assert!(p.cart.iter().map(line_bytes).sum::<usize>() <= MAX_CART_BYTES);
+        assert_eq!(p.cart.last().map(|l| l.product.id.as_str()), Some("p299"));
+        assert_eq!(p.seen.len(), MAX_SEEN);
+        assert_eq!(p.seen.last(), Some(&999), "the newest seen ids stay");
     }
 
     #[test]

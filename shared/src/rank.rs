@@ -24,6 +24,10 @@ pub enum Reason {
     ViewedWith,
     /// The shopper viewed it earlier in this session ("you looked at this").
     ViewedBefore,
+    /// Other shoppers put it in the cart or bought it with a product of the anchors ("bought with X").
+    BoughtWith,
+    /// Popular in the category of the product on screen ("also in sofas").
+    SameCategory,
 }
 
 /// One recommended product.
@@ -193,6 +197,7 @@ mod tests {
     fn pop() -> Popularity {
         Popularity {
             ref_ms: 1_000,
+            applied: Vec::new(),
             products: vec![
                 ps("tv1", "tv", "lg", 50.0),
                 ps("shoe1", "shoes", "nike", 30.0),

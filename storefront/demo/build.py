@@ -7,7 +7,9 @@ brand and the last part of its category code ("Samsung smartphone"), the price o
 the URL of the demo's product page; products the file gives neither a category nor a brand are left out.
 Popularity here is the count of the file's rows for the product.
 
-Writes into OUT: the files of storefront/demo/static/, the built kit (storefront/dist/*.js) and
+Writes into OUT: the files of storefront/demo/static/, one page per storefront/demo/pages/NAME.html
+(NAME.html: layout.html, the head, snippet and header every page shares, with `$page` the page's name,
+the body's data-page, and `$main` that file, its <main>), the built kit (storefront/dist/*.js) and
 catalog.json: {"products": [ids, most popular first], "by_id": {id: {name, category, brand, price, url}}}.
 Nothing but the standard library.
 
@@ -21,6 +23,7 @@ import collections
 import csv
 import json
 import shutil
+import string
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +71,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for f in (HERE / "static").iterdir():
         shutil.copy2(f, args.out / f.name)
+    layout = string.Template((HERE / "layout.html").read_text())
+    for f in (HERE / "pages").glob("*.html"):
+        (args.out / f.name).write_text(layout.substitute(page=f.stem, main=f.read_text()))
     for name in ("affinity.js", "affinity-recommendations.js"):
         src = args.dist / name
         if not src.exists():

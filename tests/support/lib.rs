@@ -10,11 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use affinity::config::Tables;
 use affinity::pii::DerivedPiiKeys;
 use affinity::profile::Decay;
+use affinity::store::deletion::{DeletionJob, DeletionSettings, RunOutcome};
 use affinity::store::dynamo::DynamoStore;
 use affinity::store::StoredEvent;
-use affinity::tenant::{new_api_key, tenant_id_for, Platform, Tenant, TenantStatus};
+use affinity::tenant::{new_api_key, Platform, Tenant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::{Body, Request};
+
+mod consent_pages;
+pub use consent_pages::*;
 
 /// A DynamoDB item as the SDK returns it.
 pub type Item = HashMap<String, AttributeValue>;
@@ -64,29 +68,47 @@ pub fn unique_site(prefix: &str) -> String {
     )
 }
 
-/// Creates an active tenant for `site_id`; returns it and its API key.
-pub async fn create_tenant(store: &DynamoStore, site_id: &str) -> (Tenant, String) {
+/// A new active tenant of `site_id` on `platform` (not stored yet): shop domain `{site_id}.myshopify.com`
+/// on Shopify, `{site_id}.test.local` elsewhere; consent granted now; a fresh API key (its SHA-256
+/// stored). Returns it and the API key.
+pub fn new_tenant(platform: Platform, site_id: &str) -> (Tenant, String) {
     let (key, hash) = new_api_key(site_id).expect("random");
-    let domain = format!("{site_id}.test.local");
-    let tenant = Tenant {
-        tenant_id: tenant_id_for(Platform::Demo, &domain),
-        site_id: site_id.to_string(),
-        platform: Platform::Demo,
-        shop_domain: domain,
-        status: TenantStatus::Active,
-        scopes: vec![],
-        consent_granted_at: Some(affinity::rfc3339(affinity::now_ms())),
-        messaging_consent: false,
-        messaging_consent_at: None,
-        access_token_ciphertext: None,
-        pii_key_ciphertext: None,
-        identity_secret_ciphertext: None,
-        api_key_sha256: Some(hash),
-        default_region: None,
-        created_at: affinity::rfc3339(affinity::now_ms()),
+    let domain = if platform == Platform::Shopify {
+        format!("{site_id}.myshopify.com")
+    } else {
+        format!("{site_id}.test.local")
     };
+    let now = affinity::rfc3339(affinity::now_ms());
+    let mut tenant = Tenant::new(platform, &domain, site_id, &now);
+    tenant.consent_granted_at = Some(now);
+    tenant.api_key_sha256 = Some(hash);
+    (tenant, key)
+}
+
+/// Creates an active tenant for `site_id` on the demo platform ([`new_tenant`]); returns it and its
+/// API key.
+pub async fn create_tenant(store: &DynamoStore, site_id: &str) -> (Tenant, String) {
+    let (tenant, key) = new_tenant(Platform::Demo, site_id);
     store.put_tenant(&tenant).await.expect("put tenant");
     (tenant, key)
+}
+
+/// Stores `tenant` and its `tenant#{tenant_id}` pointer item, as the consent function leaves them.
+pub async fn put_tenant_with_pointer(store: &DynamoStore, tenant: &Tenant) {
+    store.put_tenant(tenant).await.expect("put tenant");
+    client()
+        .await
+        .put_item()
+        .table_name(tables().tenants)
+        .item(
+            "pk",
+            AttributeValue::S(format!("tenant#{}", tenant.tenant_id)),
+        )
+        .item("site_id", AttributeValue::S(tenant.site_id.clone()))
+        .item("tenant_id", AttributeValue::S(tenant.tenant_id.clone()))
+        .send()
+        .await
+        .expect("put pointer");
 }
 
 /// Ingest dependencies over the real store, with per-tenant test PII keys.
@@ -131,17 +153,6 @@ pub fn request(
         .uri(format!("https://api.example.com{path_and_query}"));
     if let Some(ct) = content_type {
         b = b.header("content-type", ct);
-    }
-    b.body(Body::Text(body.to_string())).expect("request")
-}
-
-/// The same, with headers.
-pub fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    let mut b = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://api.example.com{path}"));
-    for (k, v) in headers {
-        b = b.header(*k, *v);
     }
     b.body(Body::Text(body.to_string())).expect("request")
 }
@@ -242,6 +253,73 @@ pub async fn aggregate_site(site_id: &str) -> aggregate::Report {
     aggregate::aggregate(&aggregate_deps().await, stored_events(site_id).await)
         .await
         .expect("aggregate")
+}
+
+/// Runs the deletion of `tenant_id` (as the schedule would: 5 s per run, again after 50 ms when it
+/// pauses, is busy or fails) until it completes; returns the completed job.
+///
+/// # Panics
+/// When it has not completed `within` that time, or there is no deletion job.
+pub async fn run_deletion_to_completion(
+    store: &DynamoStore,
+    tenant_id: &str,
+    settings: &DeletionSettings,
+    within: std::time::Duration,
+) -> DeletionJob {
+    let start = std::time::Instant::now();
+    loop {
+        assert!(start.elapsed() < within, "deletion did not complete");
+        match store
+            .run_deletion(
+                tenant_id,
+                settings,
+                affinity::now_ms,
+                affinity::now_ms() + 5000,
+            )
+            .await
+        {
+            Ok(RunOutcome::Completed(job)) => return job,
+            Ok(RunOutcome::Paused(_) | RunOutcome::Busy(_)) | Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Ok(RunOutcome::NotFound) => panic!("no deletion job"),
+        }
+    }
+}
+
+/// The documented BigCommerce load payload's claims
+/// (`tests/fixtures/bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json`) for the store
+/// `hash`, changed by `edit`, as a JWT signed HS256 with `secret`.
+pub fn bigcommerce_load_jwt(
+    hash: &str,
+    secret: &str,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> String {
+    let fixture: serde_json::Value = serde_json::from_str(&repo_file(
+        "tests/fixtures/bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json",
+    ))
+    .expect("fixture");
+    let mut claims = fixture["claims"].clone();
+    claims["sub"] = serde_json::json!(format!("stores/{hash}"));
+    edit(&mut claims);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).expect("key"),
+    )
+    .expect("jwt")
+}
+
+/// The keys of the JSON object `v`.
+///
+/// # Panics
+/// When `v` is not an object.
+pub fn keys_of(v: &serde_json::Value) -> std::collections::BTreeSet<&str> {
+    v.as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect()
 }
 
 /// Reads a repository file (paths from the workspace root).

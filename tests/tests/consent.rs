@@ -40,27 +40,19 @@ async fn kms() -> Kms {
     )
 }
 
+const APP: TestApp = TestApp {
+    shopify: (SHOPIFY_ID, SHOPIFY_SECRET),
+    bigcommerce: (BC_ID, BC_SECRET),
+    public_base_url: PUBLIC,
+};
+
 async fn deps_at(platform: &MockServer, timeout: Duration, clock: SharedClock) -> Deps {
-    consent::Deps {
-        store: store().await,
-        kms: kms().await,
-        platform: consent::platform::PlatformClient::new(timeout).expect("client"),
-        config: consent::Config {
-            shopify: AppCredentials {
-                client_id: SHOPIFY_ID.into(),
-                client_secret: Secret::new(SHOPIFY_SECRET),
-            },
-            bigcommerce: AppCredentials {
-                client_id: BC_ID.into(),
-                client_secret: Secret::new(BC_SECRET),
-            },
-            shopify_base_url: platform.uri(),
-            bigcommerce_login_url: platform.uri(),
-            public_base_url: Some(PUBLIC.into()),
-            platform_timeout: timeout,
-        },
+    APP.deps(
+        (store().await, kms().await),
+        &platform.uri(),
+        timeout,
         clock,
-    }
+    )
 }
 
 async fn deps(platform: &MockServer) -> Deps {
@@ -71,21 +63,6 @@ fn unique_shop() -> String {
     format!("{}.myshopify.com", unique_site("shop"))
 }
 
-/// A query string signed as Shopify signs it.
-fn signed(params: &[(&str, &str)], secret: &str) -> String {
-    let mut pairs: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let h = query_hmac(secret, &pairs).expect("hmac");
-    pairs.push(("hmac".into(), h));
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 fn now_s() -> String {
     (affinity::now_ms() / 1000).to_string()
 }
@@ -94,46 +71,16 @@ async fn get(deps: &Deps, path_and_query: &str) -> Response<Body> {
     consent::handle(deps, request("GET", path_and_query, None, "")).await
 }
 
-fn text(resp: &Response<Body>) -> String {
-    match resp.body() {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    }
-}
-
-/// A `<meta name="affinity-{name}" content="...">` value of a page.
-fn meta(page: &str, name: &str) -> Option<String> {
-    let tag = format!("<meta name=\"affinity-{name}\" content=\"");
-    let start = page.find(&tag)? + tag.len();
-    let end = page[start..].find('"')?;
-    Some(page[start..start + end].to_string())
-}
-
-fn location(resp: &Response<Body>) -> String {
-    resp.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// Runs the install route for `shop` and returns the `state` of the authorize redirect.
 async fn install(deps: &Deps, shop: &str) -> String {
-    let q = signed(&[("shop", shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
+    let q = shopify_signed(&[("shop", shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
     let resp = get(deps, &format!("/v1/oauth/shopify/install?{q}")).await;
     assert_eq!(resp.status().as_u16(), 302, "{}", text(&resp));
-    let loc = location(&resp);
-    let query = loc.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    parse_query(query)
-        .into_iter()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v)
-        .expect("state in the redirect")
+    state_of_redirect(&resp)
 }
 
 fn callback_query(shop: &str, code: &str, state: &str, ts: &str) -> String {
-    signed(
+    shopify_signed(
         &[
             ("code", code),
             ("host", "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdA"),
@@ -319,7 +266,7 @@ async fn install_with_a_valid_signature_redirects_to_the_shops_authorize_page_wi
     let server = MockServer::start().await;
     let d = deps(&server).await;
     let shop = unique_shop();
-    let q = signed(&[("shop", &shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
+    let q = shopify_signed(&[("shop", &shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
     let resp = get(&d, &format!("/v1/oauth/shopify/install?{q}")).await;
     assert_eq!(resp.status().as_u16(), 302);
     let loc = location(&resp);
@@ -374,7 +321,7 @@ async fn a_stale_or_future_timestamp_is_refused_with_400() {
     let shop = unique_shop();
     let now = affinity::now_ms() / 1000;
     for ts in [now - 91, now + 91, now - 86_400] {
-        let q = signed(
+        let q = shopify_signed(
             &[("shop", &shop), ("timestamp", &ts.to_string())],
             SHOPIFY_SECRET,
         );
@@ -384,7 +331,7 @@ async fn a_stale_or_future_timestamp_is_refused_with_400() {
         assert_eq!(meta(&page, "error").as_deref(), Some("stale_request"));
         assert!(page.contains("90 seconds"));
     }
-    let q = signed(
+    let q = shopify_signed(
         &[("shop", &shop), ("timestamp", &(now - 85).to_string())],
         SHOPIFY_SECRET,
     );
@@ -395,7 +342,7 @@ async fn a_stale_or_future_timestamp_is_refused_with_400() {
             .as_u16(),
         302
     );
-    let q = signed(&[("shop", &shop)], SHOPIFY_SECRET);
+    let q = shopify_signed(&[("shop", &shop)], SHOPIFY_SECRET);
     let resp = get(&d, &format!("/v1/oauth/shopify/install?{q}")).await;
     assert_eq!(
         meta(&text(&resp), "error").as_deref(),
@@ -417,7 +364,7 @@ async fn a_signed_request_for_a_shop_outside_myshopify_com_is_refused_with_400()
         "shop.myshopify.com/admin",
         "",
     ] {
-        let q = signed(&[("shop", shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
+        let q = shopify_signed(&[("shop", shop), ("timestamp", &now_s())], SHOPIFY_SECRET);
         let resp = get(&d, &format!("/v1/oauth/shopify/install?{q}")).await;
         assert_eq!(resp.status().as_u16(), 400, "{shop}");
         assert_eq!(
@@ -435,13 +382,13 @@ async fn a_wrong_hmac_is_refused_with_401_without_telling_the_expected_one() {
     let d = deps(&server).await;
     let shop = unique_shop();
     let ts = now_s();
-    let good = signed(&[("shop", &shop), ("timestamp", &ts)], SHOPIFY_SECRET);
+    let good = shopify_signed(&[("shop", &shop), ("timestamp", &ts)], SHOPIFY_SECRET);
     let expected = good
         .rsplit_once("hmac=")
         .map(|(_, h)| h.to_string())
         .expect("hmac");
     for q in [
-        signed(
+        shopify_signed(
             &[("shop", &shop), ("timestamp", &ts)],
             "another-apps-secret",
         ),
@@ -798,12 +745,14 @@ async fn an_answer_with_fewer_scopes_than_requested_is_refused_and_nothing_is_wr
 #[tokio::test]
 async fn reinstalling_keeps_the_tenant_site_key_and_pepper_and_replaces_the_token() {
     let server = MockServer::start().await;
-    let d = deps(&server).await;
+    let clock = ManualClock::at(affinity::now_ms());
+    let d = deps_at(&server, Duration::from_secs(5), clock.shared()).await;
     let shop = unique_shop();
     let first = shopify_install(&d, &server, &shop, "shpat_first").await;
     let api_key = meta(&first, "api-key").expect("key");
     let before = tenant_of_shop(&shop).await.expect("tenant");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // Consent times are RFC 3339 to the second: the reinstall comes a second later.
+    clock.advance(1100);
     let second = shopify_install(&d, &server, &shop, "shpat_second").await;
     assert_eq!(meta(&second, "api-key"), None, "the key is shown only once");
     assert!(second.contains("connected again"));
@@ -920,17 +869,7 @@ async fn messaging_consent_is_granted_and_withdrawn_with_the_api_key() {
         meta(&page, "site-id").expect("site"),
         meta(&page, "api-key").expect("key"),
     );
-    let put = |body: &str, key: &str| {
-        request_with(
-            "PUT",
-            &format!("/v1/sites/{site}/messaging-consent"),
-            &[
-                ("authorization", &format!("Bearer {key}")),
-                ("content-type", "application/json"),
-            ],
-            body,
-        )
-    };
+    let put = |body: &str, key: &str| messaging_consent_request(&site, key, body);
     let (s, b) = json_of(consent::handle(&d, put(r#"{"granted": true}"#, &key)).await);
     assert_eq!((s, &b["messaging_consent"]), (200, &json!(true)), "{b}");
     let t = tenant_of_shop(&shop).await.expect("tenant");
@@ -985,19 +924,9 @@ async fn bigcommerce_install(d: &Deps, server: &MockServer, hash: &str) -> Respo
     get(d, &format!("/v1/oauth/bigcommerce/callback?{query}")).await
 }
 
-/// The documented load payload's claims for `hash`, signed with `secret` and `alg`.
+/// The documented load payload's claims for `hash`, changed by `edit`, signed HS256 with `secret`.
 fn payload(hash: &str, secret: &str, edit: impl FnOnce(&mut Value)) -> String {
-    let mut claims = fixture("bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json")
-        ["claims"]
-        .clone();
-    claims["sub"] = json!(format!("stores/{hash}"));
-    edit(&mut claims);
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()).expect("key"),
-    )
-    .expect("jwt")
+    bigcommerce_load_jwt(hash, secret, edit)
 }
 
 /// The documented payload's issue time: the clock of the load tests.

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use affinity::event::{EventType, Product};
 use affinity::oauth::shopify::webhook_hmac;
 use affinity::oauth::Secret;
 use affinity::pii::DerivedPiiKeys;
@@ -19,7 +18,7 @@ use affinity::store::dynamo::DynamoStore;
 use affinity::store::{
     guest_key, EventSink, ProfileRecord, ProfileStore, ProfileWrite, StoredEvent, TenantLookup,
 };
-use affinity::tenant::{new_api_key, tenant_id_for, Platform, Tenant, TenantStatus};
+use affinity::tenant::{tenant_id_for, Platform, Tenant, TenantStatus};
 use affinity_tests::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
@@ -72,44 +71,14 @@ fn in_a_minute() -> i64 {
 /// An active tenant with sealed secrets (stand-in ciphertexts), messaging consent and its
 /// `tenant#{tenant_id}` pointer, as the consent function leaves it. Returns it and its API key.
 async fn make_tenant(store: &DynamoStore, platform: &str, prefix: &str) -> (Tenant, String) {
-    let site = unique_site(prefix);
-    let (key, hash) = new_api_key(&site).expect("random");
-    let domain = if platform == "shopify" {
-        format!("{site}.myshopify.com")
-    } else {
-        format!("{site}.test.local")
-    };
-    let tenant = Tenant {
-        tenant_id: tenant_id_for(platform.parse().expect("platform"), &domain),
-        site_id: site.clone(),
-        platform: platform.parse().expect("platform"),
-        shop_domain: domain,
-        status: TenantStatus::Active,
-        scopes: vec!["read_customers".into()],
-        consent_granted_at: Some(affinity::rfc3339(affinity::now_ms())),
-        messaging_consent: true,
-        messaging_consent_at: Some(affinity::rfc3339(affinity::now_ms())),
-        access_token_ciphertext: Some(b"kms-ciphertext-of-the-access-token".to_vec()),
-        pii_key_ciphertext: Some(b"kms-ciphertext-of-the-pii-key".to_vec()),
-        identity_secret_ciphertext: None,
-        api_key_sha256: Some(hash),
-        default_region: Some("US".into()),
-        created_at: affinity::rfc3339(affinity::now_ms()),
-    };
-    store.put_tenant(&tenant).await.expect("put tenant");
-    client()
-        .await
-        .put_item()
-        .table_name(tables().tenants)
-        .item(
-            "pk",
-            AttributeValue::S(format!("tenant#{}", tenant.tenant_id)),
-        )
-        .item("site_id", AttributeValue::S(site))
-        .item("tenant_id", AttributeValue::S(tenant.tenant_id.clone()))
-        .send()
-        .await
-        .expect("put pointer");
+    let (mut tenant, key) = new_tenant(platform.parse().expect("platform"), &unique_site(prefix));
+    tenant.scopes = vec!["read_customers".into()];
+    tenant.messaging_consent = true;
+    tenant.messaging_consent_at = tenant.consent_granted_at.clone();
+    tenant.access_token_ciphertext = Some(b"kms-ciphertext-of-the-access-token".to_vec());
+    tenant.pii_key_ciphertext = Some(b"kms-ciphertext-of-the-pii-key".to_vec());
+    tenant.default_region = Some("US".into());
+    put_tenant_with_pointer(store, &tenant).await;
     (tenant, key)
 }
 
@@ -274,12 +243,7 @@ async fn assert_nothing_left(site: &str, tenant_id: &str) {
     assert_eq!(stub["pk"]["S"], format!("site#{site}"));
     assert_eq!(stub["status"]["S"], "deleted");
     assert_eq!(stub["shop_domain"]["S"], "");
-    let names: BTreeSet<&str> = stub
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let names: BTreeSet<&str> = keys_of(stub);
     assert_eq!(
         names,
         BTreeSet::from([
@@ -320,28 +284,7 @@ async fn run_to_completion(
     tenant_id: &str,
     settings: &DeletionSettings,
 ) -> DeletionJob {
-    let start = Instant::now();
-    loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "deletion did not complete"
-        );
-        match store
-            .run_deletion(
-                tenant_id,
-                settings,
-                affinity::now_ms,
-                affinity::now_ms() + 5000,
-            )
-            .await
-        {
-            Ok(RunOutcome::Completed(job)) => return job,
-            Ok(RunOutcome::Paused(_) | RunOutcome::Busy(_)) | Err(_) => {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Ok(RunOutcome::NotFound) => panic!("no deletion job"),
-        }
-    }
+    run_deletion_to_completion(store, tenant_id, settings, Duration::from_secs(120)).await
 }
 
 /// An operator request shaped as API Gateway delivers it (the sample event, IAM-authorized).
@@ -368,6 +311,26 @@ fn tenant_record_attrs(t: &Tenant) -> (TenantStatus, bool, bool, bool) {
         t.pii_key_ciphertext.is_some(),
         t.messaging_consent,
     )
+}
+
+/// Asserts that the tenant of `site` is deleting, with its secrets gone and messaging consent withdrawn.
+async fn assert_deleting_without_secrets(store: &DynamoStore, site: &str) {
+    let record = store
+        .tenant_by_site(site)
+        .await
+        .expect("read")
+        .expect("record");
+    assert_eq!(
+        tenant_record_attrs(&record),
+        (TenantStatus::Deleting, false, false, false)
+    );
+}
+
+/// The status of the storefront recommendations of `shopper` on `site`.
+async fn recommendations_status(site: &str, shopper: &str) -> u16 {
+    let path = format!("/v1/sites/{site}/shoppers/{shopper}/recommendations");
+    let resp = recommend::handle(&recommend_deps().await, request("GET", &path, None, "")).await;
+    json_of(resp).0
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -414,15 +377,7 @@ async fn deleting_a_tenant_removes_every_item_of_it_and_leaves_the_other_tenant_
     assert_eq!(body["state"], "running");
     assert_eq!(body["trigger"], "operator");
     // At once: the tenant is deleting, its secrets are gone and its messaging consent withdrawn.
-    let record = store
-        .tenant_by_site(&a.site_id)
-        .await
-        .expect("read")
-        .expect("record");
-    assert_eq!(
-        tenant_record_attrs(&record),
-        (TenantStatus::Deleting, false, false, false)
-    );
+    assert_deleting_without_secrets(&store, &a.site_id).await;
 
     let job = run_to_completion(&store, &a.tenant_id, &settings()).await;
     let total = started.elapsed();
@@ -575,22 +530,7 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         (status, body["error"]["code"].as_str()),
         (410, Some("site_deleted"))
     );
-    let (status, _) = json_of(
-        recommend::handle(
-            &recommend_deps().await,
-            request(
-                "GET",
-                &format!(
-                    "/v1/sites/{}/shoppers/late-guest/recommendations",
-                    t.site_id
-                ),
-                None,
-                "",
-            ),
-        )
-        .await,
-    );
-    assert_eq!(status, 410);
+    assert_eq!(recommendations_status(&t.site_id, "late-guest").await, 410);
 
     // The first pass ends; then a request that read the tenant before the mark still writes (ingest's
     // event and profile writes are not conditional). The pass after the grace period finds them.
@@ -621,29 +561,12 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         affinity::now_ms() < job.requested_ms + slow.grace_ms,
         "still inside the grace period"
     );
-    let late = StoredEvent {
-        site_id: t.site_id.clone(),
-        shopper_id: "in-flight".into(),
-        event_id: "in-flight-1".into(),
-        kind: EventType::View,
-        ts: affinity::now_ms(),
-        received_ms: affinity::now_ms(),
-        expires_at: affinity::now_ms() / 1000 + 86_400,
-        customer_id: None,
-        session_id: None,
-        query: None,
-        product: Some(Product {
-            id: "p1".into(),
-            category: None,
-            brand: None,
-            price: None,
-        }),
-        items: vec![],
-        order_id: None,
-        currency: None,
-        cart: None,
-        recommendation_id: None,
-    };
+    let now = affinity::now_ms();
+    let late: StoredEvent =
+        serde_json::from_value(json!({"site_id": t.site_id, "shopper_id": "in-flight",
+        "event_id": "in-flight-1", "type": "view", "ts": now, "received_ms": now,
+        "expires_at": now / 1000 + 86_400, "product": {"id": "p1"}}))
+        .expect("stored event");
     assert!(store.put_events(vec![late]).await.is_empty());
     store
         .save_profiles(
@@ -672,22 +595,7 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
     assert_eq!(status, 410);
     let (status, _) = live(&t.site_id, during).await;
     assert_eq!(status, 410);
-    let (status, _) = json_of(
-        recommend::handle(
-            &recommend_deps().await,
-            request(
-                "GET",
-                &format!(
-                    "/v1/sites/{}/shoppers/late-guest/recommendations",
-                    t.site_id
-                ),
-                None,
-                "",
-            ),
-        )
-        .await,
-    );
-    assert_eq!(status, 410);
+    assert_eq!(recommendations_status(&t.site_id, "late-guest").await, 410);
     let (status, _) = json_of(
         tenant_delete::handle(
             &deps,
@@ -1105,6 +1013,12 @@ fn webhook(topic: &str, id: &str, body: &[u8], secret: &str, base64_body: bool) 
         .expect("request")
 }
 
+/// The answer to `topic` with `payload`, signed with the fixture secret, under a webhook id never seen.
+async fn signed_webhook(deps: &Deps, topic: &str, payload: &[u8]) -> (u16, Value) {
+    let req = webhook(topic, &unique_webhook_id(), payload, SECRET, false);
+    json_of(tenant_delete::handle(deps, req, in_a_minute()).await)
+}
+
 fn privacy_payload(file: &str, shop: &str) -> Vec<u8> {
     let shop_name = shop.trim_end_matches(".myshopify.com");
     repo_file(&format!("tests/fixtures/shopify/{file}"))
@@ -1311,20 +1225,7 @@ async fn customers_redact_erases_the_customer_once_per_webhook_id() {
     assert_eq!((status, body), (200, json!({"duplicate": true})));
     assert_eq!(snapshot(site, &t.tenant_id).await, held);
     // A new request (new webhook id) is processed.
-    let (status, body) = json_of(
-        tenant_delete::handle(
-            &deps,
-            webhook(
-                "customers/redact",
-                &unique_webhook_id(),
-                &payload,
-                SECRET,
-                false,
-            ),
-            in_a_minute(),
-        )
-        .await,
-    );
+    let (status, body) = signed_webhook(&deps, "customers/redact", &payload).await;
     assert_eq!((status, body["events"].as_u64()), (200, Some(3)));
     let left = snapshot(site, &t.tenant_id).await;
     let shoppers: BTreeSet<&str> = left["events"]
@@ -1354,20 +1255,7 @@ async fn customers_data_request_produces_the_export() {
     assert_eq!(status, 200);
     let before = snapshot(&t.site_id, &t.tenant_id).await;
     let payload = privacy_payload("customers_data_request.json", &t.shop_domain);
-    let (status, doc) = json_of(
-        tenant_delete::handle(
-            &deps,
-            webhook(
-                "customers/data_request",
-                &unique_webhook_id(),
-                &payload,
-                SECRET,
-                false,
-            ),
-            in_a_minute(),
-        )
-        .await,
-    );
+    let (status, doc) = signed_webhook(&deps, "customers/data_request", &payload).await;
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["data_request_id"], "9999");
     let docs = doc["documents"].as_array().expect("documents");
@@ -1421,26 +1309,11 @@ async fn app_uninstalled_and_shop_redact_delete_the_shop() {
     assert_eq!(status, 200, "{progress}");
     assert_eq!(progress["state"], "running");
     assert_eq!(progress["trigger"], "shopify:app/uninstalled");
-    let record = store
-        .tenant_by_site(&t.site_id)
-        .await
-        .expect("read")
-        .expect("record");
-    assert_eq!(
-        tenant_record_attrs(&record),
-        (TenantStatus::Deleting, false, false, false)
-    );
+    assert_deleting_without_secrets(&store, &t.site_id).await;
 
     // shop/redact (48 hours later in production) finds the same deletion.
     let payload = privacy_payload("shop_redact.json", &t.shop_domain);
-    let (status, again) = json_of(
-        tenant_delete::handle(
-            &deps,
-            webhook("shop/redact", &unique_webhook_id(), &payload, SECRET, false),
-            in_a_minute(),
-        )
-        .await,
-    );
+    let (status, again) = signed_webhook(&deps, "shop/redact", &payload).await;
     assert_eq!(status, 200);
     assert_eq!(again["requested_at"], progress["requested_at"]);
 
@@ -1476,14 +1349,7 @@ async fn app_uninstalled_and_shop_redact_delete_the_shop() {
     );
 
     // A later shop/redact reports the tombstone.
-    let (status, done) = json_of(
-        tenant_delete::handle(
-            &deps,
-            webhook("shop/redact", &unique_webhook_id(), &payload, SECRET, false),
-            in_a_minute(),
-        )
-        .await,
-    );
+    let (status, done) = signed_webhook(&deps, "shop/redact", &payload).await;
     assert_eq!((status, done["state"].as_str()), (200, Some("completed")));
     assert_eq!(done["trigger"], "shopify:app/uninstalled");
 }

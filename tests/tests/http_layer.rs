@@ -91,7 +91,9 @@ async fn each_sample_event_goes_through_its_function() {
     let (s, b) = json_of(recommend::handle(&recommend_deps().await, req).await);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["shopper_id"], "g-7f3a9c");
-    assert_eq!(b["preferred_categories"][0]["name"], "footwear.running");
+    // Issue 10: the storefront answer carries items and reasons only (preferences: the lookup route).
+    assert_eq!(b["type"], "for_you");
+    assert!(b.get("preferred_categories").is_none(), "{b}");
     // Every answer has its own id, for click-through attribution (a UUID v4).
     let id = b["recommendation_id"].as_str().expect("recommendation_id");
     assert_eq!(id.len(), 36, "{id}");

@@ -15,19 +15,17 @@
 //! service they are limited to (`via=dynamodb`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
-use affinity::oauth::shopify::{encode_component, query_hmac, webhook_hmac};
-use affinity::oauth::{parse_query, AppCredentials, Secret};
+use affinity::oauth::shopify::{encode_component, webhook_hmac};
+use affinity::oauth::Secret;
 use affinity::observe::{self, AwsCalls};
 use affinity::profile::Decay;
-use affinity::store::deletion::{DeletionSettings, RunOutcome};
+use affinity::store::deletion::DeletionSettings;
 use affinity::store::dynamo::DynamoStore;
-use affinity::tenant::{new_api_key, tenant_id_for, Tenant, TenantStatus};
+use affinity::tenant::Tenant;
 use affinity_tests::*;
-use aws_sdk_dynamodb::types::AttributeValue;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::lambda_runtime::{Context, LambdaEvent};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -192,12 +190,7 @@ fn prove(function: &str, calls: &AwsCalls, unreachable: &[(Grant, &str)]) {
 #[test]
 fn every_function_of_the_template_is_proven_here() {
     let all = template_permissions();
-    let functions: BTreeSet<&str> = all
-        .as_object()
-        .expect("object")
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let functions: BTreeSet<&str> = keys_of(&all);
     assert_eq!(
         functions,
         BTreeSet::from([
@@ -236,51 +229,18 @@ async fn plain_kms() -> Kms {
 /// An active tenant of `platform` with messaging consent, a real KMS-sealed pepper and its
 /// `tenant#` pointer, as the consent function leaves it. Returns it and its API key.
 async fn tenant_with_pepper(platform: &str, prefix: &str) -> (Tenant, String) {
-    let site = unique_site(prefix);
-    let (key, hash) = new_api_key(&site).expect("random");
-    let domain = if platform == "shopify" {
-        format!("{site}.myshopify.com")
-    } else {
-        format!("{site}.test.local")
-    };
-    let tenant_id = tenant_id_for(platform.parse().expect("platform"), &domain);
-    let pepper = plain_kms()
-        .await
-        .new_pepper(&tenant_id)
-        .await
-        .expect("pepper");
-    let now = affinity::rfc3339(affinity::now_ms());
-    let tenant = Tenant {
-        tenant_id,
-        site_id: site.clone(),
-        platform: platform.parse().expect("platform"),
-        shop_domain: domain,
-        status: TenantStatus::Active,
-        scopes: vec![],
-        consent_granted_at: Some(now.clone()),
-        messaging_consent: true,
-        messaging_consent_at: Some(now.clone()),
-        access_token_ciphertext: None,
-        pii_key_ciphertext: Some(pepper),
-        identity_secret_ciphertext: None,
-        api_key_sha256: Some(hash),
-        default_region: Some("US".into()),
-        created_at: now,
-    };
-    store().await.put_tenant(&tenant).await.expect("put tenant");
-    client()
-        .await
-        .put_item()
-        .table_name(tables().tenants)
-        .item(
-            "pk",
-            AttributeValue::S(format!("tenant#{}", tenant.tenant_id)),
-        )
-        .item("site_id", AttributeValue::S(site))
-        .item("tenant_id", AttributeValue::S(tenant.tenant_id.clone()))
-        .send()
-        .await
-        .expect("put pointer");
+    let (mut tenant, key) = new_tenant(platform.parse().expect("platform"), &unique_site(prefix));
+    tenant.pii_key_ciphertext = Some(
+        plain_kms()
+            .await
+            .new_pepper(&tenant.tenant_id)
+            .await
+            .expect("pepper"),
+    );
+    tenant.messaging_consent = true;
+    tenant.messaging_consent_at = tenant.consent_granted_at.clone();
+    tenant.default_region = Some("US".into());
+    put_tenant_with_pointer(&store().await, &tenant).await;
     (tenant, key)
 }
 
@@ -478,7 +438,7 @@ async fn the_aggregate_role_allows_exactly_what_aggregate_calls() {
         .replace("\"S\": \"demo\"", &format!("\"S\": \"{}\"", t.site_id));
     let event: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_str(&batch).expect("stream event");
-    let report = aggregate::handle(&deps, event).await.expect("aggregate");
+    let report = aggregate::handle(&deps, event).await;
     assert!(report.applied > 0, "{report:?}");
     // Everything stored so far, again: the popularity item exists now (a versioned Put).
     let report = aggregate::aggregate(&deps, stored_events(&t.site_id).await)
@@ -504,58 +464,12 @@ fn consent_deps(
     platform: &MockServer,
     clock: affinity::clock::SharedClock,
 ) -> consent::Deps<DynamoStore, Kms> {
-    let timeout = Duration::from_secs(5);
-    consent::Deps {
-        store,
-        kms,
-        platform: consent::platform::PlatformClient::new(timeout).expect("client"),
-        config: consent::Config {
-            shopify: AppCredentials {
-                client_id: SHOPIFY_ID.into(),
-                client_secret: Secret::new(SHOPIFY_SECRET),
-            },
-            bigcommerce: AppCredentials {
-                client_id: BC_ID.into(),
-                client_secret: Secret::new(BC_SECRET),
-            },
-            shopify_base_url: platform.uri(),
-            bigcommerce_login_url: platform.uri(),
-            public_base_url: Some(PUBLIC.into()),
-            platform_timeout: timeout,
-        },
-        clock,
-    }
-}
-
-fn text(resp: &Response<Body>) -> String {
-    match resp.body() {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    }
-}
-
-/// A `<meta name="affinity-{name}" content="...">` value of a page.
-fn meta(page: &str, name: &str) -> Option<String> {
-    let tag = format!("<meta name=\"affinity-{name}\" content=\"");
-    let start = page.find(&tag)? + tag.len();
-    let end = page[start..].find('"')?;
-    Some(page[start..start + end].to_string())
-}
-
-/// A query string signed as Shopify signs it.
-fn shopify_signed(params: &[(&str, &str)]) -> String {
-    let mut pairs: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let h = query_hmac(SHOPIFY_SECRET, &pairs).expect("hmac");
-    pairs.push(("hmac".into(), h));
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    let app = TestApp {
+        shopify: (SHOPIFY_ID, SHOPIFY_SECRET),
+        bigcommerce: (BC_ID, BC_SECRET),
+        public_base_url: PUBLIC,
+    };
+    app.deps((store, kms), &platform.uri(), Duration::from_secs(5), clock)
 }
 
 async fn get(deps: &consent::Deps<DynamoStore, Kms>, path_and_query: &str) -> Response<Body> {
@@ -573,22 +487,12 @@ async fn shopify_install(
         deps,
         &format!(
             "/v1/oauth/shopify/install?{}",
-            shopify_signed(&[("shop", shop), ("timestamp", &ts)])
+            shopify_signed(&[("shop", shop), ("timestamp", &ts)], SHOPIFY_SECRET)
         ),
     )
     .await;
     assert_eq!(resp.status().as_u16(), 302, "{}", text(&resp));
-    let location = resp
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
-    let state = parse_query(location.split_once('?').map_or("", |(_, q)| q))
-        .into_iter()
-        .find(|(k, _)| k == "state")
-        .map(|(_, v)| v)
-        .expect("state");
+    let state = state_of_redirect(&resp);
     let code = unique_site("code");
     Mock::given(method("POST"))
         .and(path("/admin/oauth/access_token"))
@@ -601,13 +505,16 @@ async fn shopify_install(
         deps,
         &format!(
             "/v1/oauth/shopify/callback?{}",
-            shopify_signed(&[
-                ("code", &code),
-                ("host", "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdA"),
-                ("shop", shop),
-                ("state", &state),
-                ("timestamp", &ts)
-            ])
+            shopify_signed(
+                &[
+                    ("code", &code),
+                    ("host", "YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdA"),
+                    ("shop", shop),
+                    ("state", &state),
+                    ("timestamp", &ts)
+                ],
+                SHOPIFY_SECRET
+            )
         ),
     )
     .await;
@@ -618,18 +525,7 @@ async fn shopify_install(
 
 /// The documented BigCommerce load payload's claims for `hash`, signed with the app's secret.
 fn bigcommerce_payload(hash: &str) -> String {
-    let fixture: Value = serde_json::from_str(&repo_file(
-        "tests/fixtures/bigcommerce/bigcommerce_load_callback_jwt_claims_docs_example.json",
-    ))
-    .expect("fixture");
-    let mut claims = fixture["claims"].clone();
-    claims["sub"] = json!(format!("stores/{hash}"));
-    jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(BC_SECRET.as_bytes()).expect("key"),
-    )
-    .expect("jwt")
+    bigcommerce_load_jwt(hash, BC_SECRET, |_| {})
 }
 
 /// The documented payload's issue time, in ms: the clock of the load and uninstall calls.
@@ -916,25 +812,13 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
         .await
         .expect("scheduled run");
     for tenant in [&t, &broken] {
-        let start = Instant::now();
-        loop {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "deletion did not complete"
-            );
-            match store
-                .run_deletion(
-                    &tenant.tenant_id,
-                    &settings,
-                    affinity::now_ms,
-                    affinity::now_ms() + 5000,
-                )
-                .await
-            {
-                Ok(RunOutcome::Completed(_)) => break,
-                _ => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        }
+        run_deletion_to_completion(
+            &store,
+            &tenant.tenant_id,
+            &settings,
+            Duration::from_secs(60),
+        )
+        .await;
     }
     let (s, b) = json_of(
         tenant_delete::handle(

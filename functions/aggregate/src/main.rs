@@ -10,6 +10,7 @@ async fn main() -> Result<(), Error> {
     config::init_logging();
     let tables = Tables::from_env(Needs {
         tenants: true,
+        profiles: true,
         popularity: true,
         ..Needs::default()
     })?;
@@ -27,7 +28,7 @@ async fn main() -> Result<(), Error> {
             async move {
                 let report = aggregate::handle(deps, event.payload).await;
                 calls.log_usage();
-                report.map_err(|e| Error::from(e.to_string()))
+                Ok::<_, Error>(report.response())
             }
         },
     ))

@@ -9,14 +9,13 @@ use std::time::Duration;
 use affinity::clock::{Clock, ManualClock};
 use affinity::install::Install;
 use affinity::kms::MemorySealer;
-use affinity::oauth::shopify::{encode_component, query_hmac};
-use affinity::oauth::{parse_query, AppCredentials, Secret};
+use affinity::oauth::shopify::encode_component;
 use affinity::store::deletion::Trigger;
 use affinity::store::memory_tenants::MemoryTenants;
 use affinity::store::tenants::TenantDirectory;
 use affinity::tenant::{tenant_id_for, KeyCheck, Platform, Tenant, TenantStatus};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -30,6 +29,10 @@ const SHOP: &str = "behaviour.myshopify.com";
 const START_MS: i64 = 1_796_083_200_000;
 const MINUTE_MS: i64 = 60_000;
 
+#[path = "../../../tests/support/consent_pages.rs"]
+mod consent_pages;
+use consent_pages::*;
+
 type Deps = consent::Deps<MemoryTenants, MemorySealer>;
 
 struct World {
@@ -41,57 +44,22 @@ struct World {
 async fn world() -> World {
     let clock = ManualClock::at(START_MS);
     let shopify = MockServer::start().await;
-    let timeout = Duration::from_secs(2);
-    let deps = consent::Deps {
-        store: MemoryTenants::default(),
-        kms: MemorySealer::default(),
-        platform: consent::platform::PlatformClient::new(timeout).expect("client"),
-        config: consent::Config {
-            shopify: AppCredentials {
-                client_id: SHOPIFY_ID.into(),
-                client_secret: Secret::new(SHOPIFY_SECRET),
-            },
-            bigcommerce: AppCredentials {
-                client_id: BC_ID.into(),
-                client_secret: Secret::new(BC_SECRET),
-            },
-            shopify_base_url: shopify.uri(),
-            bigcommerce_login_url: shopify.uri(),
-            public_base_url: Some("https://affinity.test".into()),
-            platform_timeout: timeout,
-        },
-        clock: clock.shared(),
+    let app = TestApp {
+        shopify: (SHOPIFY_ID, SHOPIFY_SECRET),
+        bigcommerce: (BC_ID, BC_SECRET),
+        public_base_url: "https://affinity.test",
     };
+    let deps = app.deps(
+        (MemoryTenants::default(), MemorySealer::default()),
+        &shopify.uri(),
+        Duration::from_secs(2),
+        clock.shared(),
+    );
     World {
         deps,
         clock,
         shopify,
     }
-}
-
-fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
-    let mut b = lambda_http::http::Request::builder()
-        .method(method)
-        .uri(format!("https://affinity.test{uri}"));
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Body::Text(body.to_string())).expect("request")
-}
-
-fn text(resp: &Response<Body>) -> String {
-    match resp.body() {
-        Body::Text(t) => t.clone(),
-        Body::Binary(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    }
-}
-
-fn meta(page: &str, name: &str) -> Option<String> {
-    let tag = format!("<meta name=\"affinity-{name}\" content=\"");
-    let start = page.find(&tag)? + tag.len();
-    let end = page[start..].find('"')?;
-    Some(page[start..start + end].to_string())
 }
 
 fn json_of(resp: &Response<Body>) -> Value {
@@ -113,22 +81,14 @@ impl World {
     }
 
     fn signed(&self, params: &[(&str, &str)]) -> String {
-        let mut pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        pairs.push(("timestamp".into(), self.now_s()));
-        let h = query_hmac(SHOPIFY_SECRET, &pairs).expect("hmac");
-        pairs.push(("hmac".into(), h));
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+        let mut pairs = params.to_vec();
+        let ts = self.now_s();
+        pairs.push(("timestamp", &ts));
+        shopify_signed(&pairs, SHOPIFY_SECRET)
     }
 
     async fn get(&self, uri: &str) -> Response<Body> {
-        consent::handle(&self.deps, request("GET", uri, &[], "")).await
+        consent::handle(&self.deps, request_with("GET", uri, &[], "")).await
     }
 
     /// The install route for `SHOP`; returns the state of the authorize redirect.
@@ -140,12 +100,7 @@ impl World {
             ))
             .await;
         assert_eq!(resp.status().as_u16(), 302, "{}", text(&resp));
-        let loc = resp.headers()["location"].to_str().expect("location");
-        let q = parse_query(loc.split_once('?').map_or("", |(_, q)| q));
-        q.into_iter()
-            .find(|(k, _)| k == "state")
-            .map(|(_, v)| v)
-            .expect("state")
+        state_of_redirect(&resp)
     }
 
     async fn callback(&self, state: &str) -> Response<Body> {
@@ -162,17 +117,26 @@ impl World {
             .await;
     }
 
+    /// Shopify's token endpoint will grant `token` with every scope the app asks for; then the install
+    /// route for `SHOP`. Returns the state of the authorize redirect.
+    async fn install_granting(&self, token: &str) -> String {
+        self.shopify_answers(200, json!({"access_token": token, "scope": SHOPIFY_SCOPES}))
+            .await;
+        self.install().await
+    }
+
     /// A full Shopify install of `SHOP`; returns the success page.
     async fn full_install(&self) -> String {
-        self.shopify_answers(
-            200,
-            json!({"access_token": "shpat_x", "scope": "read_products,read_orders,read_customers,write_pixels,read_customer_events"}),
-        )
-        .await;
-        let state = self.install().await;
+        let state = self.install_granting("shpat_x").await;
         let resp = self.callback(&state).await;
         assert_eq!(resp.status().as_u16(), 200, "{}", text(&resp));
         text(&resp)
+    }
+
+    /// Sets the status of the tenant record of `site` (as a deletion would).
+    fn set_status(&self, site: &str, status: TenantStatus) {
+        let mut tenants = self.deps.store.tenants.lock().expect("lock");
+        tenants.get_mut(site).expect("record").status = status;
     }
 
     fn tenant(&self) -> Option<Tenant> {
@@ -217,12 +181,7 @@ async fn a_first_install_creates_a_tenant_with_a_sealed_token_a_pepper_and_a_has
 #[tokio::test]
 async fn an_oauth_state_is_refused_as_expired_eleven_minutes_later_and_nothing_is_written() {
     let w = world().await;
-    w.shopify_answers(
-        200,
-        json!({"access_token": "t", "scope": "read_products,read_orders,read_customers,write_pixels,read_customer_events"}),
-    )
-    .await;
-    let state = w.install().await;
+    let state = w.install_granting("t").await;
     w.clock.advance(11 * MINUTE_MS);
     assert_eq!(
         code(&w.callback(&state).await),
@@ -239,12 +198,7 @@ async fn an_oauth_state_is_refused_as_expired_eleven_minutes_later_and_nothing_i
 #[tokio::test]
 async fn an_oauth_state_nine_minutes_old_still_connects_the_store() {
     let w = world().await;
-    w.shopify_answers(
-        200,
-        json!({"access_token": "t", "scope": "read_products,read_orders,read_customers,write_pixels,read_customer_events"}),
-    )
-    .await;
-    let state = w.install().await;
+    let state = w.install_granting("t").await;
     w.clock.advance(9 * MINUTE_MS);
     assert_eq!(w.callback(&state).await.status().as_u16(), 200);
     assert!(w.tenant().is_some());
@@ -277,7 +231,7 @@ async fn a_reinstall_keeps_site_key_and_pepper_and_refreshes_consent_and_token()
 }
 
 async fn post_grant(w: &World, site: &str, grant: &str) -> Response<Body> {
-    let req = request(
+    let req = request_with(
         "POST",
         &format!("/v1/sites/{site}/api-key"),
         &[("content-type", "application/x-www-form-urlencoded")],
@@ -380,12 +334,7 @@ async fn when_storage_is_unavailable_the_install_answers_503_and_nothing_is_writ
 #[tokio::test]
 async fn when_kms_is_unavailable_the_callback_answers_503_and_nothing_is_written() {
     let w = world().await;
-    w.shopify_answers(
-        200,
-        json!({"access_token": "t", "scope": "read_products,read_orders,read_customers,write_pixels,read_customer_events"}),
-    )
-    .await;
-    let state = w.install().await;
+    let state = w.install_granting("t").await;
     w.deps.kms.fail.store(true, Ordering::SeqCst);
     assert_eq!(code(&w.callback(&state).await), (503, "unavailable".into()));
     assert!(w.tenant().is_none());
@@ -396,33 +345,14 @@ async fn a_store_being_deleted_must_wait_and_a_deleted_one_installs_as_a_new_sit
     let w = world().await;
     w.full_install().await;
     let first = w.tenant().expect("tenant");
-    w.deps
-        .store
-        .tenants
-        .lock()
-        .expect("lock")
-        .get_mut(&first.site_id)
-        .expect("record")
-        .status = TenantStatus::Deleting;
-    w.shopify_answers(
-        200,
-        json!({"access_token": "t", "scope": "read_products,read_orders,read_customers,write_pixels,read_customer_events"}),
-    )
-    .await;
-    let state = w.install().await;
+    w.set_status(&first.site_id, TenantStatus::Deleting);
+    let state = w.install_granting("t").await;
     assert_eq!(
         code(&w.callback(&state).await),
         (409, "deletion_in_progress".into())
     );
 
-    w.deps
-        .store
-        .tenants
-        .lock()
-        .expect("lock")
-        .get_mut(&first.site_id)
-        .expect("record")
-        .status = TenantStatus::Deleted;
+    w.set_status(&first.site_id, TenantStatus::Deleted);
     let page = w.full_install().await;
     let site = meta(&page, "site-id").expect("site");
     assert_ne!(site, first.site_id, "a new site id");
@@ -438,18 +368,6 @@ async fn a_store_being_deleted_must_wait_and_a_deleted_one_installs_as_a_new_sit
     assert_ne!(now.pii_key_ciphertext, first.pii_key_ciphertext);
 }
 
-fn consent_request(site: &str, key: &str, body: &str) -> Request {
-    request(
-        "PUT",
-        &format!("/v1/sites/{site}/messaging-consent"),
-        &[
-            ("authorization", &format!("Bearer {key}")),
-            ("content-type", "application/json"),
-        ],
-        body,
-    )
-}
-
 #[tokio::test]
 async fn messaging_consent_is_stamped_with_the_clocks_time_and_needs_the_api_key() {
     let w = world().await;
@@ -461,7 +379,7 @@ async fn messaging_consent_is_stamped_with_the_clocks_time_and_needs_the_api_key
     w.clock.advance(5 * MINUTE_MS);
     let resp = consent::handle(
         &w.deps,
-        consent_request(&site, &key, r#"{"granted": true}"#),
+        messaging_consent_request(&site, &key, r#"{"granted": true}"#),
     )
     .await;
     assert_eq!(resp.status().as_u16(), 200, "{}", text(&resp));
@@ -473,13 +391,13 @@ async fn messaging_consent_is_stamped_with_the_clocks_time_and_needs_the_api_key
     assert!(t.messaging_consent);
     let wrong = consent::handle(
         &w.deps,
-        consent_request(&site, "afk_wrong", r#"{"granted": false}"#),
+        messaging_consent_request(&site, "afk_wrong", r#"{"granted": false}"#),
     )
     .await;
     assert_eq!(code(&wrong), (401, "unauthorized".into()));
     let bad = consent::handle(
         &w.deps,
-        consent_request(&site, &key, r#"{"granted": "yes"}"#),
+        messaging_consent_request(&site, &key, r#"{"granted": "yes"}"#),
     )
     .await;
     assert_eq!(code(&bad), (400, "bad_request".into()));
@@ -506,7 +424,7 @@ async fn granting_messaging_consent_to_a_store_without_a_pepper_is_a_permanent_5
         .insert(t.site_id.clone(), t);
     let resp = consent::handle(
         &w.deps,
-        consent_request("s_nopepper", &key, r#"{"granted": true}"#),
+        messaging_consent_request("s_nopepper", &key, r#"{"granted": true}"#),
     )
     .await;
     assert_eq!(code(&resp), (500, "misconfigured".into()));
@@ -551,7 +469,7 @@ async fn a_bigcommerce_uninstall_withdraws_consent_drops_the_token_and_starts_th
     let key = meta(&text(&resp), "api-key").expect("key");
     let granted = consent::handle(
         &w.deps,
-        consent_request(&site, &key, r#"{"granted": true}"#),
+        messaging_consent_request(&site, &key, r#"{"granted": true}"#),
     )
     .await;
     assert_eq!(granted.status().as_u16(), 200);

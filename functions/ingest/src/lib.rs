@@ -12,7 +12,7 @@
 //! email or phone stays a claim ([`affinity::store::ProfileRecord::Claim`]), and the answer counts it
 //! (`identity_unverified`). The import route (API key, server to server) is trusted.
 
-use affinity::admit::{admit_site, admit_tenant, Access};
+use affinity::admit::{admit_site_evicting, admit_tenant_evicting, Access};
 use affinity::event::{self, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 use affinity::http::{self, ApiError};
 use affinity::identity::{self, IdentitySecretSource};
@@ -171,12 +171,12 @@ where
             let asked: Vec<String> = keys.iter().cloned().collect();
             let (tenant, found) = deps.store.tenant_and_profiles(&site_id, &asked).await?;
             (
-                admit_tenant(tenant, access(mode, req))?,
+                admit_tenant_evicting(tenant, access(mode, req), &deps.pii_keys)?,
                 Some((keys, found)),
             )
         }
         _ => (
-            admit_site(&deps.store, &site_id, access(mode, req)).await?,
+            admit_site_evicting(&deps.store, &site_id, access(mode, req), &deps.pii_keys).await?,
             None,
         ),
     };
@@ -227,7 +227,8 @@ where
                 let Some(key) = pepper.as_deref() else {
                     continue;
                 };
-                let found = pii::identities(key, &e.pii, tenant.default_region.as_deref());
+                let region = e.phone_region(tenant.default_region.as_deref());
+                let found = pii::identities(key, &e.pii, region);
                 let (proven, claimed) = proof.split(key, found.keys, e.customer_id.is_some());
                 unverified |= !claimed.is_empty();
                 e.identities = proven;

@@ -85,6 +85,7 @@ mod tests {
             "a",
             Arc::new(Popularity {
                 ref_ms: 1,
+                applied: Vec::new(),
                 products: vec![],
             }),
         );

@@ -1,17 +1,18 @@
-//! The recommendation function: `GET /v1/sites/{site_id}/shoppers/{shopper_id}/recommendations?limit=10`
-//! for storefronts, and the messaging lookup `POST /v1/sites/{site_id}/recommendations/lookup` (see
-//! [`lookup`]).
+//! The recommendation function: `GET /v1/sites/{site_id}/shoppers/{shopper_id}/recommendations?type=...`
+//! for storefronts (the list types are in [`lists`]), and the messaging lookup
+//! `POST /v1/sites/{site_id}/recommendations/lookup` (see [`lookup`]).
 //!
-//! One round trip reads the tenant, the shopper's profile and the tenant's popularity together; a second
-//! follows a guest id linked to a customer profile. Shoppers with no history get trending products.
+//! One round trip reads the tenant, the shopper's profile, the tenant's popularity and the anchor
+//! products' neighbour lists together; a second (only when needed) follows a guest id linked to a
+//! customer profile, or reads the neighbour lists of the shopper's session. Shoppers with no history
+//! get trending products.
 
-use affinity::admit::{admit_tenant, Access};
+use affinity::admit::{admit_tenant_evicting, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::identity::{self, IdentitySecretSource};
 use affinity::pii::PiiKeySource;
-use affinity::profile::Decay;
-use affinity::rank;
+use affinity::profile::{Decay, Profile};
 use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
@@ -22,6 +23,7 @@ pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 50;
 
 pub mod cache;
+pub mod lists;
 pub mod lookup;
 
 /// What the handler needs, built once per cold start.
@@ -39,16 +41,21 @@ pub struct Deps<S, K> {
     pub clock: affinity::clock::SharedClock,
 }
 
-/// The storefront answer: the recommendations and a fresh `recommendation_id` (a UUID v4), which the
+/// The storefront answer: the items and why, and a fresh `recommendation_id` (a UUID v4), which the
 /// storefront sends back on the clicks and impressions of these items so click-through can be
-/// attributed.
+/// attributed. Nothing else about the shopper (no preference scores, nothing derived from purchases
+/// beyond the items): those are for the API-key lookup route.
 #[derive(Debug, serde::Serialize)]
 pub struct Answer {
     /// This answer's id.
     pub recommendation_id: String,
-    /// What is recommended, and why.
-    #[serde(flatten)]
-    pub recommendations: rank::Recommendations,
+    /// The shopper asked about (as given).
+    pub shopper_id: String,
+    /// The list type answered.
+    #[serde(rename = "type")]
+    pub kind: lists::ListType,
+    /// At most `limit` items, best first.
+    pub items: Vec<lists::Item>,
 }
 
 /// Handles one request; every outcome is a response.
@@ -98,46 +105,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-/// Which profile a storefront request may read: the guest's own, or the customer profile its guest id
-/// is linked to only when the request proves that customer with a valid identity token (query
-/// parameter `identity_token`: the widget's GET carries it without a CORS preflight, which a custom
-/// header would force on every merchant's domain). Anything else (no token, expired, forged, another
-/// site's, another customer's) answers from the guest's own history, which an alias does not have:
-/// nothing.
-async fn which_profile<S: RecommendSource, K: IdentitySecretSource>(
-    deps: &Deps<S, K>,
-    tenant: &affinity::tenant::Tenant,
-    record: Option<ProfileRecord>,
-    token: Option<&str>,
-) -> Result<Option<affinity::profile::Profile>, ApiError> {
-    match record {
-        Some(ProfileRecord::Profile { profile, .. }) => Ok(Some(*profile)),
-        Some(ProfileRecord::Alias { linked_to, .. }) => {
-            let Some(token) = token else {
-                return Ok(None);
-            };
-            let secret = deps.pii_keys.identity_secret(tenant).await?;
-            let now_s = deps.clock.now_ms().div_euclid(1000);
-            let proven = match identity::verify(&secret, &tenant.site_id, token, now_s) {
-                Ok(c) => customer_key(&c.customer_id) == linked_to,
-                Err(why) => {
-                    tracing::info!(site_id = %tenant.site_id, reason = %why, "identity token refused");
-                    false
-                }
-            };
-            if !proven {
-                return Ok(None);
-            }
-            match deps.store.profile(&tenant.site_id, &linked_to).await? {
-                Some(ProfileRecord::Profile { profile, .. }) => Ok(Some(*profile)),
-                _ => Ok(None),
-            }
-        }
-        Some(ProfileRecord::Claim { .. }) | None => Ok(None),
-    }
-}
-
-async fn recommend<S: RecommendSource, K: IdentitySecretSource>(
+async fn recommend<S: RecommendSource, K: PiiKeySource + IdentitySecretSource>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -161,32 +129,106 @@ async fn recommend<S: RecommendSource, K: IdentitySecretSource>(
             "must be 1-128 characters of letters, digits and _=/+.-",
         ));
     }
+    let list = lists::ListRequest::parse(
+        http::query_param(req, "type").as_deref(),
+        http::query_param(req, "product_id").as_deref(),
+        http::query_param(req, "product_ids").as_deref(),
+        http::query_param(req, "category").as_deref(),
+        limit,
+    )?;
     let cached = deps.popularity.get(site_id);
     let read = deps
         .store
-        .recommend_read(site_id, &guest_key(shopper_id), cached.is_none())
+        .recommend_read(
+            site_id,
+            &guest_key(shopper_id),
+            cached.is_none(),
+            &list.first_lists(),
+        )
         .await?;
-    let tenant = admit_tenant(read.tenant, Access::Storefront)?;
+    let tenant = admit_tenant_evicting(read.tenant, Access::Storefront, &deps.pii_keys)?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read.popularity?);
         deps.popularity.put(site_id, fresh.clone());
         Some(fresh)
     });
+    let mut lists_read = read.lists;
     let token = http::query_param(req, "identity_token");
-    let profile = which_profile(deps, &tenant, read.profile, token.as_deref()).await?;
+    let profile = match read_profile(deps, &tenant, read.profile, token.as_deref()).await? {
+        Read::Own(profile) => {
+            // The second round trip, only when the list needs the session's (or cart's) lists.
+            let more = list.second_lists(profile.as_ref());
+            if !more.is_empty() {
+                let (_, found) = deps.store.profile_and_lists(site_id, None, &more).await?;
+                lists_read.extend(found);
+            }
+            profile
+        }
+        // The linked profile took the second round trip: its session's lists are not read.
+        Read::Linked(profile) => profile,
+    };
     let now = deps.clock.now_ms();
-    let answer = rank::recommend(
-        shopper_id,
-        profile.as_ref(),
-        popularity.as_deref(),
-        limit,
-        now,
-        &deps.decay,
+    let items = lists::items(
+        &list,
+        lists::Inputs {
+            profile: profile.as_ref(),
+            popularity: popularity.as_deref(),
+            lists: &lists_read,
+            now_ms: now,
+            decay: &deps.decay,
+        },
     );
-    tracing::info!(site_id = %site_id, items = answer.items.len(), known = profile.is_some(), "recommend");
+    tracing::info!(site_id = %site_id, items = items.len(), known = profile.is_some(), kind = ?list.kind, "recommend");
     let answer = Answer {
         recommendation_id: uuid::Uuid::new_v4().to_string(),
-        recommendations: answer,
+        shopper_id: shopper_id.to_string(),
+        kind: list.kind,
+        items,
     };
     Ok(http::json_response(StatusCode::OK, &answer))
+}
+
+/// Which profile a storefront answer reads, and whether reading it took a round trip.
+enum Read {
+    /// The guest's own profile item (read in the first round trip), if any.
+    Own(Option<Profile>),
+    /// The profile the guest is linked to (read in a second round trip).
+    Linked(Option<Profile>),
+}
+
+/// Which profile answers for the shopper whose profile item is `record`: their own, or the customer
+/// profile their guest id is linked to, only when the request proves that customer with a valid
+/// identity token (query parameter `identity_token`: the widget's GET carries it without the CORS
+/// preflight that a custom header would force on every merchant's domain). Anything else (no token,
+/// expired, forged, another site's or another customer's) answers from the guest's own history, which
+/// a linked guest id does not have: nothing.
+async fn read_profile<S: RecommendSource, K: IdentitySecretSource>(
+    deps: &Deps<S, K>,
+    tenant: &affinity::tenant::Tenant,
+    record: Option<ProfileRecord>,
+    token: Option<&str>,
+) -> Result<Read, ApiError> {
+    Ok(match record {
+        Some(ProfileRecord::Profile { profile, .. }) => Read::Own(Some(*profile)),
+        Some(ProfileRecord::Alias { linked_to, .. }) => {
+            let Some(token) = token else {
+                return Ok(Read::Own(None));
+            };
+            let secret = deps.pii_keys.identity_secret(tenant).await?;
+            let now_s = deps.clock.now_ms().div_euclid(1000);
+            match identity::verify(&secret, &tenant.site_id, token, now_s) {
+                Ok(c) if customer_key(&c.customer_id) == linked_to => {}
+                Ok(_) => return Ok(Read::Own(None)),
+                Err(why) => {
+                    tracing::info!(site_id = %tenant.site_id, reason = %why, "identity token refused");
+                    return Ok(Read::Own(None));
+                }
+            }
+            match deps.store.profile(&tenant.site_id, &linked_to).await? {
+                Some(ProfileRecord::Profile { profile, .. }) => Read::Linked(Some(*profile)),
+                _ => Read::Linked(None),
+            }
+        }
+        Some(ProfileRecord::Claim { .. }) | None => Read::Own(None),
+    })
 }

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use affinity::admit::{admit_site, Access};
+use affinity::admit::{admit_site_evicting, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::pii::{self, PiiKeySource};
@@ -152,7 +152,8 @@ where
             ))
         }
     };
-    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
+    let tenant =
+        admit_site_evicting(&deps.store, site_id, Access::from_bearer(req), &deps.pii_keys).await?;
     let pii_asked = shoppers.iter().any(asks_for_pii);
     if pii_asked && !tenant.messaging_consent {
         return Err(ApiError::forbidden(

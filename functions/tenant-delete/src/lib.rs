@@ -27,13 +27,18 @@ use affinity::config::{self, ConfigError};
 use affinity::http::{self, ApiError};
 use affinity::oauth::Secret;
 use affinity::pii::PiiKeySource;
-use affinity::store::deletion::{DeletionJobs, DeletionSettings, ShopperRecords, TenantItems};
+use affinity::store::deletion::{
+    DeletionJobs, DeletionSettings, RunOutcome, ShopperRecords, TenantItems,
+};
 use affinity::store::tenants::WebhookReceipts;
+use affinity::store::StoreError;
 use lambda_http::http::Method;
 use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Request, Response};
 use lambda_runtime::{LambdaEvent, Service};
 use serde_json::Value;
+
+use crate::shoppers::ShopperRight;
 
 pub use schedule::{invocation_deadline, tick, TickReport, JOBS_AT_ONCE, SCHEDULE_BUDGET_MS};
 pub use webhooks::{ShopifyTopic, MAX_WEBHOOK_BYTES};
@@ -60,6 +65,22 @@ pub struct Deps<S, K> {
     pub shopify_secret: Secret,
     /// The clock.
     pub clock: SharedClock,
+}
+
+impl<S: Store, K> Deps<S, K> {
+    /// One run of `tenant_id`'s deletion with these settings and clock, until `deadline_ms` (epoch ms):
+    /// [`affinity::deletion::run`].
+    ///
+    /// # Errors
+    /// As [`affinity::deletion::run`].
+    pub(crate) async fn run_deletion(
+        &self,
+        tenant_id: &str,
+        deadline_ms: i64,
+    ) -> Result<RunOutcome, StoreError> {
+        let clock = self.clock.as_ref();
+        affinity::deletion::run(&self.store, tenant_id, &self.settings, clock, deadline_ms).await
+    }
 }
 
 fn seconds_ms(name: &'static str, default_s: f64) -> Result<i64, ConfigError> {
@@ -187,11 +208,11 @@ async fn route<S: Store, K: PiiKeySource>(
         }
         ["sites", site_id, "shoppers", shopper_id] => {
             allow(method, &Method::DELETE)?;
-            shoppers::erase(deps, req, site_id, shopper_id).await
+            shoppers::answer(deps, req, (site_id, shopper_id), ShopperRight::Erasure).await
         }
         ["sites", site_id, "shoppers", shopper_id, "export"] => {
             allow(method, &Method::GET)?;
-            shoppers::export(deps, req, site_id, shopper_id).await
+            shoppers::answer(deps, req, (site_id, shopper_id), ShopperRight::Export).await
         }
         _ => Err(ApiError::not_found(None, "no such route")),
     }

@@ -11,12 +11,7 @@ use serde_json::Value;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let tables = Tables::from_env(Needs {
-        tenants: true,
-        events: true,
-        profiles: true,
-        popularity: true,
-    })?;
+    let tables = Tables::from_env(Needs::ALL)?;
     let shopify_secret = Secret::new(config::required("SHOPIFY_CLIENT_SECRET")?);
     let kms_key_id = config::required("KMS_KEY_ID")?;
     let (settings, request_budget_ms) = tenant_delete::settings_from_env()?;

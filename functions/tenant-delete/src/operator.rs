@@ -72,14 +72,7 @@ async fn start_and_work<S: Store, K: PiiKeySource>(
     }
     // Work for the request budget; the schedule continues.
     let deadline = deadline_ms.min(now + deps.request_budget_ms + deps.settings.margin_ms);
-    let run = deletion::run(
-        &deps.store,
-        tenant_id,
-        &deps.settings,
-        deps.clock.as_ref(),
-        deadline,
-    );
-    Ok(match run.await {
+    Ok(match deps.run_deletion(tenant_id, deadline).await {
         Ok(RunOutcome::Completed(j)) => {
             log_completed(&j);
             j

@@ -1,6 +1,6 @@
 //! The EventBridge schedule: continues every unfinished deletion, and the invocation's time budget.
 
-use affinity::deletion::{self, DeletionJob, RunOutcome};
+use affinity::deletion::{DeletionJob, RunOutcome};
 use affinity::pii::PiiKeySource;
 use affinity::store::StoreError;
 use futures_util::future::join_all;
@@ -59,17 +59,9 @@ pub async fn tick<S: Store, K: PiiKeySource>(
         ..TickReport::default()
     };
     for batch in ids.chunks(JOBS_AT_ONCE) {
-        let runs = batch.iter().map(|id| async move {
-            let outcome = deletion::run(
-                &deps.store,
-                id,
-                &deps.settings,
-                deps.clock.as_ref(),
-                deadline_ms,
-            )
-            .await;
-            (id.clone(), outcome)
-        });
+        let runs = batch
+            .iter()
+            .map(|id| async move { (id.clone(), deps.run_deletion(id, deadline_ms).await) });
         for (id, outcome) in join_all(runs).await {
             match outcome {
                 Ok(RunOutcome::Completed(job)) => {

@@ -6,8 +6,8 @@ use affinity::deletion::shopper;
 use affinity::deletion::ErasureError;
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
+use affinity::ids::ShopperKey;
 use affinity::pii::PiiKeySource;
-use affinity::store::{customer_key, guest_key};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 
@@ -15,7 +15,7 @@ use crate::{Deps, Store};
 
 /// The profile key of the shopper named in the route: a guest id, or a customer id with
 /// `?id_type=customer`.
-fn shopper_key(req: &Request, shopper_id: &str) -> Result<String, ApiError> {
+fn shopper_key(req: &Request, shopper_id: &str) -> Result<ShopperKey, ApiError> {
     if !is_valid_id(shopper_id) {
         return Err(ApiError::bad_request(
             "shopper_id",
@@ -23,8 +23,8 @@ fn shopper_key(req: &Request, shopper_id: &str) -> Result<String, ApiError> {
         ));
     }
     match http::query_param(req, "id_type").as_deref() {
-        None | Some("guest") => Ok(guest_key(shopper_id)),
-        Some("customer") => Ok(customer_key(shopper_id)),
+        None | Some("guest") => Ok(ShopperKey::Guest(shopper_id.to_string())),
+        Some("customer") => Ok(ShopperKey::Customer(shopper_id.to_string())),
         Some(_) => Err(ApiError::bad_request(
             "id_type",
             "must be guest (the default) or customer",
@@ -32,45 +32,51 @@ fn shopper_key(req: &Request, shopper_id: &str) -> Result<String, ApiError> {
     }
 }
 
-/// `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}`: the erasure report.
-pub(crate) async fn erase<S: Store, K: PiiKeySource>(
-    deps: &Deps<S, K>,
-    req: &Request,
-    site_id: &str,
-    shopper_id: &str,
-) -> Result<Response<Body>, ApiError> {
-    let key = shopper_key(req, shopper_id)?;
-    let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
-    let report = shopper::erase(&deps.store, &tenant.site_id, &key)
-        .await
-        .map_err(ErasureError::from)?;
-    tracing::info!(
-        site_id = %tenant.site_id,
-        profiles = report.profiles,
-        events = report.events,
-        guest_ids = report.guest_ids,
-        "shopper erased (API)"
-    );
-    Ok(http::json_response(StatusCode::OK, &report))
+/// What a shopper's route asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShopperRight {
+    /// `DELETE /v1/sites/{site_id}/shoppers/{shopper_id}`: erasure; answers the erasure report.
+    Erasure,
+    /// `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`: access; answers the export document.
+    Export,
 }
 
-/// `GET /v1/sites/{site_id}/shoppers/{shopper_id}/export`: the export document.
-pub(crate) async fn export<S: Store, K: PiiKeySource>(
+/// A shopper's route: the shopper key from the route, the site admitted with the tenant API key, then
+/// the erasure or the export, logged without the shopper's ids.
+pub(crate) async fn answer<S: Store, K: PiiKeySource>(
     deps: &Deps<S, K>,
     req: &Request,
-    site_id: &str,
-    shopper_id: &str,
+    (site_id, shopper_id): (&str, &str),
+    right: ShopperRight,
 ) -> Result<Response<Body>, ApiError> {
-    let key = shopper_key(req, shopper_id)?;
+    let key = shopper_key(req, shopper_id)?.to_key();
     let tenant = admit_site(&deps.store, site_id, Access::from_bearer(req)).await?;
-    let export = shopper::export(&deps.store, &tenant.site_id, &key, deps.clock.now_ms())
-        .await
-        .map_err(ErasureError::from)?;
-    tracing::info!(
-        site_id = %tenant.site_id,
-        profiles = export.profiles.len(),
-        events = export.events.len(),
-        "shopper export produced (API)"
-    );
-    Ok(http::json_response(StatusCode::OK, &export))
+    let site_id = tenant.site_id.as_str();
+    match right {
+        ShopperRight::Erasure => {
+            let report = shopper::erase(&deps.store, site_id, &key)
+                .await
+                .map_err(ErasureError::from)?;
+            tracing::info!(
+                site_id = %site_id,
+                profiles = report.profiles,
+                events = report.events,
+                guest_ids = report.guest_ids,
+                "shopper erased (API)"
+            );
+            Ok(http::json_response(StatusCode::OK, &report))
+        }
+        ShopperRight::Export => {
+            let export = shopper::export(&deps.store, site_id, &key, deps.clock.now_ms())
+                .await
+                .map_err(ErasureError::from)?;
+            tracing::info!(
+                site_id = %site_id,
+                profiles = export.profiles.len(),
+                events = export.events.len(),
+                "shopper export produced (API)"
+            );
+            Ok(http::json_response(StatusCode::OK, &export))
+        }
+    }
 }

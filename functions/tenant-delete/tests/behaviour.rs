@@ -5,7 +5,6 @@
 use affinity::clock::ManualClock;
 use affinity::deletion::shopper;
 use affinity::deletion::{self, Begin, DeletionSettings, DeletionState, RunOutcome, Trigger};
-use affinity::event::{EventType, Product};
 use affinity::oauth::Secret;
 use affinity::pii::DerivedPiiKeys;
 use affinity::store::memory::MemoryStore;
@@ -40,29 +39,12 @@ fn tenant(site_id: &str, tenant_id: &str) -> Tenant {
 }
 
 fn event(site_id: &str, guest: &str, id: &str, customer: Option<&str>) -> StoredEvent {
-    StoredEvent {
-        site_id: site_id.into(),
-        shopper_id: guest.into(),
-        event_id: id.into(),
-        kind: EventType::View,
-        ts: T0,
-        received_ms: T0,
-        expires_at: T0 / 1000 + 86_400,
-        customer_id: customer.map(str::to_string),
-        session_id: None,
-        query: None,
-        product: Some(Product {
-            id: "p1".into(),
-            category: None,
-            brand: None,
-            price: None,
-        }),
-        items: vec![],
-        order_id: None,
-        currency: None,
-        cart: None,
-        recommendation_id: None,
-    }
+    serde_json::from_value(
+        json!({"site_id": site_id, "shopper_id": guest, "event_id": id,
+        "type": "view", "ts": T0, "received_ms": T0, "expires_at": T0 / 1000 + 86_400,
+        "customer_id": customer, "product": {"id": "p1"}}),
+    )
+    .expect("stored event")
 }
 
 fn put_profile(store: &MemoryStore, site_id: &str, key: &str, record: ProfileRecord) {
@@ -170,14 +152,19 @@ async fn when_a_deletion_begins_the_secrets_are_destroyed_at_once_and_the_job_is
     assert_eq!(again, Begin::Existing(job));
 }
 
-#[tokio::test]
-async fn a_clean_pass_counts_only_after_the_grace_period_and_two_must_agree() {
+/// Ten events of `SITE` and a deletion of `TENANT` begun by the operator at `T0`; a clock at `T0` and
+/// the test settings.
+async fn begun_by_the_operator() -> (MemoryStore, ManualClock, DeletionSettings) {
     let store = store_with_data(10);
-    let clock = ManualClock::at(T0);
-    let s = settings();
     deletion::begin(&store, TENANT, Trigger::Operator, T0)
         .await
         .expect("begin");
+    (store, ManualClock::at(T0), settings())
+}
+
+#[tokio::test]
+async fn a_clean_pass_counts_only_after_the_grace_period_and_two_must_agree() {
+    let (store, clock, s) = begun_by_the_operator().await;
     // The first pass deletes everything, then the job waits for the grace period.
     let RunOutcome::Paused(job) = run(&store, &clock, &s).await else {
         panic!("waits for the grace period")
@@ -217,11 +204,7 @@ async fn a_clean_pass_counts_only_after_the_grace_period_and_two_must_agree() {
     // What remains: a site tombstone that keeps the site id switched off, and the other tenant.
     let record = store.tenants.lock().expect("lock")[SITE].clone();
     assert_eq!(record, deletion::site_tombstone(&record, clock_now(&clock)));
-    assert!(!store
-        .tenant_pointers
-        .lock()
-        .expect("lock")
-        .contains_key(TENANT));
+    assert_eq!(store.tenant_pointers.site_of(TENANT), None);
     assert!(store.deletion_queue.lock().expect("lock").is_empty());
     assert_eq!(left_of(&store, "s_other"), (1, 1, true));
 }
@@ -233,12 +216,7 @@ fn clock_now(clock: &ManualClock) -> i64 {
 
 #[tokio::test]
 async fn when_a_pass_is_interrupted_it_resumes_at_the_checkpoint_with_exact_counts() {
-    let store = store_with_data(10);
-    let clock = ManualClock::at(T0);
-    let s = settings();
-    deletion::begin(&store, TENANT, Trigger::Operator, T0)
-        .await
-        .expect("begin");
+    let (store, clock, s) = begun_by_the_operator().await;
     // The run dies after saving its first checkpoint: the page is counted and kept in flight.
     store.fail_deletes.store(true, Ordering::SeqCst);
     let died = deletion::run(&store, TENANT, &s, &clock, soon(&clock)).await;

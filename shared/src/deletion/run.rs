@@ -18,7 +18,7 @@ pub async fn tenant_of<S: DeletionJobs>(
     store: &S,
     tenant_id: &str,
 ) -> Result<Option<Tenant>, StoreError> {
-    let Some(site) = store.site_of_tenant(tenant_id).await? else {
+    let Some(site) = store.site_id_of_tenant(tenant_id).await? else {
         return Ok(None);
     };
     Ok(store
@@ -216,7 +216,7 @@ async fn finish<S: DeletionJobs>(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let site = job.site()?.to_string();
-    let pointer = store.site_of_tenant(&job.tenant_id).await?;
+    let pointer = store.site_id_of_tenant(&job.tenant_id).await?;
     let pointer_site = (pointer.as_deref() == Some(site.as_str())).then_some(site.as_str());
     let record = store
         .tenant_by_site(&site)

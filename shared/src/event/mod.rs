@@ -19,10 +19,28 @@ pub const MAX_EVENT_AGE_MS: i64 = 7 * 24 * 3600 * 1000;
 pub const MAX_EVENT_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Most items in a purchase or a cart.
 pub const MAX_ITEMS: usize = 100;
-/// Longest search query kept, in characters.
-pub const MAX_QUERY_CHARS: usize = 512;
-/// Longest category or brand name, in characters.
-pub const MAX_NAME_CHARS: usize = 256;
+/// Longest search query kept, in UTF-8 bytes (a longer one is cut at a character boundary).
+pub const MAX_QUERY_BYTES: usize = 512;
+/// Longest category or brand name kept, in UTF-8 bytes (a longer one is cut at a character boundary):
+/// 256 ASCII characters, 64 four-byte ones. DynamoDB sizes strings in UTF-8 bytes, so byte limits are
+/// what bound a stored profile.
+pub const MAX_NAME_BYTES: usize = 256;
+/// Longest personal field (`email`, `phone`, their `_sha256` forms), in UTF-8 bytes; longer ones are
+/// refused (the longest email address: a 64-octet local part, `@` and a 255-octet domain, RFC 5321
+/// section 4.5.3.1).
+pub const MAX_PII_BYTES: usize = 320;
+
+/// The longest prefix of `s` of at most `max_bytes` UTF-8 bytes that ends at a character boundary.
+pub fn cut_to_bytes(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 /// The shopper behaviours the help article lists, plus cart removal and recommendation impressions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -181,6 +199,10 @@ pub struct Event {
     /// The `recommendation_id` of the recommendation answer this event came from (a click or
     /// impression on a widget), so click-through can be attributed.
     pub recommendation_id: Option<String>,
+    /// `country`: the shopper's country as an ISO 3166-1 alpha-2 code, uppercase (`GB`), when the
+    /// storefront knows it (a checkout's address). It reads a national phone number of this event before
+    /// the tenant's [`crate::tenant::Tenant::default_region`] does.
+    pub country: Option<String>,
     /// Personal data, if any was sent (see [`PiiFields`]). Emptied before anything is stored.
     pub pii: PiiFields,
     /// Proven identity keys (`e:{hex}` for an email, `p:{hex}` for a phone) made from `pii` by
@@ -238,11 +260,13 @@ fn id_field(obj: &Map<String, Value>, name: &str, path: &str) -> FieldResult<Opt
     }
 }
 
+/// A free-text field (query, category, brand): trimmed, without control characters, and cut to
+/// `max_bytes` UTF-8 bytes at a character boundary (a long category path costs its tail, not the event).
 fn text_field(
     obj: &Map<String, Value>,
     name: &str,
     path: &str,
-    max_chars: usize,
+    max_bytes: usize,
 ) -> FieldResult<Option<String>> {
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
@@ -250,12 +274,10 @@ fn text_field(
             let t = s.trim();
             if t.is_empty() {
                 Ok(None)
-            } else if t.chars().count() > max_chars {
-                err(path, format!("must be at most {max_chars} characters"))
             } else if t.chars().any(char::is_control) {
                 err(path, "must not contain control characters")
             } else {
-                Ok(Some(t.to_string()))
+                Ok(Some(cut_to_bytes(t, max_bytes).trim_end().to_string()))
             }
         }
         Some(Value::Number(n)) => Ok(Some(n.to_string())),
@@ -305,8 +327,8 @@ fn product_from(value: &Value, path: &str) -> FieldResult<Product> {
     };
     Ok(Product {
         id,
-        category: text_field(obj, "category", &format!("{path}.category"), MAX_NAME_CHARS)?,
-        brand: text_field(obj, "brand", &format!("{path}.brand"), MAX_NAME_CHARS)?,
+        category: text_field(obj, "category", &format!("{path}.category"), MAX_NAME_BYTES)?,
+        brand: text_field(obj, "brand", &format!("{path}.brand"), MAX_NAME_BYTES)?,
         price: price_field(obj, &format!("{path}.price"))?,
     })
 }
@@ -460,7 +482,7 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
             ts
         }
     };
-    let query = text_field(obj, "query", "query", MAX_QUERY_CHARS)?;
+    let query = text_field(obj, "query", "query", MAX_QUERY_BYTES)?;
     if kind == EventType::Search && query.is_none() {
         return err("query", "is required for search events");
     }
@@ -523,6 +545,19 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         Some(Value::String(_)) => return err("identity_token", "is too long"),
         Some(_) => return err("identity_token", "must be a string"),
     };
+    let country = match obj.get("country") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match crate::pii::region(s) {
+            Some(r) => Some(r),
+            None => {
+                return err(
+                    "country",
+                    "must be an ISO 3166-1 alpha-2 country code such as GB or US",
+                )
+            }
+        },
+        Some(_) => return err("country", "must be a string (ISO 3166-1 alpha-2)"),
+    };
     let pii = PiiFields {
         email: pii_text(obj, "email")?,
         email_sha256: pii_text(obj, "email_sha256")?,
@@ -543,6 +578,7 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         currency,
         cart,
         recommendation_id,
+        country,
         pii,
         identities: Vec::new(),
         claims: Vec::new(),
@@ -562,13 +598,19 @@ fn pii_text(obj: &Map<String, Value>, name: &str) -> FieldResult<Option<String>>
     match obj.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) if s.len() <= 320 => Ok(Some(s.clone())),
+        Some(Value::String(s)) if s.len() <= MAX_PII_BYTES => Ok(Some(s.clone())),
         Some(Value::String(_)) => err(name, "is too long"),
         Some(_) => err(name, "must be a string"),
     }
 }
 
 impl Event {
+    /// The region that reads this event's national phone numbers: its own `country`, else the tenant's
+    /// default region (`tenant_region`), else none.
+    pub fn phone_region<'a>(&'a self, tenant_region: Option<&'a str>) -> Option<&'a str> {
+        self.country.as_deref().or(tenant_region)
+    }
+
     /// The products this event is about: the product, or the purchased items.
     pub fn products(&self) -> impl Iterator<Item = &Product> {
         self.product

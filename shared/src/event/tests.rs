@@ -204,3 +204,40 @@ fn prices_dynamodb_cannot_store_are_refused_or_rounded_not_failing_the_batch() {
     );
     assert!(price(json!(-1)).is_err());
 }
+
+#[test]
+fn names_and_queries_are_cut_to_their_byte_limit_at_a_character_boundary() {
+    let long = "\u{1F45F}".repeat(100); // 400 bytes of 4-byte characters
+    let e = ok(json!({"type":"view","shopper_id":"g",
+        "product":{"id":"1","category": format!("a{long}"),"brand": long}}));
+    let p = e.product.expect("product");
+    let category = p.category.expect("category");
+    // 1 + 4 * 63 = 253 bytes: a 64th character would cross 256.
+    assert_eq!(category.len(), 253);
+    assert!(category.starts_with('a') && category.ends_with('\u{1F45F}'));
+    assert_eq!(p.brand.expect("brand").len(), MAX_NAME_BYTES);
+    let q = ok(json!({"type":"search","shopper_id":"g","query": "\u{e9}".repeat(300)}));
+    assert_eq!(q.query.expect("query").len(), MAX_QUERY_BYTES);
+    assert_eq!(cut_to_bytes("ab\u{e9}", 3), "ab");
+    assert_eq!(cut_to_bytes("ab", 3), "ab");
+}
+
+#[test]
+fn an_event_may_name_its_country_and_a_bad_one_is_refused_by_name() {
+    let e = ok(json!({"type":"view","shopper_id":"g","product":{"id":"1"},"country":"gb"}));
+    assert_eq!(e.country.as_deref(), Some("GB"));
+    assert_eq!(e.phone_region(Some("US")), Some("GB"));
+    let plain = ok(json!({"type":"view","shopper_id":"g","product":{"id":"1"}}));
+    assert_eq!(plain.phone_region(Some("US")), Some("US"));
+    assert_eq!(plain.phone_region(None), None);
+    for bad in [json!("GBR"), json!("ZZ"), json!("1A"), json!(""), json!(44)] {
+        let r = validate(
+            &json!({"type":"view","shopper_id":"g","product":{"id":"1"},"country": bad}),
+            3,
+            NOW,
+            IngestMode::Live,
+        )
+        .expect_err("refused");
+        assert_eq!((r.index, r.field.as_str()), (3, "country"), "{bad}");
+    }
+}

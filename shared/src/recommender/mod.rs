@@ -281,6 +281,7 @@ mod tests {
     fn co_viewed_products_come_first_with_their_reason() {
         let pop = Popularity {
             ref_ms: 1_000_008,
+            applied: Vec::new(),
             products: vec![ProductScore {
                 id: "tv".into(),
                 category: None,

@@ -20,6 +20,59 @@ pub const TRIM_AT: usize = 2 * MAX_NEIGHBOURS;
 /// Earlier products of a session a new event is paired with (the profile keeps the last 20 views).
 pub const SESSION_WINDOW: usize = 20;
 
+/// Most bytes a stored list may take (DynamoDB bills writes per KB, and an item is capped at 400 KB):
+/// the weakest neighbours are dropped until [`NeighbourList::approx_bytes`] fits.
+pub const MAX_LIST_BYTES: usize = 8 * 1024;
+/// Products viewed within this long of each other, by one shopper, are one session (the field's usual
+/// 30-minute gap).
+pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
+
+/// Which co-occurrence a list counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ListKind {
+    /// Products viewed in the same sessions (`also_viewed`, `similar`, `for_you`).
+    Viewed,
+    /// Products added to the cart or bought in the same sessions (`bought_together`).
+    Bought,
+}
+
+impl ListKind {
+    /// The one-letter tag stored in the item key (`v`, `b`).
+    pub fn tag(self) -> char {
+        match self {
+            Self::Viewed => 'v',
+            Self::Bought => 'b',
+        }
+    }
+}
+
+/// The key of one stored list: its kind and product.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ListKey {
+    /// What the list counts.
+    pub kind: ListKind,
+    /// The product whose neighbours it holds.
+    pub product_id: String,
+}
+
+impl ListKey {
+    /// The co-viewed list of `product_id`.
+    pub fn viewed(product_id: &str) -> Self {
+        Self {
+            kind: ListKind::Viewed,
+            product_id: product_id.to_string(),
+        }
+    }
+
+    /// The co-bought list of `product_id`.
+    pub fn bought(product_id: &str) -> Self {
+        Self {
+            kind: ListKind::Bought,
+            product_id: product_id.to_string(),
+        }
+    }
+}
+
 /// One neighbour of a product.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbour {
@@ -142,6 +195,25 @@ impl NeighbourList {
         self.neighbours
             .sort_by(|a, b| b.w.total_cmp(&a.w).then_with(|| a.id.cmp(&b.id)));
         self.neighbours.truncate(MAX_NEIGHBOURS);
+    }
+
+    /// An upper estimate of the list's stored size in bytes (attribute names, values and DynamoDB's
+    /// per-element overhead; numbers counted at 21 bytes, their maximum).
+    pub fn approx_bytes(&self) -> usize {
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 12);
+        let entries: usize = self
+            .neighbours
+            .iter()
+            .map(|n| n.id.len() + opt(&n.c) + 2 * 21 + 16)
+            .sum();
+        160 + opt(&self.category) + opt(&self.brand) + entries
+    }
+
+    /// The stored form: trimmed to [`MAX_NEIGHBOURS`], then the weakest dropped until the list fits
+    /// [`MAX_LIST_BYTES`].
+    pub fn bound(&mut self) {
+        self.trim();
+        while self.approx_bytes() > MAX_LIST_BYTES && self.neighbours.pop().is_some() {}
     }
 
     /// The weights decayed to `now_ms` are `w * factor`: this factor (1 when `now_ms <= ref_ms`).
@@ -319,6 +391,23 @@ mod tests {
         assert!((l["a"].neighbours[0].w - 1.5).abs() < 1e-6);
         assert!((l["a"].neighbours[0].n - 1.0).abs() < 1e-6);
         assert!((l["b"].neighbours[0].w - 1.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_stored_list_fits_its_byte_bound_whatever_the_names() {
+        let cw = CoVisitWeights::default();
+        let mut l = NeighbourList::default();
+        let long = "\u{00e9}".repeat(128);
+        for i in 0..150 {
+            l.add(&format!("{i:0>120}"), 1.0 + f64::from(i), 1.0, Some(&long), 1_000, &cw);
+        }
+        l.bound();
+        assert!(l.approx_bytes() <= MAX_LIST_BYTES);
+        assert!(l.neighbours.len() >= 10 && l.neighbours.len() < MAX_NEIGHBOURS);
+        // The strongest survive.
+        assert_eq!(l.neighbours[0].id, format!("{:0>120}", 149));
+        let item = serde_json::to_string(&l).expect("json");
+        assert!(item.len() <= MAX_LIST_BYTES, "{}", item.len());
     }
 
     #[test]

@@ -13,7 +13,8 @@ pub use crate::deletion::{
     PastDeletion, Progress, RunOutcome, Step, Trigger, MAX_PAGE_SIZE,
 };
 
-use super::{ProfileRecord, StoreError, StoredEvent, TenantLookup};
+use super::tenants::TenantDirectory;
+use super::{ProfileRecord, StoreError, StoredEvent};
 use crate::tenant::Tenant;
 
 /// The last write of a deletion: all of it, or nothing.
@@ -29,9 +30,9 @@ pub struct Completion<'a> {
     pub site_tombstone: Option<&'a Tenant>,
 }
 
-/// Deletion jobs (and, once completed, their tombstones), the queue the schedule reads, and the reads of
-/// the tenant records a deletion works on.
-pub trait DeletionJobs: TenantLookup {
+/// Deletion jobs (and, once completed, their tombstones), the queue the schedule reads, and (through
+/// [`TenantDirectory`]) the reads of the tenant records and pointers a deletion works on.
+pub trait DeletionJobs: TenantDirectory {
     /// The deletion job (or tombstone) of `tenant_id`, strongly consistent.
     ///
     /// # Errors
@@ -46,16 +47,6 @@ pub trait DeletionJobs: TenantLookup {
     /// # Errors
     /// [`StoreError::Unavailable`].
     fn pending_deletions(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-
-    /// The site id that `tenant_id`'s pointer names (strongly consistent); `None` without a pointer
-    /// (never installed, or deleted).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
-    fn site_of_tenant(
-        &self,
-        tenant_id: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// In one atomic write: marks the tenant record at `job.site_id` `deleting` (it must be `active` or
     /// `deleting` and belong to `job.tenant_id`), withdraws its messaging consent and removes its access

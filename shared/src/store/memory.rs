@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::{
-    EventSink, PopularityStore, ProfileRecord, ProfileStore, ProfileWrite, RecommendRead,
+    EventSink, ListWrite, NeighbourStore, PopularityStore, ProfileRecord, ProfileStore, ProfileWrite, RecommendRead,
     RecommendSource, StoreError, StoredEvent, TenantLookup,
 };
 use crate::deletion::DeletionJob;
 use crate::popularity::Popularity;
+use crate::recommender::neighbours::{ListKey, NeighbourList};
 use crate::tenant::Tenant;
 
 /// Everything in maps behind mutexes.
@@ -24,12 +25,18 @@ pub struct MemoryStore {
     pub events: Mutex<Vec<StoredEvent>>,
     /// Popularity by site id, with version.
     pub popularity: Mutex<HashMap<String, (Popularity, u64)>>,
+    /// Neighbour lists by (site id, key), with version.
+    pub neighbours: Mutex<HashMap<(String, ListKey), (NeighbourList, u64)>>,
+    /// When set, every neighbour list write fails.
+    pub fail_list_writes: AtomicBool,
+    /// When set, popularity writes of this site fail (one tenant's storage trouble).
+    pub fail_popularity_of: Mutex<Option<String>>,
     /// When set, every event write fails.
     pub fail_event_writes: AtomicBool,
     /// When set, every read fails.
     pub fail_reads: AtomicBool,
     /// Tenant-id pointers: the site id of each tenant id.
-    pub tenant_pointers: Mutex<HashMap<String, String>>,
+    pub tenant_pointers: super::memory_tenants::MemoryPointers,
     /// Deletion jobs and tombstones by tenant id.
     pub deletions: Mutex<HashMap<String, DeletionJob>>,
     /// The tenant ids whose deletion is not finished.
@@ -50,7 +57,7 @@ impl MemoryStore {
     pub fn with_tenants(tenants: impl IntoIterator<Item = Tenant>) -> Self {
         let s = Self::default();
         for t in tenants {
-            lock(&s.tenant_pointers).insert(t.tenant_id.clone(), t.site_id.clone());
+            s.tenant_pointers.set(&t.tenant_id, &t.site_id);
             lock(&s.tenants).insert(t.site_id.clone(), t);
         }
         s
@@ -155,9 +162,11 @@ impl RecommendSource for MemoryStore {
         site_id: &str,
         shopper_key: &str,
         with_popularity: bool,
+        lists: &[ListKey],
     ) -> Result<RecommendRead, StoreError> {
         self.read_check()?;
         Ok(RecommendRead {
+            lists: self.lists_of(site_id, lists),
             tenant: lock(&self.tenants).get(site_id).cloned(),
             profile: lock(&self.profiles)
                 .get(&(site_id.to_string(), shopper_key.to_string()))
@@ -191,6 +200,74 @@ impl RecommendSource for MemoryStore {
             .get(&(site_id.to_string(), key.to_string()))
             .cloned())
     }
+
+    async fn profile_and_lists(
+        &self,
+        site_id: &str,
+        key: Option<&str>,
+        lists: &[ListKey],
+    ) -> Result<(Option<ProfileRecord>, HashMap<ListKey, NeighbourList>), StoreError> {
+        let profile = match key {
+            Some(k) => RecommendSource::profile(self, site_id, k).await?,
+            None => None,
+        };
+        Ok((profile, self.lists_of(site_id, lists)))
+    }
+}
+
+impl MemoryStore {
+    fn lists_of(&self, site_id: &str, keys: &[ListKey]) -> HashMap<ListKey, NeighbourList> {
+        let stored = lock(&self.neighbours);
+        keys.iter()
+            .take(super::MAX_LISTS_PER_READ)
+            .filter_map(|k| {
+                stored
+                    .get(&(site_id.to_string(), k.clone()))
+                    .map(|(l, _)| (k.clone(), l.clone()))
+            })
+            .collect()
+    }
+}
+
+impl NeighbourStore for MemoryStore {
+    async fn neighbour_lists(
+        &self,
+        site_id: &str,
+        keys: &[ListKey],
+    ) -> Result<HashMap<ListKey, (NeighbourList, u64)>, StoreError> {
+        self.read_check()?;
+        let stored = lock(&self.neighbours);
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                stored
+                    .get(&(site_id.to_string(), k.clone()))
+                    .map(|v| (k.clone(), v.clone()))
+            })
+            .collect())
+    }
+
+    async fn save_neighbour_lists(
+        &self,
+        site_id: &str,
+        writes: Vec<ListWrite>,
+    ) -> Result<Vec<ListKey>, StoreError> {
+        if self.fail_list_writes.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected list write failure".into()));
+        }
+        let mut stored = lock(&self.neighbours);
+        let mut conflicts = Vec::new();
+        for w in writes {
+            let at = (site_id.to_string(), w.key.clone());
+            let current = stored.get(&at).map_or(0, |(_, v)| *v);
+            if current == w.expected {
+                stored.insert(at, (w.list, w.expected + 1));
+            } else {
+                conflicts.push(w.key);
+            }
+        }
+        Ok(conflicts)
+    }
 }
 
 impl PopularityStore for MemoryStore {
@@ -208,6 +285,9 @@ impl PopularityStore for MemoryStore {
         popularity: &Popularity,
         expected: u64,
     ) -> Result<(), StoreError> {
+        if lock(&self.fail_popularity_of).as_deref() == Some(site_id) {
+            return Err(StoreError::Unavailable("injected popularity write failure".into()));
+        }
         let active = lock(&self.tenants)
             .get(site_id)
             .is_some_and(|t| t.status == crate::tenant::TenantStatus::Active);

@@ -1,5 +1,5 @@
-//! Memory doubles of the deletion and shopper ports ([`DeletionJobs`], [`TenantItems`],
-//! [`ShopperRecords`], [`WebhookReceipts`]) on [`MemoryStore`], with the same conditions as the
+//! Memory doubles of the deletion and shopper ports ([`DeletionJobs`] with the [`TenantDirectory`] it
+//! reads, [`TenantItems`], [`ShopperRecords`], [`WebhookReceipts`]) on [`MemoryStore`], with the same conditions as the
 //! DynamoDB adapter's writes. Only built with the `test-doubles` feature.
 
 use std::collections::{BTreeMap, HashMap};
@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::deletion::{Completion, DeletionJobs, ItemPage, ShopperRecords, TenantItems};
 use super::memory::{lock, MemoryStore};
-use super::tenants::WebhookReceipts;
+use super::tenants::{TenantDirectory, WebhookReceipts};
 use super::{ProfileRecord, ProfileStore, StoreError, StoredEvent};
 use crate::deletion::{DataTable, DeletionJob, DeletionState, ItemKey, MAX_PAGE_SIZE};
 use crate::tenant::TenantStatus;
@@ -83,6 +83,13 @@ impl MemoryStore {
     }
 }
 
+impl TenantDirectory for MemoryStore {
+    async fn site_id_of_tenant(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
+        self.read_check()?;
+        Ok(self.tenant_pointers.site_of(tenant_id))
+    }
+}
+
 impl DeletionJobs for MemoryStore {
     async fn deletion(&self, tenant_id: &str) -> Result<Option<DeletionJob>, StoreError> {
         self.read_check()?;
@@ -92,11 +99,6 @@ impl DeletionJobs for MemoryStore {
     async fn pending_deletions(&self) -> Result<Vec<String>, StoreError> {
         self.read_check()?;
         Ok(lock(&self.deletion_queue).iter().cloned().collect())
-    }
-
-    async fn site_of_tenant(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
-        self.read_check()?;
-        Ok(lock(&self.tenant_pointers).get(tenant_id).cloned())
     }
 
     async fn mark_deleting(
@@ -164,7 +166,7 @@ impl DeletionJobs for MemoryStore {
         let tenant_id = &c.tombstone.tenant_id;
         let mut jobs = lock(&self.deletions);
         let mut tenants = lock(&self.tenants);
-        let mut pointers = lock(&self.tenant_pointers);
+        let mut pointers = self.tenant_pointers.entries();
         let lease_held = jobs
             .get(tenant_id)
             .is_some_and(|j| j.lease_owner.as_deref() == Some(c.run_id));

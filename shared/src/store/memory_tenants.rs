@@ -23,7 +23,7 @@ pub struct MemoryTenants {
     /// Tenant records by site id.
     pub tenants: Mutex<HashMap<String, Tenant>>,
     /// `tenant#` pointers: tenant id to site id.
-    pub pointers: Mutex<HashMap<String, String>>,
+    pub pointers: MemoryPointers,
     /// Single-use grants by value.
     pub states: Mutex<HashMap<String, OAuthState>>,
     /// Webhook delivery ids seen.
@@ -40,6 +40,29 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The `tenant#{tenant_id}` pointers of the tenants table, in memory: the site id of each tenant id.
+/// The one double of them, in [`MemoryTenants`] and in [`super::memory::MemoryStore`].
+#[derive(Debug, Default)]
+pub struct MemoryPointers(Mutex<HashMap<String, String>>);
+
+impl MemoryPointers {
+    /// The site id `tenant_id`'s pointer names.
+    pub fn site_of(&self, tenant_id: &str) -> Option<String> {
+        self.entries().get(tenant_id).cloned()
+    }
+
+    /// Points `tenant_id` at `site_id`.
+    pub fn set(&self, tenant_id: &str, site_id: &str) {
+        self.entries()
+            .insert(tenant_id.to_string(), site_id.to_string());
+    }
+
+    /// Every pointer, locked (for a conditional write that reads and changes them at once).
+    pub fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        lock(&self.0)
+    }
+}
+
 fn check(flag: &AtomicBool, what: &str) -> Result<(), StoreError> {
     if flag.load(Ordering::SeqCst) {
         Err(StoreError::Unavailable(format!("injected {what} failure")))
@@ -53,7 +76,7 @@ impl MemoryTenants {
     pub fn with_tenants(tenants: impl IntoIterator<Item = Tenant>) -> Self {
         let s = Self::default();
         for t in tenants {
-            lock(&s.pointers).insert(t.tenant_id.clone(), t.site_id.clone());
+            s.pointers.set(&t.tenant_id, &t.site_id);
             lock(&s.tenants).insert(t.site_id.clone(), t);
         }
         s
@@ -99,7 +122,7 @@ impl TenantLookup for MemoryTenants {
 impl TenantDirectory for MemoryTenants {
     async fn site_id_of_tenant(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
         check(&self.fail_reads, "read")?;
-        Ok(lock(&self.pointers).get(tenant_id).cloned())
+        Ok(self.pointers.site_of(tenant_id))
     }
 }
 
@@ -111,7 +134,7 @@ impl TenantWriter for MemoryTenants {
     ) -> Result<(), StoreError> {
         check(&self.fail_writes, "write")?;
         let mut tenants = lock(&self.tenants);
-        let mut pointers = lock(&self.pointers);
+        let mut pointers = self.pointers.entries();
         let pointer_ok = match pointers.get(&tenant.tenant_id) {
             None => true,
             Some(site) => Some(site.as_str()) == replaces_site,
@@ -125,7 +148,7 @@ impl TenantWriter for MemoryTenants {
     }
 
     async fn refresh_tenant(&self, r: &Refresh) -> Result<(), StoreError> {
-        let pointed = lock(&self.pointers).get(&r.tenant_id) == Some(&r.site_id);
+        let pointed = self.pointers.site_of(&r.tenant_id).as_ref() == Some(&r.site_id);
         self.update(
             &r.site_id,
             |t| pointed && t.tenant_id == r.tenant_id && t.status == TenantStatus::Active,
@@ -235,7 +258,7 @@ impl DeletionStarter for MemoryTenants {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         check(&self.fail_writes, "write")?;
-        let Some(site) = lock(&self.pointers).get(tenant_id).cloned() else {
+        let Some(site) = self.pointers.site_of(tenant_id) else {
             return Ok(());
         };
         if let Some(t) = lock(&self.tenants).get_mut(&site) {

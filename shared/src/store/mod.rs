@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventType, Line, Product};
 use crate::popularity::Popularity;
 use crate::profile::Profile;
+use crate::recommender::neighbours::{ListKey, NeighbourList};
 use crate::tenant::Tenant;
 
 /// A storage failure.
@@ -188,6 +189,24 @@ pub struct RecommendRead {
     pub profile: Option<ProfileRecord>,
     /// The tenant's popularity, if aggregated yet.
     pub popularity: Option<Popularity>,
+    /// The neighbour lists asked for that exist.
+    pub lists: HashMap<ListKey, NeighbourList>,
+}
+
+/// Most neighbour lists one recommendation read asks for (a `BatchGetItem` takes 100 keys, and the
+/// tenant, profile and popularity come with them).
+pub const MAX_LISTS_PER_READ: usize = 90;
+
+/// One conditional write of a neighbour list: `list` at `key`, if the stored version is still
+/// `expected` (0: the item must not exist yet).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListWrite {
+    /// Which list.
+    pub key: ListKey,
+    /// What to store (already bounded: [`NeighbourList::bound`]).
+    pub list: NeighbourList,
+    /// The version read, 0 for a new item.
+    pub expected: u64,
 }
 
 /// Reads a tenant by its public site id.
@@ -245,7 +264,8 @@ pub trait EventSink: Send + Sync {
 
 /// The recommendation route's reads.
 pub trait RecommendSource: Send + Sync {
-    /// Tenant, profile item and (when `with_popularity`) popularity in one round trip.
+    /// Tenant, profile item, (when `with_popularity`) popularity and the neighbour lists at `lists`
+    /// (at most [`MAX_LISTS_PER_READ`]; more are not read) in one round trip.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
@@ -254,7 +274,21 @@ pub trait RecommendSource: Send + Sync {
         site_id: &str,
         shopper_key: &str,
         with_popularity: bool,
+        lists: &[ListKey],
     ) -> impl Future<Output = Result<RecommendRead, StoreError>> + Send;
+
+    /// The profile item at `key` (when given) and the neighbour lists at `lists` (at most
+    /// [`MAX_LISTS_PER_READ`]) in one round trip: a recommendation's second read.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn profile_and_lists(
+        &self,
+        site_id: &str,
+        key: Option<&str>,
+        lists: &[ListKey],
+    ) -> impl Future<Output = Result<(Option<ProfileRecord>, HashMap<ListKey, NeighbourList>), StoreError>>
+           + Send;
 
     /// Profile items at `keys` and, when `with_popularity`, the tenant's popularity, in one round trip
     /// (the messaging lookup; at most 99 keys with popularity, 100 without).
@@ -301,4 +335,29 @@ pub trait PopularityStore: Send + Sync {
         popularity: &Popularity,
         expected: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Reads and writes the tenant's neighbour lists (the aggregate function): one item per product and
+/// kind, each bounded ([`NeighbourList::bound`]).
+pub trait NeighbourStore: Send + Sync {
+    /// The stored lists at `keys`, with their versions (missing lists are absent from the map).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn neighbour_lists(
+        &self,
+        site_id: &str,
+        keys: &[ListKey],
+    ) -> impl Future<Output = Result<HashMap<ListKey, (NeighbourList, u64)>, StoreError>> + Send;
+
+    /// Writes each list whose stored version is still its `expected`; returns the keys whose condition
+    /// failed (another batch wrote them first: re-read and fold again). The other writes stand.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] (some writes may have been made).
+    fn save_neighbour_lists(
+        &self,
+        site_id: &str,
+        writes: Vec<ListWrite>,
+    ) -> impl Future<Output = Result<Vec<ListKey>, StoreError>> + Send;
 }

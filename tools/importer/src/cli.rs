@@ -27,10 +27,12 @@ pub enum Command {
     ///
     /// Exit status: 0 when the import ran (bad rows and events the API rejected are expected
     /// and counted); 1 when the API was unreachable or answered other than 2xx/503; 2 for a
-    /// usage error or a file that cannot be read (wrong --format: missing columns).
+    /// usage error or a file that cannot be read (wrong --format: missing columns); 3 when the
+    /// store already holds this file's events with other timestamps (another shift, or
+    /// --keep-times against a shifted import): refused, nothing changed.
     #[command(after_long_help = "Examples:\n  \
-        affinity-import replay --api http://127.0.0.1:9000 --site demo --format rees46 --shift-to-now data/rees46-2019-oct-sample.csv\n  \
-        affinity-import replay --api http://127.0.0.1:9000 --site demo --format uci data/uci-online-retail-sample.csv\n  \
+        affinity-import replay --api http://127.0.0.1:9000 --site demo --api-key KEY --format uci data/uci-online-retail-sample.csv\n  \
+        affinity-import replay --api http://127.0.0.1:9000 --site demo --live --format rees46 data/rees46-2019-oct-sample.csv\n  \
         affinity-import replay --dry-run --format gms data/google-merch-store-sessions.csv")]
     Replay(ReplayArgs),
 }
@@ -80,20 +82,26 @@ pub struct ReplayArgs {
     pub file: PathBuf,
 
     /// Send through the live route (events at most 7 days old), shaped like a storefront
-    /// sends: one shopper's consecutive events per request, at most 25. The default with
-    /// --shift-to-now.
+    /// sends: one shopper's consecutive events per request, at most 25.
     #[arg(long, conflicts_with = "import")]
     pub live: bool,
 
     /// Send through the import route (any past time), up to 500 events and 1 MiB per request
-    /// across shoppers. The default without --shift-to-now.
+    /// across shoppers. The default.
     #[arg(long)]
     pub import: bool,
 
     /// Move all timestamps so that the last event happens now (minus 5 seconds), keeping order
-    /// and spacing.
-    #[arg(long)]
+    /// and spacing. The default: affinities decay with a half-life of 30 days, so years-old
+    /// events would count for nearly nothing (see --keep-times).
+    #[arg(long, conflicts_with = "keep_times")]
     pub shift_to_now: bool,
+
+    /// Keep the file's own timestamps. Affinities decay with a half-life of 30 days from the time
+    /// of each event: events a year old weigh 2^-12 (about 0.0002) of a fresh one, and the tool
+    /// warns how much the newest event has decayed.
+    #[arg(long)]
+    pub keep_times: bool,
 
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]

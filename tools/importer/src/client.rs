@@ -1,4 +1,4 @@
-//! The HTTP side: posting event batches to the ingest API and reading recommendations.
+//! The HTTP side: posting event batches to the ingest API, reading recommendations and exports.
 
 use std::fmt;
 use std::time::Duration;
@@ -151,6 +151,16 @@ impl ApiClient {
         )
     }
 
+    /// The URL of a shopper's export (`GET .../shoppers/{id}/export`, API key): their stored events.
+    pub fn export_url(&self, shopper_id: &str) -> String {
+        format!(
+            "{}/v1/sites/{}/shoppers/{}/export",
+            self.base,
+            encode_segment(&self.site),
+            encode_segment(shopper_id)
+        )
+    }
+
     /// Posts one request body (`{"events": [...]}`) to `route`.
     pub fn post_events(&self, route: Route, body: &[u8]) -> Result<PostAnswer, ApiError> {
         let mut request = self
@@ -160,14 +170,7 @@ impl ApiClient {
         if let Some(key) = &self.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
-        let mut response = request
-            .send(body)
-            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))?;
+        let (status, text) = read_answer(request.send(body))?;
         match status {
             200..=299 => serde_json::from_str::<IngestAnswer>(&text)
                 .map(PostAnswer::Done)
@@ -202,23 +205,39 @@ impl ApiClient {
         shopper_id: &str,
         limit: u32,
     ) -> Result<serde_json::Value, ApiError> {
-        let mut request = self.agent.get(self.recommendations_url(shopper_id, limit));
+        self.get_json(&self.recommendations_url(shopper_id, limit))
+    }
+
+    /// Reads a shopper's export (the API's JSON answer; needs the API key).
+    pub fn export(&self, shopper_id: &str) -> Result<serde_json::Value, ApiError> {
+        self.get_json(&self.export_url(shopper_id))
+    }
+
+    /// GETs `url` with the API key; a 2xx JSON answer, else the error.
+    fn get_json(&self, url: &str) -> Result<serde_json::Value, ApiError> {
+        let mut request = self.agent.get(url);
         if let Some(key) = &self.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
-        let mut response = request
-            .call()
-            .map_err(|e| ApiError::Unreachable(e.to_string()))?;
-        let status = response.status().as_u16();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))?;
+        let (status, text) = read_answer(request.call())?;
         if !(200..=299).contains(&status) {
             return Err(ApiError::Status { status, body: text });
         }
         serde_json::from_str(&text).map_err(|e| ApiError::BadAnswer(format!("{e}: {text}")))
     }
+}
+
+/// The status and body text of a sent request, or why there is none.
+fn read_answer(
+    sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String), ApiError> {
+    let mut response = sent.map_err(|e| ApiError::Unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| ApiError::Unreachable(format!("reading the answer: {e}")))?;
+    Ok((status, text))
 }
 
 /// Percent-encodes one URL path segment (everything but `A-Z a-z 0-9 - . _ ~`).

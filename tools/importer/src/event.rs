@@ -52,22 +52,23 @@ pub struct Product {
     pub price: Option<f64>,
 }
 
-/// One line of a purchase.
+/// One line of a purchase: a product and how many units of it. Serialized flat, as the API reads a
+/// line: `{id, category, brand, price, quantity}` (the price in the order's currency).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Item {
-    /// The store's product id.
-    pub id: String,
-    /// The product's category, when the source has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    /// The product's brand, when the source has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
-    /// The unit price in the order's currency.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub price: Option<f64>,
+    /// The product bought.
+    #[serde(flatten)]
+    pub product: Product,
     /// How many units were bought (at least 1).
     pub quantity: u32,
+}
+
+impl std::ops::Deref for Item {
+    type Target = Product;
+
+    fn deref(&self) -> &Product {
+        &self.product
+    }
 }
 
 /// One shopper behaviour, as sent in the `events` array of an ingest request.
@@ -112,6 +113,31 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of `kind` by `shopper_id` at `timestamp_ms` with id `event_id`, from source line
+    /// `line`; every optional field empty (set them with struct update syntax).
+    pub fn new(
+        kind: EventType,
+        shopper_id: String,
+        event_id: String,
+        timestamp_ms: i64,
+        line: u64,
+    ) -> Self {
+        Event {
+            kind,
+            shopper_id,
+            customer_id: None,
+            session_id: None,
+            event_id,
+            timestamp_ms,
+            query: None,
+            product: None,
+            items: None,
+            order_id: None,
+            currency: None,
+            line,
+        }
+    }
+
     /// The product ids this event mentions (its product, or its purchase items).
     pub fn product_ids(&self) -> impl Iterator<Item = &str> {
         let single = self.product.iter().map(|p| p.id.as_str());

@@ -30,7 +30,7 @@ use crate::event::{
     is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
     Product, MAX_QUANTITY,
 };
-use crate::source::{for_each_row, InputError, Parsed, Row};
+use crate::source::{read_rows, InputError, Parsed, Row, RowError};
 use crate::values::{parse_micros, parse_yyyymmdd};
 
 const COLUMNS: [&str; 11] = [
@@ -46,34 +46,17 @@ const COLUMNS: [&str; 11] = [
     "currencyCode",
     "transactionId",
 ];
-const VISIT: usize = 0;
-const DATE: usize = 1;
-const TIME: usize = 2;
-const KEYWORD: usize = 3;
-const ACTION: usize = 4;
-const SKU: usize = 5;
-const CATEGORY: usize = 6;
-const PRICE: usize = 7;
-const QUANTITY: usize = 8;
-const CURRENCY: usize = 9;
-const TRANSACTION: usize = 10;
 
 const DAY_MS: i64 = 86_400_000;
 
 /// Reads a Google Merchandise Store sessions file; see the module documentation for the mapping.
 pub fn parse<R: Read>(input: R, limit: Option<u64>) -> Result<Parsed, InputError> {
-    let mut parsed = Parsed::default();
     // Purchases being grouped: (visit, order id) → index in `parsed.events`.
     let mut orders: HashMap<(String, String), usize> = HashMap::new();
-    for_each_row(input, &COLUMNS, limit, &mut parsed, |row, parsed| {
-        if let Err((reason, detail)) = read_row(row, parsed, &mut orders) {
-            parsed.bad(row.line, reason, detail);
-        }
-    })?;
-    Ok(parsed)
+    read_rows(input, &COLUMNS, limit, |row, parsed| {
+        read_row(row, parsed, &mut orders)
+    })
 }
-
-type RowError = (&'static str, String);
 
 fn read_row(
     row: &Row<'_>,
@@ -81,8 +64,8 @@ fn read_row(
     orders: &mut HashMap<(String, String), usize>,
 ) -> Result<(), RowError> {
     let line = row.line;
-    let keyword = row.get(KEYWORD);
-    let action_text = row.get(ACTION);
+    let keyword = row.get("searchKeyword");
+    let action_text = row.get("eCommerceAction_type");
     let action: u8 = if action_text.is_empty() {
         0
     } else {
@@ -118,7 +101,7 @@ fn read_row(
         return Ok(());
     }
 
-    let visit = row.get(VISIT);
+    let visit = row.get("visitId");
     if visit.is_empty() {
         return Err(("missing field", "visitId is empty".into()));
     }
@@ -127,9 +110,9 @@ fn read_row(
         .ok()
         .filter(|s: &i64| *s >= 0 && is_valid_shopper_id(visit))
         .ok_or_else(|| ("bad visitId", format!("visitId {visit:?}")))?;
-    let date_ms = parse_yyyymmdd(row.get(DATE))
-        .ok_or_else(|| ("bad date", format!("date {:?}", row.get(DATE))))?;
-    let time_text = row.get(TIME);
+    let date_ms = parse_yyyymmdd(row.get("date"))
+        .ok_or_else(|| ("bad date", format!("date {:?}", row.get("date"))))?;
+    let time_text = row.get("time");
     let offset_ms: i64 = time_text
         .parse()
         .ok()
@@ -141,18 +124,14 @@ fn read_row(
     });
 
     let base = Event {
-        kind: EventType::Search,
-        shopper_id: visit.to_string(),
-        customer_id: None,
         session_id: Some(visit.to_string()),
-        event_id: String::new(),
-        timestamp_ms,
-        query: None,
-        product: None,
-        items: None,
-        order_id: None,
-        currency: None,
-        line,
+        ..Event::new(
+            EventType::Search,
+            visit.to_string(),
+            String::new(),
+            timestamp_ms,
+            line,
+        )
     };
 
     // Read the product first so that a bad product field rejects the whole row.
@@ -181,7 +160,7 @@ fn read_row(
         return Ok(());
     }
 
-    let quantity_text = row.get(QUANTITY);
+    let quantity_text = row.get("productQuantity");
     let quantity: u32 = if quantity_text.is_empty() {
         parsed.note("purchase without productQuantity: quantity 1");
         1
@@ -197,14 +176,8 @@ fn read_row(
                 )
             })?
     };
-    let item = Item {
-        id: product.id,
-        category: product.category,
-        brand: product.brand,
-        price: product.price,
-        quantity,
-    };
-    let transaction = row.get(TRANSACTION);
+    let item = Item { product, quantity };
+    let transaction = row.get("transactionId");
     let order_id = if transaction.is_empty() {
         format!("gms-{visit}")
     } else if is_valid_id(transaction) {
@@ -224,7 +197,7 @@ fn read_row(
             return Ok(());
         }
     }
-    let currency = match row.get(CURRENCY) {
+    let currency = match row.get("currencyCode") {
         "" => {
             parsed.note("purchase without currencyCode: USD");
             "USD".to_string()
@@ -244,14 +217,8 @@ fn read_row(
 }
 
 fn read_product(row: &Row<'_>) -> Result<Product, RowError> {
-    let sku = row.get(SKU);
-    if sku.is_empty() {
-        return Err(("missing field", "productSKU is empty".into()));
-    }
-    if !is_valid_product_id(sku) {
-        return Err(("bad productSKU", format!("productSKU {sku:?}")));
-    }
-    let price_text = row.get(PRICE);
+    let sku = row.required("productSKU", "bad productSKU", is_valid_product_id)?;
+    let price_text = row.get("productPrice");
     let price = if price_text.is_empty() {
         None
     } else {
@@ -260,7 +227,7 @@ fn read_product(row: &Row<'_>) -> Result<Product, RowError> {
                 .ok_or_else(|| ("bad productPrice", format!("productPrice {price_text:?}")))?,
         )
     };
-    let (category, brand) = clean_category(row.get(CATEGORY));
+    let (category, brand) = clean_category(row.get("v2ProductCategory"));
     let category = match category {
         Some(c) => name_field(&c).map_err(|e| ("bad v2ProductCategory", e))?,
         None => None,
@@ -484,11 +451,7 @@ mod tests {
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].quantity, 50);
         assert_eq!(items[1].price, Some(3.5));
-        let bad: Vec<_> = parsed
-            .bad_rows
-            .iter()
-            .map(|b| (b.line, b.reason.as_str()))
-            .collect();
+        let bad = parsed.bad_row_lines();
         assert_eq!(
             bad,
             vec![

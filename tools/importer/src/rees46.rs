@@ -18,7 +18,7 @@ use crate::event::{
     is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
     Product,
 };
-use crate::source::{for_each_row, InputError, Parsed, Row};
+use crate::source::{read_rows, InputError, Parsed, Row, RowError};
 use crate::values::{parse_price, parse_utc_datetime};
 
 const COLUMNS: [&str; 9] = [
@@ -32,35 +32,19 @@ const COLUMNS: [&str; 9] = [
     "user_id",
     "user_session",
 ];
-const TIME: usize = 0;
-const TYPE: usize = 1;
-const PRODUCT: usize = 2;
-const CATEGORY_ID: usize = 3;
-const CATEGORY_CODE: usize = 4;
-const BRAND: usize = 5;
-const PRICE: usize = 6;
-const USER: usize = 7;
-const SESSION: usize = 8;
 
 /// Reads a REES46 file; see the module documentation for the mapping.
 pub fn parse<R: Read>(input: R, limit: Option<u64>) -> Result<Parsed, InputError> {
-    let mut parsed = Parsed::default();
-    for_each_row(
-        input,
-        &COLUMNS,
-        limit,
-        &mut parsed,
-        |row, parsed| match event_from_row(row, parsed) {
-            Ok(event) => parsed.events.push(event),
-            Err((reason, detail)) => parsed.bad(row.line, reason, detail),
-        },
-    )?;
-    Ok(parsed)
+    read_rows(input, &COLUMNS, limit, |row, parsed| {
+        let event = event_from_row(row, parsed)?;
+        parsed.events.push(event);
+        Ok(())
+    })
 }
 
-fn event_from_row(row: &Row<'_>, parsed: &mut Parsed) -> Result<Event, (&'static str, String)> {
+fn event_from_row(row: &Row<'_>, parsed: &mut Parsed) -> Result<Event, RowError> {
     let line = row.line;
-    let kind = match row.get(TYPE) {
+    let kind = match row.get("event_type") {
         "view" => EventType::View,
         "cart" => EventType::CartAdd,
         "remove_from_cart" => EventType::CartRemove,
@@ -68,35 +52,27 @@ fn event_from_row(row: &Row<'_>, parsed: &mut Parsed) -> Result<Event, (&'static
         "" => return Err(("missing field", "event_type is empty".into())),
         other => return Err(("unknown event_type", format!("event_type {other:?}"))),
     };
-    let timestamp_ms = parse_utc_datetime(row.get(TIME))
-        .ok_or_else(|| ("bad event_time", format!("event_time {:?}", row.get(TIME))))?;
-    let product_id = row.get(PRODUCT);
-    if product_id.is_empty() {
-        return Err(("missing field", "product_id is empty".into()));
-    }
-    if !is_valid_product_id(product_id) {
-        return Err(("bad product_id", format!("product_id {product_id:?}")));
-    }
-    let shopper_id = row.get(USER);
-    if shopper_id.is_empty() {
-        return Err(("missing field", "user_id is empty".into()));
-    }
-    if !is_valid_shopper_id(shopper_id) {
-        return Err(("bad user_id", format!("user_id {shopper_id:?}")));
-    }
-    let price_text = row.get(PRICE);
+    let timestamp_ms = parse_utc_datetime(row.get("event_time")).ok_or_else(|| {
+        (
+            "bad event_time",
+            format!("event_time {:?}", row.get("event_time")),
+        )
+    })?;
+    let product_id = row.required("product_id", "bad product_id", is_valid_product_id)?;
+    let shopper_id = row.required("user_id", "bad user_id", is_valid_shopper_id)?;
+    let price_text = row.get("price");
     let price = if price_text.is_empty() {
         return Err(("missing field", "price is empty".into()));
     } else {
         parse_price(price_text).ok_or_else(|| ("bad price", format!("price {price_text:?}")))?
     };
-    let code = name_field(row.get(CATEGORY_CODE)).map_err(|e| ("bad category_code", e))?;
+    let code = name_field(row.get("category_code")).map_err(|e| ("bad category_code", e))?;
     let category = match code {
         Some(code) => Some(code),
-        None => name_field(row.get(CATEGORY_ID)).map_err(|e| ("bad category_id", e))?,
+        None => name_field(row.get("category_id")).map_err(|e| ("bad category_id", e))?,
     };
-    let brand = name_field(row.get(BRAND)).map_err(|e| ("bad brand", e))?;
-    let session_id = match row.get(SESSION) {
+    let brand = name_field(row.get("brand")).map_err(|e| ("bad brand", e))?;
+    let session_id = match row.get("user_session") {
         "" => None,
         s if is_valid_id(s) => Some(s.to_string()),
         _ => {
@@ -106,25 +82,23 @@ fn event_from_row(row: &Row<'_>, parsed: &mut Parsed) -> Result<Event, (&'static
     };
 
     let mut event = Event {
-        kind,
-        shopper_id: shopper_id.to_string(),
-        customer_id: None,
         session_id: session_id.clone(),
-        event_id: format!("rees46-{line}"),
-        timestamp_ms,
-        query: None,
-        product: None,
-        items: None,
-        order_id: None,
-        currency: None,
-        line,
+        ..Event::new(
+            kind,
+            shopper_id.to_string(),
+            format!("rees46-{line}"),
+            timestamp_ms,
+            line,
+        )
     };
     if kind == EventType::Purchase {
         event.items = Some(vec![Item {
-            id: product_id.to_string(),
-            category,
-            brand,
-            price: Some(price),
+            product: Product {
+                id: product_id.to_string(),
+                category,
+                brand,
+                price: Some(price),
+            },
             quantity: 1,
         }]);
         event.order_id = Some(match session_id {
@@ -227,11 +201,7 @@ event_time,event_type,product_id,category_id,category_code,brand,price,user_id,u
 2019-10-01 00:00:00 UTC,view,1,2,,,1.00,5,
 ";
         let parsed = parse(text.as_bytes(), None).expect("readable");
-        let bad: Vec<_> = parsed
-            .bad_rows
-            .iter()
-            .map(|b| (b.line, b.reason.as_str()))
-            .collect();
+        let bad = parsed.bad_row_lines();
         assert_eq!(
             bad,
             vec![

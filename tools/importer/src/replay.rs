@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cli::{Format, ReplayArgs};
 use crate::client::{ApiClient, ApiError, Route};
-use crate::event::Event;
+use crate::event::{format_epoch_ms, Event};
 use crate::send::{send_batches, SendOptions, SendTotals};
 use crate::shape::{import_batches, live_batches, shift_to_now, split_large_purchases, Batch};
 use crate::source::{InputError, Parsed};
@@ -22,6 +22,14 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_API: u8 = 1;
 /// Exit status: the file could not be read.
 pub const EXIT_INPUT: u8 = 2;
+/// Exit status: the store already holds the file's events at other times (another shift); refused.
+pub const EXIT_OTHER_TIMES: u8 = 3;
+
+/// The half-life of the service's affinities (`AFFINITY_HALF_LIFE_DAYS` of template.yaml), in days.
+pub const HALF_LIFE_DAYS: f64 = 30.0;
+/// A re-run whose times differ from the stored ones by at most this (ms) is the same import (the
+/// shift to now moves on with the clock); more, and it is another shift, refused.
+pub const SAME_IMPORT_TOLERANCE_MS: i64 = 3_600_000;
 
 /// How far before now `--shift-to-now` puts the last event.
 pub const SHIFT_MARGIN_MS: i64 = 5_000;
@@ -98,6 +106,41 @@ fn say(err: &Stderr<'_, '_>, text: &str) -> io::Result<()> {
     writeln!(err, "{text}")
 }
 
+/// When the store holds `event` (same event id) at another time than this run gives it, beyond
+/// [`SAME_IMPORT_TOLERANCE_MS`]: the message that refuses the import. Asks the shopper's export
+/// (`GET .../shoppers/{id}/export`, API key); `None` when the times agree or cannot be compared
+/// (no API key, or the event is not in the export).
+fn other_times(client: &ApiClient, event: &Event, keep_times: bool) -> Option<String> {
+    let export = client.export(&event.shopper_id).ok()?;
+    let stored = export["events"]
+        .as_array()?
+        .iter()
+        .find(|e| e["event_id"].as_str() == Some(event.event_id.as_str()))?["ts"]
+        .as_i64()?;
+    let delta = event.timestamp_ms - stored;
+    if delta.abs() <= SAME_IMPORT_TOLERANCE_MS {
+        return None;
+    }
+    let now = if keep_times {
+        "with the file's own times (--keep-times)"
+    } else {
+        "shifted to now"
+    };
+    Some(format!(
+        "this file is already in the store with other timestamps: event {} of shopper {} is stored at {} \
+         and this run would send it at {} ({} {}), {now}. Events are de-duplicated by id and keep their \
+         first times, so importing again would change nothing. To import with other times, use a new \
+         store (a new site id: affinity-admin create-demo-tenant NEW_SITE, or locally make down && make up), \
+         or erase its shoppers first.",
+        event.event_id,
+        event.shopper_id,
+        format_epoch_ms(stored).unwrap_or_else(|| stored.to_string()),
+        format_epoch_ms(event.timestamp_ms).unwrap_or_else(|| event.timestamp_ms.to_string()),
+        human_duration(delta.abs()),
+        if delta > 0 { "later" } else { "earlier" },
+    ))
+}
+
 fn parse_file(args: &ReplayArgs) -> Result<Parsed, InputError> {
     let file = File::open(&args.file)?;
     match args.format {
@@ -137,17 +180,30 @@ fn run_inner(
         )?;
     }
 
-    let route = if args.live || (args.shift_to_now && !args.import) {
+    let route = if args.live {
         Route::Live
     } else {
         Route::Import
     };
-    if args.shift_to_now {
+    if args.keep_times {
+        if let Some(newest) = parsed.events.iter().map(|e| e.timestamp_ms).max() {
+            let days = (now_ms - newest) as f64 / 86_400_000.0;
+            if days > 1.0 {
+                say(err, &format!(
+                    "warning: --keep-times: the newest event is {days:.0} days old; affinities decay with a \
+                     half-life of {HALF_LIFE_DAYS:.0} days, so it now weighs {:.1e} of a fresh event (older ones \
+                     less): the shoppers' preferences will read as nearly nothing. Leave --keep-times out to \
+                     shift the file to now.",
+                    (-days / HALF_LIFE_DAYS).exp2()
+                ))?;
+            }
+        }
+    } else {
         let delta = shift_to_now(&mut parsed.events, now_ms, SHIFT_MARGIN_MS);
         say(
             err,
             &format!(
-                "shifted every timestamp by {} (the last event is now {} s ago)",
+                "shifted every timestamp by {} (the last event is now {} s ago; --keep-times keeps the file's times)",
                 human_duration(delta),
                 SHIFT_MARGIN_MS / 1000
             ),
@@ -160,10 +216,10 @@ fn run_inner(
             .filter(|e| e.timestamp_ms < now_ms - LIVE_MAX_AGE_MS)
             .count();
         if too_old > 0 {
-            let advice = if args.shift_to_now {
-                "the file spans more than 7 days, so even shifted they are too old: use --import"
+            let advice = if args.keep_times {
+                "leave out --keep-times to shift them to now, or use --import"
             } else {
-                "use --shift-to-now, or --import"
+                "the file spans more than 7 days, so even shifted they are too old: use --import"
             };
             say(
                 err,
@@ -273,7 +329,12 @@ fn run_inner(
                 let _ = say(err, &format!("warning: {text}"));
             });
         };
-        let (sent, error) = send_batches(
+        // The first request alone: if the store answers that it holds all of it already, its times
+        // tell whether this is the same import again (fine: duplicates) or another shift (refused).
+        let mut batches = batches;
+        let rest = batches.split_off(batches.len().min(1));
+        let probe = batches.first().and_then(|b| b.events.first().copied());
+        let (sent, mut error) = send_batches(
             &client,
             &parsed.events,
             &json,
@@ -282,9 +343,33 @@ fn run_inner(
             &progress,
             &log,
         );
-        progress.finish_and_clear();
         totals = sent;
-        if let Some(error) = error {
+        let refused = match probe {
+            Some(i) if error.is_none() && totals.accepted == 0 && totals.duplicates > 0 => {
+                other_times(&client, &parsed.events[i], args.keep_times)
+            }
+            _ => None,
+        };
+        if refused.is_some() {
+            totals.not_sent += rest.iter().map(|b| b.events.len() as u64).sum::<u64>();
+        } else if !rest.is_empty() {
+            let (more, e) = send_batches(
+                &client,
+                &parsed.events,
+                &json,
+                rest,
+                &options,
+                &progress,
+                &log,
+            );
+            totals.merge(more);
+            error = e;
+        }
+        progress.finish_and_clear();
+        if let Some(message) = refused {
+            say(err, &format!("affinity-import: refused: {message}"))?;
+            exit = EXIT_OTHER_TIMES;
+        } else if let Some(error) = error {
             say(err, &format!("affinity-import: stopped: {error}"))?;
             exit = EXIT_API;
         } else if let Some(cmd) = args.before_report.as_deref().filter(|_| !top.is_empty()) {

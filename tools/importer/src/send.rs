@@ -61,7 +61,8 @@ impl SendTotals {
         self.rejected.values().sum()
     }
 
-    fn merge(&mut self, other: SendTotals) {
+    /// Adds the totals of another run of [`send_batches`].
+    pub fn merge(&mut self, other: SendTotals) {
         self.requests += other.requests;
         self.events_sent += other.events_sent;
         self.accepted += other.accepted;

@@ -182,6 +182,13 @@ mod tests {
     use super::*;
     use crate::event::{EventType, Item, Product};
 
+    fn serialized(events: &[Event]) -> Vec<Vec<u8>> {
+        events
+            .iter()
+            .map(|e| serde_json::to_vec(e).expect("json"))
+            .collect()
+    }
+
     fn event(shopper: &str, ts: i64, session: &str) -> Event {
         Event {
             kind: EventType::View,
@@ -214,10 +221,12 @@ mod tests {
         big.items = Some(
             (0..250)
                 .map(|n| Item {
-                    id: format!("p{n}"),
-                    category: None,
-                    brand: None,
-                    price: Some(1.0),
+                    product: Product {
+                        id: format!("p{n}"),
+                        category: None,
+                        brand: None,
+                        price: Some(1.0),
+                    },
                     quantity: 1,
                 })
                 .collect(),
@@ -324,10 +333,7 @@ mod tests {
         let events: Vec<Event> = (0..1_201)
             .map(|n| event(&format!("s{}", n % 7), n, "x"))
             .collect();
-        let json: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).expect("json"))
-            .collect();
+        let json = serialized(&events);
         let (batches, too_large) = import_batches(&events, &json);
         assert!(too_large.is_empty());
         let sizes: Vec<_> = batches.iter().map(|b| b.events.len()).collect();
@@ -356,10 +362,7 @@ mod tests {
             e.query = Some("q".repeat(10_000));
             events.push(e);
         }
-        let json: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| serde_json::to_vec(e).expect("json"))
-            .collect();
+        let json = serialized(&events);
         let (batches, too_large) = import_batches(&events, &json);
         assert!(too_large.is_empty());
         let total: usize = batches.iter().map(|b| b.events.len()).sum();

@@ -69,6 +69,14 @@ impl Parsed {
         }
         counts
     }
+
+    /// The line and reason of every bad row, in file order.
+    pub fn bad_row_lines(&self) -> Vec<(u64, &str)> {
+        self.bad_rows
+            .iter()
+            .map(|b| (b.line, b.reason.as_str()))
+            .collect()
+    }
 }
 
 /// Why a file could not be read at all (as opposed to single bad rows).
@@ -106,24 +114,48 @@ pub struct Row<'a> {
     /// 1-based line where the row starts.
     pub line: u64,
     record: &'a csv::StringRecord,
+    /// The columns the format asked for, and where each is in the record.
+    wanted: &'a [&'a str],
     columns: &'a [usize],
 }
 
 impl Row<'_> {
-    /// The field of the `i`-th column the format asked for (see [`for_each_row`]), trimmed.
-    /// A missing field reads as empty.
-    pub fn get(&self, i: usize) -> &str {
-        self.columns
-            .get(i)
-            .and_then(|&c| self.record.get(c))
-            .map(str::trim)
-            .unwrap_or("")
+    /// The field of column `name` (one the format asked for, see [`for_each_row`]), trimmed.
+    /// A missing field, or a column not asked for, reads as empty.
+    pub fn get(&self, name: &str) -> &str {
+        self.raw(name).trim()
     }
 
-    /// The field of the `i`-th column, untrimmed.
-    pub fn raw(&self, i: usize) -> &str {
-        self.columns
-            .get(i)
+    /// The field of column `name`, trimmed, which must be present and pass `valid`.
+    ///
+    /// # Errors
+    /// `("missing field", "{name} is empty")`, or `(bad, "{name} {value:?}")` when not valid.
+    pub fn required(
+        &self,
+        name: &str,
+        bad: &'static str,
+        valid: impl Fn(&str) -> bool,
+    ) -> Result<&str, RowError> {
+        let value = self.get(name);
+        if value.is_empty() {
+            return Err(("missing field", format!("{name} is empty")));
+        }
+        if !valid(value) {
+            return Err((bad, format!("{name} {value:?}")));
+        }
+        Ok(value)
+    }
+
+    /// The field of column `name`, untrimmed.
+    pub fn raw(&self, name: &str) -> &str {
+        debug_assert!(
+            self.wanted.contains(&name),
+            "column {name} was not asked for"
+        );
+        self.wanted
+            .iter()
+            .position(|w| *w == name)
+            .and_then(|i| self.columns.get(i))
             .and_then(|&c| self.record.get(c))
             .unwrap_or("")
     }
@@ -186,8 +218,31 @@ impl<R: Read> Read for Normalize<R> {
     }
 }
 
+/// What a row reader says about a row it cannot use: the reason (counted) and the detail (printed).
+pub type RowError = (&'static str, String);
+
+/// Reads a file like [`for_each_row`] into a new [`Parsed`], recording each row that `on_row`
+/// refuses as a bad row with its line.
+///
+/// # Errors
+/// As [`for_each_row`].
+pub fn read_rows<R: Read>(
+    input: R,
+    wanted: &[&str],
+    limit: Option<u64>,
+    mut on_row: impl FnMut(&Row<'_>, &mut Parsed) -> Result<(), RowError>,
+) -> Result<Parsed, InputError> {
+    let mut parsed = Parsed::default();
+    for_each_row(input, wanted, limit, &mut parsed, |row, parsed| {
+        if let Err((reason, detail)) = on_row(row, parsed) {
+            parsed.bad(row.line, reason, detail);
+        }
+    })?;
+    Ok(parsed)
+}
+
 /// Reads a CSV file with a header row and calls `on_row` for each data row, in order, with the
-/// fields of `wanted` columns available through [`Row::get`] by their position in `wanted`.
+/// fields of `wanted` columns available through [`Row::get`] by their name.
 ///
 /// Rows that cannot be read as CSV, that are not UTF-8, or whose number of fields differs from
 /// the header's are recorded as bad rows in `parsed` (a short row at the very end of a file that
@@ -267,6 +322,7 @@ pub fn for_each_row<R: Read>(
                 let row = Row {
                     line,
                     record: &record,
+                    wanted,
                     columns: &columns,
                 };
                 on_row(&row, parsed);
@@ -301,7 +357,7 @@ mod tests {
             limit,
             &mut parsed,
             |row, _| {
-                seen.push((row.line, format!("{}|{}", row.get(0), row.get(1))));
+                seen.push((row.line, format!("{}|{}", row.get("b"), row.get("a"))));
             },
         )
         .expect("readable");
@@ -365,11 +421,7 @@ mod tests {
     fn a_short_row_inside_the_file_is_a_wrong_number_of_fields() {
         let (parsed, seen) = collect("a,b\n1\n3,4\n5,6,7\n", None);
         assert_eq!(seen, vec![(3, "4|3".to_string())]);
-        let reasons: Vec<_> = parsed
-            .bad_rows
-            .iter()
-            .map(|b| (b.line, b.reason.as_str()))
-            .collect();
+        let reasons = parsed.bad_row_lines();
         assert_eq!(
             reasons,
             vec![(2, "wrong number of fields"), (4, "wrong number of fields")]

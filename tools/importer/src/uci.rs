@@ -20,9 +20,10 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use crate::event::{
-    is_valid_id, is_valid_product_id, is_valid_shopper_id, Event, EventType, Item, MAX_QUANTITY,
+    is_valid_id, is_valid_product_id, is_valid_shopper_id, Event, EventType, Item, Product,
+    MAX_QUANTITY,
 };
-use crate::source::{for_each_row, InputError, Parsed, Row};
+use crate::source::{read_rows, InputError, Parsed, Row, RowError};
 use crate::values::{parse_price, parse_utc_datetime};
 
 const COLUMNS: [&str; 6] = [
@@ -33,12 +34,6 @@ const COLUMNS: [&str; 6] = [
     "UnitPrice",
     "CustomerID",
 ];
-const INVOICE: usize = 0;
-const STOCK_CODE: usize = 1;
-const QUANTITY: usize = 2;
-const DATE: usize = 3;
-const PRICE: usize = 4;
-const CUSTOMER: usize = 5;
 
 /// Stock codes that are charges or adjustments, not products.
 const NOT_PRODUCTS: [&str; 11] = [
@@ -68,24 +63,18 @@ pub const SKIP_NON_POSITIVE: &str =
 
 /// Reads a UCI Online Retail file; see the module documentation for the mapping.
 pub fn parse<R: Read>(input: R, limit: Option<u64>) -> Result<Parsed, InputError> {
-    let mut parsed = Parsed::default();
     let mut invoices: HashMap<String, usize> = HashMap::new();
-    for_each_row(input, &COLUMNS, limit, &mut parsed, |row, parsed| {
-        if let Err((reason, detail)) = read_row(row, parsed, &mut invoices) {
-            parsed.bad(row.line, reason, detail);
-        }
-    })?;
-    Ok(parsed)
+    read_rows(input, &COLUMNS, limit, |row, parsed| {
+        read_row(row, parsed, &mut invoices)
+    })
 }
-
-type RowError = (&'static str, String);
 
 fn read_row(
     row: &Row<'_>,
     parsed: &mut Parsed,
     invoices: &mut HashMap<String, usize>,
 ) -> Result<(), RowError> {
-    let invoice = row.get(INVOICE);
+    let invoice = row.get("InvoiceNo");
     if invoice.is_empty() {
         return Err(("missing field", "InvoiceNo is empty".into()));
     }
@@ -96,20 +85,14 @@ fn read_row(
     if !is_valid_id(invoice) {
         return Err(("bad InvoiceNo", format!("InvoiceNo {invoice:?}")));
     }
-    let customer_text = row.get(CUSTOMER);
+    let customer_text = row.get("CustomerID");
     if customer_text.is_empty() {
         parsed.skip(SKIP_NO_CUSTOMER);
         return Ok(());
     }
     let customer = parse_customer_id(customer_text)
         .ok_or_else(|| ("bad CustomerID", format!("CustomerID {customer_text:?}")))?;
-    let stock_code = row.get(STOCK_CODE);
-    if stock_code.is_empty() {
-        return Err(("missing field", "StockCode is empty".into()));
-    }
-    if !is_valid_product_id(stock_code) {
-        return Err(("bad StockCode", format!("StockCode {stock_code:?}")));
-    }
+    let stock_code = row.required("StockCode", "bad StockCode", is_valid_product_id)?;
     if NOT_PRODUCTS
         .iter()
         .any(|c| c.eq_ignore_ascii_case(stock_code))
@@ -117,7 +100,7 @@ fn read_row(
         parsed.skip(SKIP_NOT_PRODUCT);
         return Ok(());
     }
-    let quantity_text = row.get(QUANTITY);
+    let quantity_text = row.get("Quantity");
     let quantity: i64 = quantity_text
         .parse()
         .map_err(|_| ("bad Quantity", format!("Quantity {quantity_text:?}")))?;
@@ -134,18 +117,20 @@ fn read_row(
                 format!("Quantity {quantity_text:?} is above {MAX_QUANTITY}"),
             )
         })?;
-    let price_text = row.get(PRICE);
+    let price_text = row.get("UnitPrice");
     let price = parse_price(price_text)
         .ok_or_else(|| ("bad UnitPrice", format!("UnitPrice {price_text:?}")))?;
-    let date_text = row.get(DATE);
+    let date_text = row.get("InvoiceDate");
     let timestamp_ms = parse_utc_datetime(date_text)
         .ok_or_else(|| ("bad InvoiceDate", format!("InvoiceDate {date_text:?}")))?;
 
     let item = Item {
-        id: stock_code.to_string(),
-        category: None,
-        brand: None,
-        price: Some(price),
+        product: Product {
+            id: stock_code.to_string(),
+            category: None,
+            brand: None,
+            price: Some(price),
+        },
         quantity,
     };
     if let Some(&at) = invoices.get(invoice) {
@@ -181,18 +166,17 @@ fn read_row(
     }
     invoices.insert(invoice.to_string(), parsed.events.len());
     parsed.events.push(Event {
-        kind: EventType::Purchase,
-        shopper_id,
         customer_id: Some(customer),
-        session_id: None,
-        event_id: format!("uci-{invoice}"),
-        timestamp_ms,
-        query: None,
-        product: None,
         items: Some(vec![item]),
         order_id: Some(invoice.to_string()),
         currency: Some("GBP".into()),
-        line: row.line,
+        ..Event::new(
+            EventType::Purchase,
+            shopper_id,
+            format!("uci-{invoice}"),
+            timestamp_ms,
+            row.line,
+        )
     });
     Ok(())
 }
@@ -267,11 +251,7 @@ C569902,23256,CHILDRENS CUTLERY SPACEBOY ,-2,2011-10-06 16:25:00,4.15,12923.0,Un
         assert_eq!(parsed.skipped.get(SKIP_NO_CUSTOMER), Some(&1));
         assert_eq!(parsed.skipped.get(SKIP_NOT_PRODUCT), Some(&1));
         assert_eq!(parsed.skipped.get(SKIP_NON_POSITIVE), Some(&1));
-        let bad: Vec<_> = parsed
-            .bad_rows
-            .iter()
-            .map(|b| (b.line, b.reason.as_str()))
-            .collect();
+        let bad = parsed.bad_row_lines();
         assert_eq!(
             bad,
             vec![

@@ -32,10 +32,28 @@ fn replay(args: &[&str]) -> (u8, Vec<Value>, String) {
     (code, lines, String::from_utf8(err).expect("utf-8"))
 }
 
-fn rees46() -> String {
-    data_file("rees46-2019-oct-sample.csv")
-        .to_string_lossy()
-        .into_owned()
+/// Replays `file` in `format` to the API at `url` for `site`, with more `flags` (separated by
+/// spaces).
+fn replay_to(
+    url: &str,
+    site: &str,
+    format: &str,
+    file: &str,
+    flags: &str,
+) -> (u8, Vec<Value>, String) {
+    let mut args = vec!["--api", url, "--site", site, "--format", format];
+    args.extend(flags.split_whitespace());
+    args.push(file);
+    replay(&args)
+}
+
+/// Replays `data/`'s file of `format` to `api` for `site`, with more `flags` (separated by spaces).
+fn replay_file(api: &FakeApi, site: &str, format: &str, flags: &str) -> (u8, Vec<Value>, String) {
+    let file = match format {
+        "uci" => data_file("uci-online-retail-sample.csv"),
+        _ => data_file("rees46-2019-oct-sample.csv"),
+    };
+    replay_to(&api.url(), site, format, &file.to_string_lossy(), flags)
 }
 
 #[test]
@@ -63,23 +81,13 @@ fn import_sends_the_rows_retries_what_a_503_did_not_store_and_reports() {
             ),
         }
     });
-    let url = api.url();
-    let file = rees46();
-    let (code, lines, err) = replay(&[
-        "--api",
-        &url,
-        "--site",
+    // The file's own times (shown exactly below); the default shifts them to now.
+    let (code, lines, err) = replay_file(
+        &api,
         "demo-shop",
-        "--api-key",
-        "k3y",
-        "--format",
         "rees46",
-        "--limit-rows",
-        "12",
-        "--concurrency",
-        "2",
-        &file,
-    ]);
+        "--api-key k3y --limit-rows 12 --concurrency 2 --keep-times",
+    );
     assert_eq!(code, 0, "stderr: {err}");
 
     let requests = api.requests();
@@ -174,23 +182,8 @@ fn events_a_503_keeps_refusing_count_as_failed() {
             .to_string(),
         )
     });
-    let url = api.url();
-    let file = rees46();
-    let (code, lines, err) = replay(&[
-        "--api",
-        &url,
-        "--site",
-        "s",
-        "--format",
-        "rees46",
-        "--limit-rows",
-        "5",
-        "--retries",
-        "2",
-        "--report",
-        "0",
-        &file,
-    ]);
+    let (code, lines, err) =
+        replay_file(&api, "s", "rees46", "--limit-rows 5 --retries 2 --report 0");
     assert_eq!(code, 0, "a 503 is not fatal; stderr: {err}");
     let posts = api.requests();
     let sizes: Vec<usize> = posts.iter().map(|r| r.events().len()).collect();
@@ -213,21 +206,7 @@ fn a_503_that_names_nothing_retries_the_whole_request() {
         0 => (503, "upstream unavailable".to_string()),
         _ => accept_all(req),
     });
-    let url = api.url();
-    let file = rees46();
-    let (code, lines, err) = replay(&[
-        "--api",
-        &url,
-        "--site",
-        "s",
-        "--format",
-        "rees46",
-        "--limit-rows",
-        "7",
-        "--report",
-        "0",
-        &file,
-    ]);
+    let (code, lines, err) = replay_file(&api, "s", "rees46", "--limit-rows 7 --report 0");
     assert_eq!(code, 0, "{err}");
     let posts = api.requests();
     assert_eq!(posts.len(), 2);
@@ -247,22 +226,13 @@ fn shifted_live_replay_sends_each_shoppers_runs_in_order() {
             accept_all(req)
         }
     });
-    let url = api.url();
-    let file = rees46();
-    let (code, lines, err) = replay(&[
-        "--api",
-        &url,
-        "--site",
+    // The live route is asked for (the import route is the default since shifting is).
+    let (code, lines, err) = replay_file(
+        &api,
         "s",
-        "--format",
         "rees46",
-        "--shift-to-now",
-        "--concurrency",
-        "3",
-        "--report",
-        "2",
-        &file,
-    ]);
+        "--shift-to-now --live --concurrency 3 --report 2",
+    );
     assert_eq!(code, 0, "{err}");
     let posts: Vec<_> = api
         .requests()
@@ -407,4 +377,117 @@ fn binary_dry_run_needs_no_api_and_a_wrong_format_exits_2() {
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("lacks the column(s) InvoiceNo"), "{err}");
+}
+
+/// A store that already holds every event it is sent: each answer is all duplicates, and the export
+/// of a shopper lists the events at `stored_ts` (the RFC 3339 times the first import sent).
+fn store_holding(stored: std::sync::Arc<std::sync::Mutex<BTreeMap<String, i64>>>) -> FakeApi {
+    FakeApi::start(move |req, _| {
+        if req.method == "GET" && req.path.ends_with("/export") {
+            let events: Vec<Value> = stored
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(id, ts)| json!({"event_id": id, "ts": ts, "type": "purchase"}))
+                .collect();
+            return (200, json!({"events": events}).to_string());
+        }
+        let n = req.events().len();
+        (
+            200,
+            format!(r#"{{"accepted":0,"duplicates":{n},"rejected":[],"pii_dropped":0}}"#),
+        )
+    })
+}
+
+/// The flags of the UCI runs below: a key (the export needs it), no report.
+const UCI_FLAGS: &str = "--api-key k --report 0";
+
+#[test]
+fn the_default_shifts_to_now_through_the_import_route() {
+    let api = FakeApi::start(|req, _| accept_all(req));
+    let (code, lines, err) = replay_file(&api, "s", "uci", UCI_FLAGS);
+    assert_eq!(code, 0, "{err}");
+    let posts = api.requests();
+    assert!(posts.iter().all(|p| p.path == "/v1/sites/s/events/import"));
+    let latest = posts
+        .iter()
+        .flat_map(|p| p.events())
+        .filter_map(|e| e["timestamp"].as_str().map(str::to_string))
+        .max();
+    assert_eq!(
+        latest,
+        format_epoch_ms(NOW - 5_000),
+        "the last event is now - 5 s"
+    );
+    assert!(err.contains("shifted every timestamp by"), "{err}");
+    assert_eq!(lines.last().expect("totals")["accepted"], 11_175);
+}
+
+#[test]
+fn keep_times_warns_what_decay_does_to_old_events() {
+    let api = FakeApi::start(|req, _| accept_all(req));
+    let (code, _, err) = replay_file(&api, "s", "uci", &format!("{UCI_FLAGS} --keep-times"));
+    assert_eq!(code, 0, "{err}");
+    // The newest UCI invoice is of 2011-12; NOW is 2027-01-15: about 5,520 days, 184 half-lives.
+    assert!(
+        err.contains("warning: --keep-times: the newest event is"),
+        "{err}"
+    );
+    assert!(err.contains("half-life of 30 days"), "{err}");
+    let first = &api.requests()[0].events()[0];
+    assert!(
+        first["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("201")),
+        "{first}"
+    );
+}
+
+#[test]
+fn a_reimport_with_other_times_is_refused_with_exit_3_and_a_rerun_is_not() {
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::new()));
+    let api = store_holding(stored.clone());
+
+    // What the store holds: the events of a shifted import (the same run's times, 10 min earlier).
+    let probe = FakeApi::start(|req, _| accept_all(req));
+    let (code, _, err) = replay_file(&probe, "s", "uci", UCI_FLAGS);
+    assert_eq!(code, 0, "{err}");
+    for e in probe.requests().iter().flat_map(|p| p.events()) {
+        let ts = e["timestamp"].as_str().expect("ts");
+        let ms = time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339)
+            .expect("rfc 3339")
+            .unix_timestamp()
+            * 1000;
+        stored.lock().expect("lock").insert(
+            e["event_id"].as_str().expect("id").to_string(),
+            ms - 600_000,
+        );
+    }
+
+    // The same file shifted again 10 minutes later: the same import, answered with duplicates.
+    let (code, lines, err) = replay_file(&api, "s", "uci", UCI_FLAGS);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines.last().expect("totals")["duplicates"], 11_175);
+    let posts = api.requests().iter().filter(|r| r.method == "POST").count();
+    assert_eq!(posts, 23, "every request was sent");
+
+    // With the file's own times: refused after the first request, exit 3, saying why.
+    let before = api.requests().len();
+    let (code, lines, err) = replay_file(&api, "s", "uci", &format!("{UCI_FLAGS} --keep-times"));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("refused: this file is already in the store with other timestamps"),
+        "{err}"
+    );
+    assert!(err.contains("would change nothing"), "{err}");
+    let after: Vec<_> = api.requests().into_iter().skip(before).collect();
+    assert_eq!(after.iter().filter(|r| r.method == "POST").count(), 1);
+    assert_eq!(
+        after.iter().filter(|r| r.path.ends_with("/export")).count(),
+        1
+    );
+    let totals = lines.last().expect("totals");
+    assert_eq!(totals["events_sent"], 500);
+    assert_eq!(totals["not_sent"], 11_175 - 500);
 }

@@ -58,10 +58,6 @@ impl DeletionJobs for DynamoStore {
         Ok(ids)
     }
 
-    async fn site_of_tenant(&self, tenant_id: &str) -> Result<Option<String>, StoreError> {
-        self.site_id_of_tenant(tenant_id).await
-    }
-
     async fn mark_deleting(
         &self,
         job: &DeletionJob,

@@ -3,7 +3,8 @@
 //!
 //! Key layout (see `docs/DESIGN.md`): tenants at `pk = site#{site_id}`; events at
 //! `pk = {site_id}#{guest id}`, `sk = event_id`; profiles at `pk = {site_id}#{shopper key}`; popularity at
-//! `pk = {site_id}`. Every data item carries `site_id` for the `by_site` index that tenant deletion
+//! `pk = {site_id}`; neighbour lists at `pk = {site_id}#n:{v|b}:{product_id}` in the profiles table.
+//! Every data item carries `site_id` for the `by_site` index that tenant deletion
 //! queries. Deletion jobs are at `deletion#{tenant_id}`, their queue at `deletion-queue` and webhook
 //! receipts at `webhook#{id}`, in the tenants table.
 
@@ -11,10 +12,12 @@ pub(crate) mod attrs;
 mod batch;
 mod deletion_jobs;
 mod events;
+mod neighbours;
 mod popularity;
 mod profiles;
 mod recommend;
 mod shopper_records;
+mod size;
 mod tenant_items;
 mod webhooks;
 
@@ -23,7 +26,9 @@ use aws_sdk_dynamodb::Client;
 
 use attrs::{corrupt, s, unavailable, Item};
 pub use batch::{BACKOFF_BASE_MS, BATCH_ATTEMPTS};
+pub use size::item_size;
 pub use deletion_jobs::{deletion_pk, QUEUE_PK};
+pub use neighbours::list_pk;
 pub use webhooks::{webhook_pk, WEBHOOK_RECEIPT_TTL_S};
 
 use super::{StoreError, StoredEvent, TenantLookup};
