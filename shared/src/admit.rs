@@ -117,7 +117,10 @@ mod tests {
 
     impl PiiKeySource for Held {
         async fn pii_key(&self, t: &Tenant) -> Result<Arc<PiiKey>, KmsError> {
-            let ct = t.pii_key_ciphertext.as_deref().ok_or(KmsError::Missing("pepper"))?;
+            let ct = t
+                .pii_key_ciphertext
+                .as_deref()
+                .ok_or(KmsError::Missing("pepper"))?;
             if let Some(k) = self.0.get(&t.tenant_id, ct) {
                 return Ok(k);
             }
@@ -149,7 +152,10 @@ mod tests {
         held.pii_key(&other).await.expect("pepper");
 
         let admitted = admit_tenant_evicting(Some(t.clone()), Access::Storefront, &held);
-        assert_eq!(admitted.map(|a| a.tenant_id).ok(), Some(t.tenant_id.clone()));
+        assert_eq!(
+            admitted.map(|a| a.tenant_id).ok(),
+            Some(t.tenant_id.clone())
+        );
         assert_eq!(held.0.len(), 2, "an active tenant keeps its pepper");
 
         t.status = TenantStatus::Deleting;

@@ -84,6 +84,15 @@ impl Drop for IdentitySecret {
     }
 }
 
+/// Compared in constant time (two secrets are equal only when every byte is).
+impl PartialEq for IdentitySecret {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for IdentitySecret {}
+
 impl std::fmt::Debug for IdentitySecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("IdentitySecret(..)")
@@ -153,7 +162,10 @@ pub fn sign(secret: &IdentitySecret, site_id: &str, claims: &Claims) -> String {
 fn hash_part(s: &str) -> Result<Option<String>, TokenError> {
     match s.len() {
         0 => Ok(None),
-        64 if s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) => {
+        64 if s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
             Ok(Some(s.to_string()))
         }
         _ => Err(TokenError::Malformed),
@@ -422,7 +434,8 @@ mod tests {
     #[test]
     fn the_mac_is_hmac_sha256_keyed_with_the_secret_text() {
         // The same computation as Liquid's `payload | hmac_sha256: secret`, done by hand.
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(EXAMPLE_SECRET.as_bytes()).expect("key");
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(EXAMPLE_SECRET.as_bytes()).expect("key");
         mac.update(b"v1.demo-store.77001.1800000000..");
         let expected = hex::encode(mac.finalize().into_bytes());
         assert!(EXAMPLE_TOKEN.ends_with(&format!(".{expected}")));
@@ -439,7 +452,11 @@ mod tests {
         let t = sign(&secret(), "s.1", &c);
         assert_eq!(verify(&secret(), "s.1", &t, 1_799_999_999), Ok(c));
         // Swapping the email hash breaks the MAC.
-        let forged = t.replacen(&sha256_hex("ann@example.com"), &sha256_hex("bob@example.com"), 1);
+        let forged = t.replacen(
+            &sha256_hex("ann@example.com"),
+            &sha256_hex("bob@example.com"),
+            1,
+        );
         assert_eq!(
             verify(&secret(), "s.1", &forged, 1_799_999_999),
             Err(TokenError::BadSignature)
@@ -450,17 +467,44 @@ mod tests {
     fn forged_expired_foreign_and_malformed_tokens_are_refused() {
         let t = sign(&secret(), "site", &claims("42", 1_000_000));
         let other = IdentitySecret::from_bytes(&[7; 32]);
-        assert_eq!(verify(&other, "site", &t, 999_000), Err(TokenError::BadSignature));
-        assert_eq!(verify(&secret(), "site", &t, 1_000_001), Err(TokenError::Expired));
-        assert_eq!(verify(&secret(), "other", &t, 999_000), Err(TokenError::OtherSite));
+        assert_eq!(
+            verify(&other, "site", &t, 999_000),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            verify(&secret(), "site", &t, 1_000_001),
+            Err(TokenError::Expired)
+        );
+        assert_eq!(
+            verify(&secret(), "other", &t, 999_000),
+            Err(TokenError::OtherSite)
+        );
         assert_eq!(
             verify(&secret(), "site", &t.replacen(".42.", ".43.", 1), 999_000),
             Err(TokenError::BadSignature)
         );
-        let far = sign(&secret(), "site", &claims("42", 1_000_000 + MAX_TOKEN_LIFETIME_S + 1));
-        assert_eq!(verify(&secret(), "site", &far, 1_000_000), Err(TokenError::TooLong));
-        for bad in ["", "v1", "v2.site.42.1000000...ab", "v1.site..1000000...ab", "v1.site.42.x...ab", "v1.site.42.1..zz.ab"] {
-            assert_eq!(verify(&secret(), "site", bad, 999_000), Err(TokenError::Malformed), "{bad}");
+        let far = sign(
+            &secret(),
+            "site",
+            &claims("42", 1_000_000 + MAX_TOKEN_LIFETIME_S + 1),
+        );
+        assert_eq!(
+            verify(&secret(), "site", &far, 1_000_000),
+            Err(TokenError::TooLong)
+        );
+        for bad in [
+            "",
+            "v1",
+            "v2.site.42.1000000...ab",
+            "v1.site..1000000...ab",
+            "v1.site.42.x...ab",
+            "v1.site.42.1..zz.ab",
+        ] {
+            assert_eq!(
+                verify(&secret(), "site", bad, 999_000),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
         assert_eq!(
             verify(&secret(), "site", &"v".repeat(MAX_TOKEN_BYTES + 1), 0),
@@ -471,7 +515,9 @@ mod tests {
     #[test]
     fn the_readme_example_with_a_verified_email() {
         let c = Claims {
-            email_sha256: Some(sha256_hex(" Ann@Example.com ".trim().to_lowercase().as_str())),
+            email_sha256: Some(sha256_hex(
+                " Ann@Example.com ".trim().to_lowercase().as_str(),
+            )),
             ..claims("77001", 1_800_000_000)
         };
         assert_eq!(

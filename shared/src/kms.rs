@@ -219,9 +219,12 @@ impl Kms {
         let secret = IdentitySecret::from_slice(&plain)
             .map_err(|_| KmsError::Malformed("an identity secret that is not 32 bytes"));
         wipe(plain);
-        let ciphertext = out.ciphertext_blob.map(Blob::into_inner).ok_or(
-            KmsError::Malformed("GenerateDataKey without CiphertextBlob"),
-        )?;
+        let ciphertext = out
+            .ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or(KmsError::Malformed(
+                "GenerateDataKey without CiphertextBlob",
+            ))?;
         Ok((ciphertext, secret?))
     }
 
@@ -574,7 +577,11 @@ mod tests {
         c.put("busy", b"ct-busy", pepper(2));
         clock.advance(10);
         assert!(c.get("busy", b"ct-busy").is_some());
-        assert_eq!(c.len(), 1, "the idle tenant's pepper left on another tenant's read");
+        assert_eq!(
+            c.len(),
+            1,
+            "the idle tenant's pepper left on another tenant's read"
+        );
     }
 
     #[test]
@@ -590,7 +597,10 @@ mod tests {
         let (_clock, c) = cache(PII_KEY_TTL);
         c.put("t1", b"old-ciphertext", pepper(1));
         assert!(c.get("t1", b"new-ciphertext").is_none());
-        assert!(c.get("t1", b"old-ciphertext").is_none(), "the old entry is gone");
+        assert!(
+            c.get("t1", b"old-ciphertext").is_none(),
+            "the old entry is gone"
+        );
     }
 
     #[test]

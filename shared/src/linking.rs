@@ -195,7 +195,9 @@ pub fn plan_group(
 ) -> Result<GroupPlan, StoreError> {
     let (mut profile, expected) = match records.get(canonical) {
         Some(ProfileRecord::Profile { profile, version }) => ((**profile).clone(), Some(*version)),
-        Some(ProfileRecord::Alias { .. }) => return Err(StoreError::Conflict),
+        Some(ProfileRecord::Alias { .. } | ProfileRecord::Claim { .. }) => {
+            return Err(StoreError::Conflict)
+        }
         None => (Profile::default(), None),
     };
     let alias = |key: &str| ProfileWrite {
@@ -283,8 +285,10 @@ mod tests {
 
     const NOW: i64 = 1_795_968_000_000;
 
+    // The events are parsed as the import route does (which keeps short ids such as "a"): these tests
+    // are about linking; the live route's guest id rule has its own test in `event`.
     fn ev(v: serde_json::Value, identities: &[&str]) -> Event {
-        let mut e = validate(&v, 0, NOW, IngestMode::Live).expect("valid event");
+        let mut e = validate(&v, 0, NOW, IngestMode::Import).expect("valid event");
         e.identities = identities.iter().map(|s| s.to_string()).collect();
         e
     }
@@ -414,5 +418,41 @@ mod tests {
             plan_group("g:g", &group, &records, &Decay::default()),
             Err(StoreError::Conflict)
         ));
+    }
+
+    #[test]
+    fn a_claim_never_decides_nor_moves_a_link_and_fills_only_an_empty_key() {
+        let mut claimer = ev(
+            json!({"type":"view","shopper_id":"x","product":{"id":"p"},"timestamp":NOW-1}),
+            &[],
+        );
+        claimer.claims = vec!["e:owned".into(), "e:new".into()];
+        let events = vec![(0, claimer)];
+        let records: Records = [("e:owned".to_string(), alias("c:7"))].into();
+        let l = Linking::new(&events, &records);
+        assert_eq!(
+            l.canonical_of(&events[0].1, &records),
+            "g:x",
+            "the claim decides nothing"
+        );
+        let plan = plan_group("g:x", &events, &records, &Decay::default()).expect("plan");
+        let writes: Vec<(&str, &ProfileRecord)> = plan
+            .writes
+            .iter()
+            .map(|w| (w.key.as_str(), &w.record))
+            .collect();
+        assert_eq!(writes.len(), 2, "the profile and one claim: {writes:?}");
+        assert_eq!(writes[0].0, "g:x");
+        assert_eq!(
+            writes[1],
+            (
+                "e:new",
+                &ProfileRecord::Claim {
+                    linked_to: "g:x".into(),
+                    version: 0
+                }
+            ),
+            "the proven e:owned is left alone"
+        );
     }
 }

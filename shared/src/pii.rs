@@ -124,7 +124,9 @@ fn region_id(code: &str) -> Option<phonenumber::country::Id> {
     if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()) {
         return None;
     }
-    c.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok()
+    c.to_ascii_uppercase()
+        .parse::<phonenumber::country::Id>()
+        .ok()
 }
 
 /// `code` as an uppercase ISO 3166-1 alpha-2 region that phone numbers can be read in (`gb` ->
@@ -398,7 +400,11 @@ mod tests {
             ("01 23 45 67 89", "FR", "33123456789"),
         ];
         for (national, region, e164) in cases {
-            assert_eq!(normalize_phone(national, Some(region)), Ok(e164.to_string()), "{national}");
+            assert_eq!(
+                normalize_phone(national, Some(region)),
+                Ok(e164.to_string()),
+                "{national}"
+            );
             // Lowercase codes are read too; the international form needs no region.
             assert_eq!(
                 normalize_phone(national, Some(&region.to_lowercase())),
@@ -427,7 +433,10 @@ mod tests {
         assert_eq!(gb.keys.len(), 2);
         assert_eq!(
             gb.keys[1],
-            format!("p:{}", phone_key(&k, "+44 20 7946 0958", None).expect("uk").0)
+            format!(
+                "p:{}",
+                phone_key(&k, "+44 20 7946 0958", None).expect("uk").0
+            )
         );
         let none = identities(&k, &fields, None);
         assert_eq!(none.keys.len(), 1);

@@ -654,17 +654,26 @@ mod tests {
                     l
                 })
                 .collect();
-            events.push(next("purchase", json!({"items": items, "order_id": "o".repeat(128)})));
+            events.push(next(
+                "purchase",
+                json!({"items": items, "order_id": "o".repeat(128)}),
+            ));
         }
         // More cart lines, views and seen ids than their bounds.
         for i in 0..(MAX_CART_LINES + 50) {
-            events.push(next("cart_add", json!({"product": widest_product(300 + i)})));
+            events.push(next(
+                "cart_add",
+                json!({"product": widest_product(300 + i)}),
+            ));
         }
         for i in 0..(MAX_RECENT_VIEWS + 10) {
             events.push(next("view", json!({"product": widest_product(500 + i)})));
         }
         for i in 0..MAX_SEEN {
-            events.push(next("click", json!({"product": widest_product(600 + i % 10)})));
+            events.push(next(
+                "click",
+                json!({"product": widest_product(600 + i % 10)}),
+            ));
         }
         for e in &events {
             p.apply(e, &d);
@@ -683,8 +692,7 @@ mod tests {
         assert!(p.cart.len() * (128 + 2 * MAX_NAME_BYTES + 64) > MAX_CART_BYTES - 700);
 
         // The item as the profile adapter stores it: the profile, its key, site id and version.
-        let mut item: crate::store::dynamo::attrs::Item =
-            serde_dynamo::to_item(&p).expect("item");
+        let mut item: crate::store::dynamo::attrs::Item = serde_dynamo::to_item(&p).expect("item");
         let site = "s".repeat(128);
         item.insert(
             "pk".into(),
@@ -697,7 +705,10 @@ mod tests {
             size <= MAX_PROFILE_ITEM_BYTES,
             "{size} bytes > {MAX_PROFILE_ITEM_BYTES}"
         );
-        assert!(size > MAX_PROFILE_ITEM_BYTES * 3 / 4, "{size}: not the worst case");
+        assert!(
+            size > MAX_PROFILE_ITEM_BYTES * 3 / 4,
+            "{size}: not the worst case"
+        );
         // And it reads back as it was written.
         let back: Profile = serde_dynamo::from_item(item).expect("profile");
         assert_eq!(back, p);

@@ -34,7 +34,10 @@ async fn stored_size(site: &str, shopper: &str) -> (usize, Value) {
         .await
         .get_item()
         .table_name(tables().profiles)
-        .key("pk", AttributeValue::S(profile_pk(site, &guest_key(shopper))))
+        .key(
+            "pk",
+            AttributeValue::S(profile_pk(site, &guest_key(shopper))),
+        )
         .consistent_read(true)
         .send()
         .await
@@ -74,7 +77,9 @@ async fn profile_bloat_hundreds_of_cart_lines_and_long_multibyte_names_stay_boun
     // 300 distinct categories and brands, in purchases of 100 lines, and a whole cart of 100 lines.
     let purchases: Vec<Value> = (0..3)
         .map(|p| {
-            let items: Vec<Value> = (0..100).map(|i| bloated_product(1000 + p * 100 + i)).collect();
+            let items: Vec<Value> = (0..100)
+                .map(|i| bloated_product(1000 + p * 100 + i))
+                .collect();
             json!({"type": "purchase", "shopper_id": shopper, "event_id": format!("order-{p}"),
                    "order_id": format!("o{p}"), "items": items})
         })
@@ -84,8 +89,10 @@ async fn profile_bloat_hundreds_of_cart_lines_and_long_multibyte_names_stay_boun
     let cart: Vec<Value> = (0..100).map(|i| bloated_product(2000 + i)).collect();
     let (status, body) = post_events(
         &site,
-        vec![json!({"type": "view", "shopper_id": shopper, "event_id": "whole-cart",
-                    "product": bloated_product(3000), "cart": cart})],
+        vec![
+            json!({"type": "view", "shopper_id": shopper, "event_id": "whole-cart",
+                    "product": bloated_product(3000), "cart": cart}),
+        ],
     )
     .await;
     assert_eq!((status, &body["accepted"]), (200, &json!(1)), "{body}");
@@ -97,7 +104,10 @@ async fn profile_bloat_hundreds_of_cart_lines_and_long_multibyte_names_stay_boun
         "{size} bytes stored, bound {MAX_PROFILE_ITEM_BYTES}"
     );
     let lines = cart_lines.as_u64().expect("a cart") as usize;
-    assert!(lines > 0 && lines < MAX_CART_LINES, "{lines} lines: cut by bytes");
+    assert!(
+        lines > 0 && lines < MAX_CART_LINES,
+        "{lines} lines: cut by bytes"
+    );
 
     // The shopper's next events are still answered and stored.
     for n in 0..3 {
@@ -129,5 +139,8 @@ async fn profile_bloat_hundreds_of_cart_lines_and_long_multibyte_names_stay_boun
         .iter()
         .chain(&profile.brands)
         .all(|a| a.name.len() <= MAX_NAME_BYTES && a.name.ends_with('\u{1F9F8}')));
-    assert_eq!(profile.cart.last().map(|l| l.product.id.as_str()), Some("plain-2"));
+    assert_eq!(
+        profile.cart.last().map(|l| l.product.id.as_str()),
+        Some("plain-2")
+    );
 }

@@ -138,7 +138,10 @@ async fn a_claimed_customer_id_reads_nothing_links_nothing_and_is_counted() {
     assert_eq!(answer["accepted"], 1, "{answer}");
     assert_eq!(answer["identity_unverified"], 1, "{answer}");
     assert!(
-        matches!(record(&t.site_id, &guest_key(attacker)).await, Some(ProfileRecord::Profile { .. })),
+        matches!(
+            record(&t.site_id, &guest_key(attacker)).await,
+            Some(ProfileRecord::Profile { .. })
+        ),
         "the attacker's browser is its own profile, no alias of the customer"
     );
     assert_eq!(
@@ -149,7 +152,10 @@ async fn a_claimed_customer_id_reads_nothing_links_nothing_and_is_counted() {
     let stored = stored_events(&t.site_id).await;
     let mine: Vec<_> = stored.iter().filter(|e| e.shopper_id == attacker).collect();
     assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0].customer_id, None, "the claim is not stored as the event's customer");
+    assert_eq!(
+        mine[0].customer_id, None,
+        "the claim is not stored as the event's customer"
+    );
     let recs = recommendations(&t.site_id, attacker, None).await;
     assert!(!recs.to_string().contains(SECRET_CATEGORY), "{recs}");
     assert!(!recs.to_string().contains("clearblue"), "{recs}");
@@ -165,12 +171,18 @@ async fn a_claimed_email_or_phone_reads_nothing_and_moves_no_link() {
         e[field] = json!(value);
         let answer = post_live(&t.site_id, json!([e])).await;
         assert_eq!(
-            (answer["accepted"].clone(), answer["identity_unverified"].clone()),
+            (
+                answer["accepted"].clone(),
+                answer["identity_unverified"].clone()
+            ),
             (json!(1), json!(1)),
             "{field}: {answer}"
         );
         assert!(
-            matches!(record(&t.site_id, &guest_key(attacker)).await, Some(ProfileRecord::Profile { .. })),
+            matches!(
+                record(&t.site_id, &guest_key(attacker)).await,
+                Some(ProfileRecord::Profile { .. })
+            ),
             "{field}: the attacker is no alias"
         );
         // The victim's identity key still points at the victim, as a proven link.
@@ -183,17 +195,31 @@ async fn a_claimed_email_or_phone_reads_nothing_and_moves_no_link() {
                 k.starts_with(prefix).then(|| {
                     (
                         k.to_string(),
-                        i.get("linked_to").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default(),
+                        i.get("linked_to")
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default(),
                         i.get("claim").is_some(),
                     )
                 })
             })
             .collect();
-        assert_eq!(links.len(), 1, "{field}: one key for the address: {links:?}");
-        assert_eq!(links[0].1, customer_key("77001"), "{field}: the link did not move");
+        assert_eq!(
+            links.len(),
+            1,
+            "{field}: one key for the address: {links:?}"
+        );
+        assert_eq!(
+            links[0].1,
+            customer_key("77001"),
+            "{field}: the link did not move"
+        );
         assert!(!links[0].2, "{field}: still proven");
         let recs = recommendations(&t.site_id, attacker, None).await;
-        assert!(!recs.to_string().contains(SECRET_CATEGORY), "{field}: {recs}");
+        assert!(
+            !recs.to_string().contains(SECRET_CATEGORY),
+            "{field}: {recs}"
+        );
         // The merchant's messaging lookup by that address still finds the victim.
         let deps = recommend_deps().await;
         let (status, body) = json_of(
@@ -206,13 +232,20 @@ async fn a_claimed_email_or_phone_reads_nothing_and_moves_no_link() {
                         ("content-type", "application/json"),
                         ("authorization", &format!("Bearer {key}")),
                     ],
-                    &json!({"shoppers":[{field: value}]}).to_string(),
+                    &json!({ "shoppers": [Value::Object(
+                        [(field.to_string(), json!(value))].into_iter().collect()
+                    )] })
+                    .to_string(),
                 ),
             )
             .await,
         );
         assert_eq!(status, 200, "{body}");
-        assert_eq!(body["results"][0]["shopper_id"], customer_key("77001"), "{field}: {body}");
+        assert_eq!(
+            body["results"][0]["shopper_id"],
+            customer_key("77001"),
+            "{field}: {body}"
+        );
     }
 }
 
@@ -228,7 +261,11 @@ async fn a_claim_made_first_is_replaced_by_the_proven_link() {
         .into_iter()
         .filter(|i| i.get("claim").is_some())
         .collect();
-    assert_eq!(claims.len(), 1, "the claim is kept, for the lookup and erasure");
+    assert_eq!(
+        claims.len(),
+        1,
+        "the claim is kept, for the lookup and erasure"
+    );
     victim(&t.site_id, &key).await;
     let deps = recommend_deps().await;
     let (_, body) = json_of(
@@ -262,7 +299,12 @@ async fn expired_forged_and_other_site_tokens_prove_nothing() {
         ("expired", token(&secret, &t.site_id, "77001", now_s() - 1)),
         (
             "forged",
-            token(&IdentitySecret::from_bytes(&[9; 32]), &t.site_id, "77001", now_s() + 600),
+            token(
+                &IdentitySecret::from_bytes(&[9; 32]),
+                &t.site_id,
+                "77001",
+                now_s() + 600,
+            ),
         ),
         (
             "other site",
@@ -282,11 +324,17 @@ async fn expired_forged_and_other_site_tokens_prove_nothing() {
         let answer = post_live(&t.site_id, json!([e])).await;
         assert_eq!(answer["identity_unverified"], 1, "{what}: {answer}");
         assert!(
-            matches!(record(&t.site_id, &guest_key(&attacker)).await, Some(ProfileRecord::Profile { .. })),
+            matches!(
+                record(&t.site_id, &guest_key(&attacker)).await,
+                Some(ProfileRecord::Profile { .. })
+            ),
             "{what}: no alias"
         );
         let recs = recommendations(&t.site_id, &attacker, Some(tok)).await;
-        assert!(!recs.to_string().contains(SECRET_CATEGORY), "{what}: {recs}");
+        assert!(
+            !recs.to_string().contains(SECRET_CATEGORY),
+            "{what}: {recs}"
+        );
     }
 }
 
@@ -311,7 +359,10 @@ async fn a_guest_linked_to_a_customer_reads_it_only_with_the_customers_token() {
     assert!(!recs.to_string().contains(SECRET_CATEGORY), "{recs}");
     let other = token(&secret, &t.site_id, "99999", now_s() + 600);
     let recs = recommendations(&t.site_id, phone, Some(&other)).await;
-    assert!(!recs.to_string().contains(SECRET_CATEGORY), "another customer's token: {recs}");
+    assert!(
+        !recs.to_string().contains(SECRET_CATEGORY),
+        "another customer's token: {recs}"
+    );
 }
 
 #[tokio::test]
@@ -323,12 +374,16 @@ async fn a_customer_on_a_second_device_with_a_valid_token_gets_the_whole_history
     let ts = affinity::now_ms() - 120_000;
     // On the laptop, logged in: sofas. Other shoppers make one lamp the store's trend, and view two
     // other sofas.
-    let mut events = vec![json!({"type":"view","shopper_id": laptop, "customer_id":"c-5150",
-        "identity_token": tok, "timestamp": ts, "product":{"id": "sofa-0", "category":"furniture.sofa"}})];
+    let mut events = vec![
+        json!({"type":"view","shopper_id": laptop, "customer_id":"c-5150",
+        "identity_token": tok, "timestamp": ts, "product":{"id": "sofa-0", "category":"furniture.sofa"}}),
+    ];
     for i in 0..6 {
         let crowd = format!("crowd-guest-{i:012}");
-        events.push(json!({"type":"purchase","shopper_id": crowd, "timestamp": ts + 10 + i,
-            "items":[{"id": "lamp-1", "category":"lighting.lamp"}]}));
+        events.push(
+            json!({"type":"purchase","shopper_id": crowd, "timestamp": ts + 10 + i,
+            "items":[{"id": "lamp-1", "category":"lighting.lamp"}]}),
+        );
     }
     for i in 7..9 {
         events.push(json!({"type":"view","shopper_id": format!("crowd-guest-{i:012}"),
@@ -349,5 +404,8 @@ async fn a_customer_on_a_second_device_with_a_valid_token_gets_the_whole_history
     );
     // The same phone without the token answers from its own (empty) history: trending lamps.
     let without = recommendations(&t.site_id, phone, None).await;
-    assert_eq!(without["items"][0]["category"], "lighting.lamp", "{without}");
+    assert_eq!(
+        without["items"][0]["category"], "lighting.lamp",
+        "{without}"
+    );
 }

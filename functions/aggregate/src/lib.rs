@@ -136,7 +136,10 @@ pub fn new_records(event: StreamEvent) -> (Vec<Record>, usize) {
 
 /// How one tenant's share of a batch went.
 enum Outcome {
-    Applied { fresh: Vec<StoredEvent>, dups: usize },
+    Applied {
+        fresh: Vec<StoredEvent>,
+        dups: usize,
+    },
     Inactive,
 }
 

@@ -111,10 +111,19 @@ async fn views_in_one_session_become_each_others_neighbours_with_the_profiles_ea
     let s = &d.store;
     // cushion right after sofa: forward 1; lamp two after sofa: 0.5; lamp right after cushion: 1.
     let close = |w: Option<f64>, want: f64| w.is_some_and(|w| (w - want).abs() < 1e-3);
-    assert!(close(weight(s, "s1", ListKey::viewed("sofa"), "cushion"), 1.0));
+    assert!(close(
+        weight(s, "s1", ListKey::viewed("sofa"), "cushion"),
+        1.0
+    ));
     assert!(close(weight(s, "s1", ListKey::viewed("sofa"), "lamp"), 0.5));
-    assert!(close(weight(s, "s1", ListKey::viewed("cushion"), "lamp"), 1.0));
-    assert!(close(weight(s, "s1", ListKey::viewed("lamp"), "cushion"), 0.5));
+    assert!(close(
+        weight(s, "s1", ListKey::viewed("cushion"), "lamp"),
+        1.0
+    ));
+    assert!(close(
+        weight(s, "s1", ListKey::viewed("lamp"), "cushion"),
+        0.5
+    ));
     assert_eq!(weight(s, "s1", ListKey::viewed("lamp"), "rug"), None);
     assert_eq!(weight(s, "s1", ListKey::viewed("rug"), "lamp"), None);
     // Every product has its list, even the lone rug (its session count is the similarity's norm).
@@ -141,15 +150,17 @@ async fn an_order_makes_its_products_bought_together() {
         product: product("printer"),
         quantity: 1,
     }]);
-    let (report, err) =
-        aggregate_records(&d, vec![record("1", order), record("2", add)]).await;
+    let (report, err) = aggregate_records(&d, vec![record("1", order), record("2", add)]).await;
     assert!(err.is_none());
     assert_eq!(report.applied, 2);
     assert!(weight(&d.store, "s1", ListKey::bought("ink"), "printer").is_some());
     assert!(weight(&d.store, "s1", ListKey::bought("printer"), "ink").is_some());
     assert!(weight(&d.store, "s1", ListKey::bought("printer"), "paper").is_some());
     // An order is not a view.
-    assert_eq!(weight(&d.store, "s1", ListKey::viewed("ink"), "printer"), None);
+    assert_eq!(
+        weight(&d.store, "s1", ListKey::viewed("ink"), "printer"),
+        None
+    );
 }
 
 #[tokio::test]

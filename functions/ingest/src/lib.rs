@@ -199,9 +199,10 @@ where
                 if secret.is_none() {
                     secret = Some(deps.pii_keys.identity_secret(&tenant).await?);
                 }
-                match secret.as_deref().map(|s| {
-                    identity::verify(s, &site_id, &token, now.div_euclid(1000))
-                }) {
+                match secret
+                    .as_deref()
+                    .map(|s| identity::verify(s, &site_id, &token, now.div_euclid(1000)))
+                {
                     Some(Ok(claims)) => Proof::Token(claims),
                     Some(Err(why)) => {
                         tracing::info!(site_id = %site_id, reason = %why, "identity token refused");

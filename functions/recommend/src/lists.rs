@@ -241,7 +241,12 @@ pub struct Item {
 }
 
 /// The text of a pick's reason.
-pub fn reason_text(reason: Reason, because_of: Option<&str>, category: Option<&str>, brand: Option<&str>) -> String {
+pub fn reason_text(
+    reason: Reason,
+    because_of: Option<&str>,
+    category: Option<&str>,
+    brand: Option<&str>,
+) -> String {
     let or = |s: Option<&str>, d: &str| s.unwrap_or(d).to_string();
     match reason {
         Reason::ViewedWith => format!("viewed with {}", or(because_of, "this")),
@@ -293,7 +298,10 @@ pub struct Inputs<'a> {
     pub decay: &'a Decay,
 }
 
-fn of_kind(lists: &HashMap<ListKey, NeighbourList>, kind: ListKind) -> HashMap<String, NeighbourList> {
+fn of_kind(
+    lists: &HashMap<ListKey, NeighbourList>,
+    kind: ListKind,
+) -> HashMap<String, NeighbourList> {
     lists
         .iter()
         .filter(|(k, _)| k.kind == kind)
@@ -339,9 +347,21 @@ pub fn items(req: &ListRequest, inp: Inputs<'_>) -> Vec<Item> {
             };
             let viewed = of_kind(inp.lists, ListKind::Viewed);
             if req.kind == ListType::AlsoViewed {
-                recommender::recommend(ctx, &viewed, limit + anchors.len(), &product_page, inp.decay)
+                recommender::recommend(
+                    ctx,
+                    &viewed,
+                    limit + anchors.len(),
+                    &product_page,
+                    inp.decay,
+                )
             } else {
-                similar(ctx, &viewed, limit + anchors.len(), &product_page, inp.decay)
+                similar(
+                    ctx,
+                    &viewed,
+                    limit + anchors.len(),
+                    &product_page,
+                    inp.decay,
+                )
             }
         }
         ListType::BoughtTogether => bought_together(req, inp, &product_page),
@@ -442,14 +462,19 @@ fn bought_together(req: &ListRequest, inp: Inputs<'_>, params: &Params) -> Vec<P
         now_ms: inp.now_ms,
     };
     let limit = req.limit + anchors.len() + cart.len();
-    let mut picks: Vec<Pick> =
-        recommender::recommend(ctx, &of_kind(inp.lists, ListKind::Bought), limit, params, inp.decay)
-            .into_iter()
-            .map(|p| Pick {
-                reason: Reason::BoughtWith,
-                ..p
-            })
-            .collect();
+    let mut picks: Vec<Pick> = recommender::recommend(
+        ctx,
+        &of_kind(inp.lists, ListKind::Bought),
+        limit,
+        params,
+        inp.decay,
+    )
+    .into_iter()
+    .map(|p| Pick {
+        reason: Reason::BoughtWith,
+        ..p
+    })
+    .collect();
     let viewed = recommender::recommend(
         Context {
             popularity: inp.popularity,
@@ -465,7 +490,9 @@ fn bought_together(req: &ListRequest, inp: Inputs<'_>, params: &Params) -> Vec<P
             picks.push(p);
         }
     }
-    picks.retain(|p| !anchors.contains(&p.product_id.as_str()) && !cart.contains(&p.product_id.as_str()));
+    picks.retain(|p| {
+        !anchors.contains(&p.product_id.as_str()) && !cart.contains(&p.product_id.as_str())
+    });
     picks
 }
 

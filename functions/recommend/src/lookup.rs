@@ -152,8 +152,13 @@ where
             ))
         }
     };
-    let tenant =
-        admit_site_evicting(&deps.store, site_id, Access::from_bearer(req), &deps.pii_keys).await?;
+    let tenant = admit_site_evicting(
+        &deps.store,
+        site_id,
+        Access::from_bearer(req),
+        &deps.pii_keys,
+    )
+    .await?;
     let pii_asked = shoppers.iter().any(asks_for_pii);
     if pii_asked && !tenant.messaging_consent {
         return Err(ApiError::forbidden(

@@ -154,7 +154,9 @@ async fn for_you_is_the_default_and_leads_with_the_sessions_neighbours() {
     assert!(!ids(&b).contains(&"throw".to_string()));
     assert!(b.get("preferred_categories").is_none());
     assert!(b["items"][0].get("score").is_none());
-    assert!(b["recommendation_id"].as_str().is_some_and(|s| s.len() == 36));
+    assert!(b["recommendation_id"]
+        .as_str()
+        .is_some_and(|s| s.len() == 36));
 }
 
 #[tokio::test]
@@ -170,7 +172,11 @@ async fn also_viewed_and_similar_answer_for_a_product_page() {
     assert_eq!(similar["items"][1]["reason"], "same_category");
     assert_eq!(similar["items"][1]["reason_text"], "also in sofas");
     let (status, missing) = get(&d, "type=similar").await;
-    assert_eq!((status, missing["error"]["field"].as_str()), (400, Some("product_id")), "{missing}");
+    assert_eq!(
+        (status, missing["error"]["field"].as_str()),
+        (400, Some("product_id")),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +205,15 @@ async fn recently_viewed_and_trending_in_a_category() {
 async fn an_unknown_type_or_bad_product_id_names_the_field() {
     let d = deps();
     let (s, b) = get(&d, "type=best").await;
-    assert_eq!((s, b["error"]["field"].as_str()), (400, Some("type")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("type")),
+        "{b}"
+    );
     let (s, b) = get(&d, "type=also_viewed&product_id=a%23b").await;
-    assert_eq!((s, b["error"]["field"].as_str()), (400, Some("product_id")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("product_id")),
+        "{b}"
+    );
 }

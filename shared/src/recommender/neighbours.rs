@@ -399,7 +399,14 @@ mod tests {
         let mut l = NeighbourList::default();
         let long = "\u{00e9}".repeat(128);
         for i in 0..150 {
-            l.add(&format!("{i:0>120}"), 1.0 + f64::from(i), 1.0, Some(&long), 1_000, &cw);
+            l.add(
+                &format!("{i:0>120}"),
+                1.0 + f64::from(i),
+                1.0,
+                Some(&long),
+                1_000,
+                &cw,
+            );
         }
         l.bound();
         assert!(l.approx_bytes() <= MAX_LIST_BYTES);

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::{
-    EventSink, ListWrite, NeighbourStore, PopularityStore, ProfileRecord, ProfileStore, ProfileWrite, RecommendRead,
-    RecommendSource, StoreError, StoredEvent, TenantLookup,
+    EventSink, ListWrite, NeighbourStore, PopularityStore, ProfileRecord, ProfileStore,
+    ProfileWrite, RecommendRead, RecommendSource, StoreError, StoredEvent, TenantLookup,
 };
 use crate::deletion::DeletionJob;
 use crate::popularity::Popularity;
@@ -253,7 +253,9 @@ impl NeighbourStore for MemoryStore {
         writes: Vec<ListWrite>,
     ) -> Result<Vec<ListKey>, StoreError> {
         if self.fail_list_writes.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("injected list write failure".into()));
+            return Err(StoreError::Unavailable(
+                "injected list write failure".into(),
+            ));
         }
         let mut stored = lock(&self.neighbours);
         let mut conflicts = Vec::new();
@@ -286,7 +288,9 @@ impl PopularityStore for MemoryStore {
         expected: u64,
     ) -> Result<(), StoreError> {
         if lock(&self.fail_popularity_of).as_deref() == Some(site_id) {
-            return Err(StoreError::Unavailable("injected popularity write failure".into()));
+            return Err(StoreError::Unavailable(
+                "injected popularity write failure".into(),
+            ));
         }
         let active = lock(&self.tenants)
             .get(site_id)

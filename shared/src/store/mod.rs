@@ -287,8 +287,9 @@ pub trait RecommendSource: Send + Sync {
         site_id: &str,
         key: Option<&str>,
         lists: &[ListKey],
-    ) -> impl Future<Output = Result<(Option<ProfileRecord>, HashMap<ListKey, NeighbourList>), StoreError>>
-           + Send;
+    ) -> impl Future<
+        Output = Result<(Option<ProfileRecord>, HashMap<ListKey, NeighbourList>), StoreError>,
+    > + Send;
 
     /// Profile items at `keys` and, when `with_popularity`, the tenant's popularity, in one round trip
     /// (the messaging lookup; at most 99 keys with popularity, 100 without).

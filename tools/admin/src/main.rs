@@ -21,7 +21,7 @@ affinity-admin identity-token --site SITE --customer ID --secret HEX [--ttl SECO
 
 /// The token of `identity-token`'s arguments, expiring `--ttl` seconds (default 3600) from now.
 fn identity_token(args: &[String]) -> Result<String, Box<dyn std::error::Error>> {
-    use affinity::identity::{sign, sha256_hex, Claims, IdentitySecret};
+    use affinity::identity::{sha256_hex, sign, Claims, IdentitySecret};
     let opt = |name: &str| {
         args.iter()
             .position(|a| a == name)

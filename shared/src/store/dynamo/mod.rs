@@ -26,9 +26,9 @@ use aws_sdk_dynamodb::Client;
 
 use attrs::{corrupt, s, unavailable, Item};
 pub use batch::{BACKOFF_BASE_MS, BATCH_ATTEMPTS};
-pub use size::item_size;
 pub use deletion_jobs::{deletion_pk, QUEUE_PK};
 pub use neighbours::list_pk;
+pub use size::item_size;
 pub use webhooks::{webhook_pk, WEBHOOK_RECEIPT_TTL_S};
 
 use super::{StoreError, StoredEvent, TenantLookup};

@@ -138,9 +138,9 @@ impl DynamoStore {
             put.condition_expression("version = :v")
                 .expression_attribute_values(":v", n(w.expected))
         };
-        put.send()
-            .await
-            .map_err(|e| conflict_or_unavailable(e, |e| e.is_conditional_check_failed_exception()))?;
+        put.send().await.map_err(|e| {
+            conflict_or_unavailable(e, |e| e.is_conditional_check_failed_exception())
+        })?;
         Ok(())
     }
 }

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::ReturnConsumedCapacity;
 
+use super::attrs::Item;
 use super::attrs::{s, unavailable};
 use super::batch::keys_of;
 use super::neighbours::list_from_item;
 use super::popularity::popularity_from_item;
 use super::profiles::{profile_from_item, profiles_from_items};
 use super::{profile_pk, tenant_from_item, tenant_pk, DynamoStore};
-use super::attrs::Item;
 use crate::popularity::Popularity;
 use crate::recommender::neighbours::{ListKey, NeighbourList};
 use crate::store::{ProfileRecord, RecommendRead, RecommendSource, StoreError, MAX_LISTS_PER_READ};
@@ -164,7 +164,9 @@ impl RecommendSource for DynamoStore {
         }
         let table = self.tables().profiles.clone();
         let keys = profiles_table_keys(site_id, key, lists, key.is_some())?;
-        let mut items = self.batch_get(HashMap::from([(table.clone(), keys)])).await?;
+        let mut items = self
+            .batch_get(HashMap::from([(table.clone(), keys)]))
+            .await?;
         split_profiles_table(site_id, items.remove(&table).unwrap_or_default(), key)
     }
 }
