@@ -98,7 +98,12 @@ async fn recommendations(site: &str, guest: &str, token: Option<&str>) -> Value 
 }
 
 async fn record(site: &str, key: &str) -> Option<ProfileRecord> {
-    store().await.profile(site, key).await.expect("read")
+    store()
+        .await
+        .profiles(site, &[key.to_string()])
+        .await
+        .expect("read")
+        .remove(key)
 }
 
 async fn event_count(site: &str, key: &str) -> u64 {

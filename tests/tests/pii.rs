@@ -352,7 +352,8 @@ async fn no_plaintext_reaches_any_table_or_log_line() {
 
 #[tokio::test]
 async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_stored() {
-    use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+    use affinity::identity::TenantKeys;
+    use affinity::kms::{Kms, PII_KEY_TTL};
     let kms_key = std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID: run through `make test`");
     let aws = affinity::config::aws().await;
     let kms = Kms::new(aws_sdk_kms::Client::new(&aws), kms_key);
@@ -365,7 +366,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     store.put_tenant(&t).await.expect("tenant");
     let ingest = ingest::Deps {
         store: store.clone(),
-        pii_keys: PiiKeys::new(kms.clone(), PII_KEY_TTL),
+        pii_keys: TenantKeys::new(kms.clone(), PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
         clock: affinity::clock::system(),
@@ -409,7 +410,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     let recommend = recommend::Deps {
         popularity: recommend::cache::PopularityCache::default(),
         store,
-        pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
+        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
         clock: affinity::clock::system(),
     };
