@@ -104,6 +104,42 @@ for q in [dict(type="for_you"), dict(type="similar", product_id=product), dict(t
     print(json.dumps({"step": "list", **q, "shopper_id": top,
                       "items": [[i["product_id"], i["reason_text"]] for i in a["items"]]}))
 EOF
+# --- cross-device, proven (issue 10) ---------------------------------------------------------
+log "a customer logs in on a second device with an identity token (README, \"Identity tokens\")"
+"$PY" - "$AFFINITY_API_URL" "$site_id" "$(field identity_secret)" <<'EOF'
+import hashlib, hmac, json, sys, time, urllib.request, uuid
+api, site, secret = sys.argv[1:4]
+def call(method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(api + path, method=method, data=data, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+# What the merchant's server signs for the logged-in customer (as Liquid's hmac_sha256 would).
+payload = f"v1.{site}.demo-customer-1.{int(time.time()) + 3600}.."
+token = payload + "." + hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+trending = call("GET", f"/v1/sites/{site}/shoppers/{uuid.uuid4()}/recommendations?limit=20")["items"]
+# A product outside the store's top trend's category, so the customer's taste shows in the answer.
+top_category = trending[0].get("category")
+pick = next((p for p in reversed(trending) if p.get("category") and p["category"] != top_category), trending[-1])
+product = {"id": pick["product_id"], "category": pick.get("category"), "brand": pick.get("brand")}
+laptop, phone = str(uuid.uuid4()), str(uuid.uuid4())
+who = {"customer_id": "demo-customer-1", "identity_token": token}
+a = call("POST", f"/v1/sites/{site}/events", {"events": [
+    {"type": "view", "shopper_id": laptop, "product": product, **who},
+    {"type": "cart_add", "shopper_id": laptop, "product": product, **who}]})
+b = call("POST", f"/v1/sites/{site}/events", {"events": [
+    {"type": "search", "shopper_id": phone, "query": "login", **who}]})
+claimed = call("POST", f"/v1/sites/{site}/events", {"events": [
+    {"type": "search", "shopper_id": str(uuid.uuid4()), "customer_id": "demo-customer-1", "query": "no token"}]})
+assert (a["identity_unverified"], b["identity_unverified"], claimed["identity_unverified"]) == (0, 0, 1), (a, b, claimed)
+with_token = call("GET", f"/v1/sites/{site}/shoppers/{phone}/recommendations?limit=3&identity_token={token}")
+without = call("GET", f"/v1/sites/{site}/shoppers/{phone}/recommendations?limit=3")
+show = lambda r: [(i["product_id"], i.get("category"), i.get("reason")) for i in r["items"]]
+print(json.dumps({"step": "second device, with the token", "category_on_laptop": pick.get("category"), "items": show(with_token)}))
+print(json.dumps({"step": "second device, without the token (its own empty history)", "items": show(without)}))
+print(json.dumps({"step": "a customer id claimed without a token", "answer": claimed}))
+assert show(with_token) != show(without), "the token lets the second device use the whole history"
+EOF
 # --- the demo storefront (issue 12) ---------------------------------------------------------
 log "building the storefront kit and serving the demo storefront"
 (cd storefront && npm run --silent build)

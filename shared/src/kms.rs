@@ -20,6 +20,7 @@ use aws_sdk_kms::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::clock::SharedClock;
+use crate::identity::IdentitySecret;
 use crate::oauth::Secret;
 use crate::pii::PiiKey;
 use crate::tenant::Tenant;
@@ -28,6 +29,8 @@ use crate::tenant::Tenant;
 pub const ACCESS_TOKEN_PURPOSE: &str = "platform-access-token";
 /// The encryption-context purpose of a tenant's pepper (the value is the stored context, unchanged).
 pub const PEPPER_PURPOSE: &str = "pii-hash-key";
+/// The encryption-context purpose of a tenant's identity secret (the key of its identity tokens).
+pub const IDENTITY_SECRET_PURPOSE: &str = "identity-secret";
 /// How long a decrypted pepper stays in a warm Lambda's memory, at most: 5 minutes, the time within
 /// which the README promises that a deleted tenant's pepper has left every function.
 pub const PII_KEY_TTL: Duration = Duration::from_secs(300);
@@ -188,6 +191,60 @@ impl Kms {
             .map_err(|_| KmsError::Malformed("a pepper that is not 32 bytes"));
         wipe(plain);
         key
+    }
+
+    /// A new 256-bit identity secret for `tenant_id`, from `GenerateDataKey` (context `purpose =
+    /// identity-secret`): its ciphertext, to store, and its plaintext, to show the merchant once.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    pub async fn new_identity_secret(
+        &self,
+        tenant_id: &str,
+    ) -> Result<(Vec<u8>, IdentitySecret), KmsError> {
+        let out = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .encryption_context("tenant_id", tenant_id)
+            .encryption_context("purpose", IDENTITY_SECRET_PURPOSE)
+            .send()
+            .await
+            .map_err(classify)?;
+        let plain = out
+            .plaintext
+            .map(Blob::into_inner)
+            .ok_or(KmsError::Malformed("GenerateDataKey without Plaintext"))?;
+        let secret = IdentitySecret::from_slice(&plain)
+            .map_err(|_| KmsError::Malformed("an identity secret that is not 32 bytes"));
+        wipe(plain);
+        let ciphertext = out
+            .ciphertext_blob
+            .map(Blob::into_inner)
+            .ok_or(KmsError::Malformed(
+                "GenerateDataKey without CiphertextBlob",
+            ))?;
+        Ok((ciphertext, secret?))
+    }
+
+    /// Decrypts `tenant_id`'s identity secret.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`] (wrong tenant or purpose), [`KmsError::Unavailable`], [`KmsError::Malformed`]
+    /// (not 32 bytes).
+    pub async fn open_identity_secret(
+        &self,
+        tenant_id: &str,
+        ciphertext: &[u8],
+    ) -> Result<IdentitySecret, KmsError> {
+        let plain = self
+            .decrypt(tenant_id, IDENTITY_SECRET_PURPOSE, ciphertext)
+            .await?;
+        let secret = IdentitySecret::from_slice(&plain)
+            .map_err(|_| KmsError::Malformed("an identity secret that is not 32 bytes"));
+        wipe(plain);
+        secret
     }
 
     async fn decrypt(
@@ -407,6 +464,16 @@ pub trait SecretSealer: Send + Sync {
     /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
     fn new_pepper(&self, tenant_id: &str)
         -> impl Future<Output = Result<Vec<u8>, KmsError>> + Send;
+
+    /// A new 256-bit identity secret for `tenant_id`: its ciphertext (to store) and its plaintext (to
+    /// show the merchant once).
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
+    fn new_identity_secret(
+        &self,
+        tenant_id: &str,
+    ) -> impl Future<Output = Result<(Vec<u8>, IdentitySecret), KmsError>> + Send;
 }
 
 impl SecretSealer for Kms {
@@ -419,6 +486,12 @@ impl SecretSealer for Kms {
     }
     async fn new_pepper(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
         Kms::new_pepper(self, tenant_id).await
+    }
+    async fn new_identity_secret(
+        &self,
+        tenant_id: &str,
+    ) -> Result<(Vec<u8>, IdentitySecret), KmsError> {
+        Kms::new_identity_secret(self, tenant_id).await
     }
 }
 
@@ -460,6 +533,15 @@ mod memory {
         }
         async fn new_pepper(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
             self.seal(super::PEPPER_PURPOSE, tenant_id)
+        }
+        /// The secret is [`crate::identity::derived_identity_secret`] of the tenant, so tests that
+        /// read secrets with [`crate::identity::DerivedIdentitySecrets`] sign valid tokens.
+        async fn new_identity_secret(
+            &self,
+            tenant_id: &str,
+        ) -> Result<(Vec<u8>, crate::identity::IdentitySecret), KmsError> {
+            let sealed = self.seal(super::IDENTITY_SECRET_PURPOSE, tenant_id)?;
+            Ok((sealed, crate::identity::derived_identity_secret(tenant_id)))
         }
     }
 }

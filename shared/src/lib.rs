@@ -21,6 +21,7 @@ pub mod config;
 pub mod deletion;
 pub mod event;
 pub mod http;
+pub mod identity;
 pub mod ids;
 pub mod install;
 pub mod kms;

@@ -2,11 +2,18 @@
 //! fold a group of events into it. Pure: the ingest function reads the records, asks this module,
 //! and writes what it plans.
 //!
-//! An event belongs to (in this order) its customer's profile when it carries a customer id; else the
-//! profile its email or phone key is linked to (an email or phone new in the request belongs to the
-//! profile of the first event that carries it, so two devices sending one address are linked); else the
-//! customer its guest id logs in as within the request (so a session's anonymous events and its login
-//! land together); else where its guest id points (an alias), or the guest's own profile.
+//! Only proven identities link: a customer id and email/phone keys that the ingest function kept in
+//! [`Event::customer_id`] and [`Event::identities`] (the import route, or an identity token on the live
+//! route). An event belongs to (in this order) its customer's profile when it carries a customer id;
+//! else the profile its proven email or phone key is linked to (an email or phone new in the request
+//! belongs to the profile of the first event that carries it, so two devices sending one address are
+//! linked); else the customer its guest id logs in as within the request (so a session's anonymous
+//! events and its login land together); else where its guest id points (an alias), or the guest's own
+//! profile.
+//!
+//! Claims ([`Event::claims`]: an email or phone typed into a storefront form) never decide where an
+//! event goes: each becomes a [`ProfileRecord::Claim`] to the event's profile only when its key holds
+//! nothing yet, so a claim never moves a link nor takes over a proven one.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -43,7 +50,7 @@ pub fn keys_touched(events: &[(usize, Event)]) -> BTreeSet<String> {
     keys.extend(
         events
             .iter()
-            .flat_map(|(_, e)| e.identities.iter().cloned()),
+            .flat_map(|(_, e)| e.identities.iter().chain(&e.claims).cloned()),
     );
     keys
 }
@@ -172,9 +179,10 @@ pub struct GroupPlan {
     pub duplicates: usize,
 }
 
-/// The writes that fold `group` into the profile at `canonical`: the profile itself, and an alias for
-/// each guest id newly linked to it (whose own profile, if any, is merged first) and for each email
-/// or phone key (pointing at the profile it was last seen with).
+/// The writes that fold `group` into the profile at `canonical`: the profile itself, an alias for
+/// each guest id newly linked to it by a proven identity (whose own profile, if any, is merged first)
+/// and for each proven email or phone key (pointing at the profile it was last seen with), and a
+/// claim for each claimed email or phone key that holds nothing yet.
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when the canonical item became an alias since it was read: re-read, plan
@@ -187,7 +195,9 @@ pub fn plan_group(
 ) -> Result<GroupPlan, StoreError> {
     let (mut profile, expected) = match records.get(canonical) {
         Some(ProfileRecord::Profile { profile, version }) => ((**profile).clone(), Some(*version)),
-        Some(ProfileRecord::Alias { .. }) => return Err(StoreError::Conflict),
+        Some(ProfileRecord::Alias { .. } | ProfileRecord::Claim { .. }) => {
+            return Err(StoreError::Conflict)
+        }
         None => (Profile::default(), None),
     };
     let alias = |key: &str| ProfileWrite {
@@ -218,12 +228,25 @@ pub fn plan_group(
         .iter()
         .flat_map(|(_, e)| e.identities.iter())
         .collect();
+    let claims: BTreeSet<&String> = group
+        .iter()
+        .flat_map(|(_, e)| e.claims.iter())
+        .filter(|k| !identities.contains(k) && !records.contains_key(*k))
+        .collect();
     writes.extend(
         identities
             .into_iter()
             .filter(|k| !links_here(k))
             .map(|k| alias(k)),
     );
+    writes.extend(claims.into_iter().map(|k| ProfileWrite {
+        key: k.clone(),
+        record: ProfileRecord::Claim {
+            linked_to: canonical.to_string(),
+            version: 0,
+        },
+        expected: None,
+    }));
     let mut ordered: Vec<&Event> = group.iter().map(|(_, e)| e).collect();
     ordered.sort_by_key(|e| e.timestamp_ms);
     let mut plan = GroupPlan::default();
@@ -262,8 +285,10 @@ mod tests {
 
     const NOW: i64 = 1_795_968_000_000;
 
+    // The events are parsed as the import route does (which keeps short ids such as "a"): these tests
+    // are about linking; the live route's guest id rule has its own test in `event`.
     fn ev(v: serde_json::Value, identities: &[&str]) -> Event {
-        let mut e = validate(&v, 0, NOW, IngestMode::Live).expect("valid event");
+        let mut e = validate(&v, 0, NOW, IngestMode::Import).expect("valid event");
         e.identities = identities.iter().map(|s| s.to_string()).collect();
         e
     }
@@ -393,5 +418,41 @@ mod tests {
             plan_group("g:g", &group, &records, &Decay::default()),
             Err(StoreError::Conflict)
         ));
+    }
+
+    #[test]
+    fn a_claim_never_decides_nor_moves_a_link_and_fills_only_an_empty_key() {
+        let mut claimer = ev(
+            json!({"type":"view","shopper_id":"x","product":{"id":"p"},"timestamp":NOW-1}),
+            &[],
+        );
+        claimer.claims = vec!["e:owned".into(), "e:new".into()];
+        let events = vec![(0, claimer)];
+        let records: Records = [("e:owned".to_string(), alias("c:7"))].into();
+        let l = Linking::new(&events, &records);
+        assert_eq!(
+            l.canonical_of(&events[0].1, &records),
+            "g:x",
+            "the claim decides nothing"
+        );
+        let plan = plan_group("g:x", &events, &records, &Decay::default()).expect("plan");
+        let writes: Vec<(&str, &ProfileRecord)> = plan
+            .writes
+            .iter()
+            .map(|w| (w.key.as_str(), &w.record))
+            .collect();
+        assert_eq!(writes.len(), 2, "the profile and one claim: {writes:?}");
+        assert_eq!(writes[0].0, "g:x");
+        assert_eq!(
+            writes[1],
+            (
+                "e:new",
+                &ProfileRecord::Claim {
+                    linked_to: "g:x".into(),
+                    version: 0
+                }
+            ),
+            "the proven e:owned is left alone"
+        );
     }
 }

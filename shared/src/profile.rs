@@ -171,7 +171,8 @@ pub struct Profile {
     /// The customer id, once the shopper logged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
-    /// Identity keys (keyed hashes of email and phone, `e:{hex}` / `p:{hex}`) linked to this profile.
+    /// Identity keys (keyed hashes of email and phone, `e:{hex}` / `p:{hex}`) linked to this profile, or
+    /// claimed by its browsers (see [`crate::store::ProfileRecord::Claim`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_keys: Vec<String>,
     /// Fingerprints (first 8 bytes of SHA-256) of the last [`MAX_SEEN`] event ids applied, newest last.
@@ -365,7 +366,7 @@ impl Profile {
         if e.customer_id.is_some() {
             self.customer_id.clone_from(&e.customer_id);
         }
-        for k in &e.identities {
+        for k in e.identities.iter().chain(&e.claims) {
             if !self.identity_keys.contains(k) {
                 self.identity_keys.push(k.clone());
             }

@@ -329,3 +329,36 @@ pub fn repo_file(path: &str) -> String {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"))
 }
+
+/// `events` as a storefront sends them for logged-in customers: each event that carries a
+/// `customer_id` gets a valid identity token for it (signed with the test doubles' identity secret of
+/// `tenant_id`, [`affinity::identity::derived_identity_secret`]), as the merchant's theme would add.
+pub fn signed_logins(
+    tenant_id: &str,
+    site_id: &str,
+    mut events: serde_json::Value,
+) -> serde_json::Value {
+    let secret = affinity::identity::derived_identity_secret(tenant_id);
+    let expires_s = affinity::now_ms() / 1000 + 3600;
+    if let Some(list) = events.as_array_mut() {
+        for e in list {
+            let customer = match e.get("customer_id") {
+                Some(serde_json::Value::String(c)) => c.clone(),
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            let token = affinity::identity::sign(
+                &secret,
+                site_id,
+                &affinity::identity::Claims {
+                    customer_id: customer,
+                    expires_s,
+                    email_sha256: None,
+                    phone_sha256: None,
+                },
+            );
+            e["identity_token"] = serde_json::Value::String(token);
+        }
+    }
+    events
+}

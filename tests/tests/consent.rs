@@ -567,6 +567,7 @@ async fn the_pepper_cache_decrypts_once_and_serves_the_same_key_from_memory() {
         messaging_consent_at: None,
         access_token_ciphertext: None,
         pii_key_ciphertext: Some(pepper),
+        identity_secret_ciphertext: None,
         api_key_sha256: None,
         default_region: None,
         created_at: "2026-11-29T00:00:00Z".into(),

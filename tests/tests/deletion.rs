@@ -146,8 +146,17 @@ async fn import(site: &str, key: &str, events: &[Value]) {
     }
 }
 
+/// Posts `events` to the live route as a storefront whose logged-in customers are signed (issue 10:
+/// a customer id links only with an identity token, so each event with one carries a valid token).
 async fn live(site: &str, events: Value) -> (u16, Value) {
     let deps = ingest_deps().await;
+    let tenant = affinity::store::TenantLookup::tenant_by_site(&deps.store, site)
+        .await
+        .expect("read tenant");
+    let events = match tenant {
+        Some(t) => signed_logins(&t.tenant_id, site, events),
+        None => events,
+    };
     let req = request(
         "POST",
         &format!("/v1/sites/{site}/events"),

@@ -17,6 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use affinity::identity::TenantKeys;
 use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
 use affinity::oauth::shopify::{encode_component, webhook_hmac};
 use affinity::oauth::Secret;
@@ -244,10 +245,10 @@ async fn tenant_with_pepper(platform: &str, prefix: &str) -> (Tenant, String) {
     (tenant, key)
 }
 
-fn ingest_deps_over(store: DynamoStore, kms: Kms) -> ingest::Deps<DynamoStore, PiiKeys> {
+fn ingest_deps_over(store: DynamoStore, kms: Kms) -> ingest::Deps<DynamoStore, TenantKeys> {
     ingest::Deps {
         store,
-        pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
+        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
         clock: affinity::clock::system(),
@@ -366,7 +367,7 @@ async fn the_recommend_role_allows_exactly_what_recommend_calls() {
     let (store, kms) = recording(&calls).await;
     let deps = recommend::Deps {
         store,
-        pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
+        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
         popularity: recommend::cache::PopularityCache::default(),
         decay: Decay::default(),
         clock: affinity::clock::system(),

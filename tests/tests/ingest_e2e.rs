@@ -406,7 +406,9 @@ async fn text_plain_and_base64_bodies_are_read() {
 async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
     let store = store().await;
     let site = unique_site("link");
-    create_tenant(&store, &site).await;
+    let (tenant, _) = create_tenant(&store, &site).await;
+    // Issue 10: the logged-in events carry the customer's identity token, as the merchant's theme adds.
+    let signed = |body: Value| json!({"events": signed_logins(&tenant.tenant_id, &site, body["events"].clone())});
     let now = affinity::now_ms();
     let path = format!("/v1/sites/{site}/events");
     // Phone, anonymous: four views of shoes.
@@ -420,11 +422,11 @@ async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
     // Phone logs in as customer 42.
     let login = json!({"events": [{"type": "click", "shopper_id": "phone", "customer_id": "42", "timestamp": now - 50_000,
         "product": {"id": "h1", "category": "hats"}}]});
-    assert_eq!(post(&path, None, &login).await.0, 200);
+    assert_eq!(post(&path, None, &signed(login)).await.0, 200);
     // Laptop, logged in as the same customer.
     let laptop = json!({"events": [{"type": "cart_add", "shopper_id": "laptop", "customer_id": 42, "timestamp": now - 40_000,
         "product": {"id": "b1", "category": "bags"}}]});
-    assert_eq!(post(&path, None, &laptop).await.0, 200);
+    assert_eq!(post(&path, None, &signed(laptop)).await.0, 200);
     // The phone, anonymous again: its events still reach the customer.
     let later = json!({"events": [{"type": "view", "shopper_id": "phone", "timestamp": now - 30_000,
         "product": {"id": "s9", "category": "shoes"}}]});
@@ -455,8 +457,14 @@ async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
     );
 
     // Either device's guest id gets the customer's preferences.
-    let (s, phone_recs) = recommendations(&site, "phone", "").await;
-    let (_, laptop_recs) = recommendations(&site, "laptop", "").await;
+    let token = signed_logins(&tenant.tenant_id, &site, json!([{"customer_id": "42"}]))[0]
+        ["identity_token"]
+        .as_str()
+        .map(str::to_string)
+        .expect("token");
+    let query = format!("?identity_token={token}");
+    let (s, phone_recs) = recommendations(&site, "phone", &query).await;
+    let (_, laptop_recs) = recommendations(&site, "laptop", &query).await;
     assert_eq!(s, 200);
     // Issue 10: preferences are no longer in the storefront answer; both devices get the same items.
     // (The shared preferences themselves are checked on the profile above.)

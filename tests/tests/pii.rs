@@ -85,6 +85,30 @@ async fn ingest_with(site: &str, headers: &[(&str, &str)], events: Value) -> Val
     b
 }
 
+/// The import route (API key, trusted): where an email links devices since issue 10 (on the live
+/// route a typed email is a claim; tests/tests/attacks_identity.rs).
+async fn import_with(site: &str, key: &str, events: Value) -> Value {
+    let deps = ingest_deps().await;
+    let auth = format!("Bearer {key}");
+    let (s, b) = json_of(
+        ingest::handle(
+            &deps,
+            request_with(
+                "POST",
+                &format!("/v1/sites/{site}/events/import"),
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &auth),
+                ],
+                &json!({"events": events}).to_string(),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(s, 200, "{b}");
+    b
+}
+
 async fn lookup(site: &str, key: Option<&str>, body: Value) -> (u16, Value) {
     let deps = recommend_deps().await;
     let auth = key.map(|k| format!("Bearer {k}"));
@@ -128,7 +152,7 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
     let (site, key, _) = tenant(true, Some("US")).await;
     let now = affinity::now_ms();
     // Phone browser: an email in mixed case with spaces, and a phone number in national form.
-    let b = ingest_with(&site, &[], json!([{"type": "view", "shopper_id": "g1", "timestamp": now - 5000,
+    let b = import_with(&site, &key, json!([{"type": "view", "shopper_id": "g1", "timestamp": now - 5000,
         "email": " Jane.Doe@Example.com ", "phone": "(650) 253-0000", "product": {"id": "p1", "category": "shoes"}}])).await;
     assert_eq!(
         (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
@@ -136,9 +160,9 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
         "{b}"
     );
     // Laptop: the same address, normalized.
-    ingest_with(
+    import_with(
         &site,
-        &[],
+        &key,
         json!([{"type": "click", "shopper_id": "g2", "timestamp": now - 4000,
         "email": "jane.doe@example.com", "product": {"id": "p2", "category": "bags"}}]),
     )
@@ -148,15 +172,15 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
         use sha2::{Digest, Sha256};
         hex_lower(&Sha256::digest(b"jane.doe@example.com"))
     };
-    ingest_with(
+    import_with(
         &site,
-        &[],
+        &key,
         json!([{"type": "cart_add", "shopper_id": "g3", "timestamp": now - 3000,
         "email_sha256": real_sha.to_uppercase(), "product": {"id": "p3", "category": "bags"}}]),
     )
     .await;
     // An invalid address is dropped and named, without its value; the view is kept.
-    let b = ingest_with(&site, &[], json!([{"type": "view", "shopper_id": "g4", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
+    let b = import_with(&site, &key, json!([{"type": "view", "shopper_id": "g4", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
     assert_eq!(b["pii_unreadable"][0]["field"], "email");
     assert_eq!(
         (
@@ -328,7 +352,8 @@ async fn no_plaintext_reaches_any_table_or_log_line() {
 
 #[tokio::test]
 async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_stored() {
-    use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+    use affinity::identity::TenantKeys;
+    use affinity::kms::{Kms, PII_KEY_TTL};
     let kms_key = std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID: run through `make test`");
     let aws = affinity::config::aws().await;
     let kms = Kms::new(aws_sdk_kms::Client::new(&aws), kms_key);
@@ -341,7 +366,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     store.put_tenant(&t).await.expect("tenant");
     let ingest = ingest::Deps {
         store: store.clone(),
-        pii_keys: PiiKeys::new(kms.clone(), PII_KEY_TTL),
+        pii_keys: TenantKeys::new(kms.clone(), PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
         clock: affinity::clock::system(),
@@ -385,7 +410,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     let recommend = recommend::Deps {
         popularity: recommend::cache::PopularityCache::default(),
         store,
-        pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
+        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
         decay: affinity::profile::Decay::default(),
         clock: affinity::clock::system(),
     };

@@ -160,7 +160,8 @@ pub async fn histories<S: ProfileStore>(
             Some(ProfileRecord::Alias { linked_to, .. }) => {
                 aliased.entry(linked_to.clone()).or_default().push(shopper);
             }
-            None => {}
+            // Guest keys are never claims (those are email/phone keys).
+            Some(ProfileRecord::Claim { .. }) | None => {}
         }
     }
     if !aliased.is_empty() {

@@ -1,5 +1,5 @@
-//! The site owner's routes: a new API key (with the current key, or with a re-install's single-use
-//! grant), and messaging consent (with the API key).
+//! The site owner's routes: a new API key and identity secret (with the current key, or with a
+//! re-install's single-use grant), and messaging consent (with the API key).
 
 use affinity::admit::{admit_site, Access};
 use affinity::http::{self, ApiError};
@@ -13,7 +13,8 @@ use crate::pages;
 use crate::request::is_form;
 use crate::Deps;
 
-/// `POST /v1/sites/{site_id}/api-key`: a new API key; the old one stops working at once.
+/// `POST /v1/sites/{site_id}/api-key`: a new API key and a new identity secret (they are replaced
+/// together: whoever may rotate the key may sign tokens); the old ones stop working at once.
 pub(crate) async fn rotate<S: InstallStore, K: SecretSealer>(
     deps: &Deps<S, K>,
     req: &Request,
@@ -35,14 +36,19 @@ pub(crate) async fn rotate<S: InstallStore, K: SecretSealer>(
             .ok_or_else(|| ApiError::bad_request("grant", "the form has no grant"))?;
         install.take_rotation_grant(&t, grant).await?;
     }
-    let key = install.rotate_api_key(&t).await?;
-    tracing::info!(site_id = %t.site_id, by_grant, "API key rotated");
+    let keys = install.rotate_api_key(&t).await?;
+    tracing::info!(site_id = %t.site_id, by_grant, "API key and identity secret rotated");
     if by_grant {
-        Ok(pages::new_key_page(&t.site_id, &key))
+        Ok(pages::new_key_page(
+            &t.site_id,
+            &keys.api_key,
+            keys.identity_secret.expose(),
+        ))
     } else {
         Ok(http::json_response(
             StatusCode::OK,
-            &serde_json::json!({"site_id": t.site_id, "api_key": key}),
+            &serde_json::json!({"site_id": t.site_id, "api_key": keys.api_key,
+                "identity_secret": keys.identity_secret.expose()}),
         ))
     }
 }

@@ -132,6 +132,8 @@ pub struct Connected<'a> {
     pub site_id: &'a str,
     /// The new API key, on a first install only.
     pub api_key: Option<&'a str>,
+    /// The new identity secret (signs identity tokens), with the API key.
+    pub identity_secret: Option<&'a str>,
     /// On a re-install: a single-use grant to issue a new API key, and where to post it.
     pub rotation: Option<(&'a str, &'a str)>,
     /// Whether this install refreshed an existing connection.
@@ -162,6 +164,10 @@ messaging tools): <code>{}</code></p><p><strong>It is shown only this once.</str
 in a password manager; Affinity keeps only a hash of it.</p></div>\n",
             escape(key)
         ));
+        if let Some(secret) = c.identity_secret {
+            meta.push(("identity-secret", secret));
+            body.push_str(&identity_secret_html(secret));
+        }
     } else {
         body.push_str(
             "<h2>API key</h2>\n<p>Your existing API key keeps working; it was shown only when the store \
@@ -182,17 +188,32 @@ was first connected.</p>\n",
     page(StatusCode::OK, "Store connected", &meta, &body, framing)
 }
 
-/// The page with a newly issued API key.
-pub fn new_key_page(site_id: &str, api_key: &str) -> Response<Body> {
+/// The identity secret's block of a page: shown once, what it is for.
+fn identity_secret_html(secret: &str) -> String {
+    format!(
+        "<h2>Identity secret</h2>\n<div class=\"key\"><p>Your server (or your theme) signs logged-in \
+customers' identity tokens with this secret (see \"Identity tokens\" in Affinity's README): <code>{}</code></p>\
+<p><strong>It is shown only this once</strong> and never belongs in a browser.</p></div>\n",
+        escape(secret)
+    )
+}
+
+/// The page with a newly issued API key and identity secret.
+pub fn new_key_page(site_id: &str, api_key: &str, identity_secret: &str) -> Response<Body> {
     page(
         StatusCode::OK,
         "New API key",
-        &[("site-id", site_id), ("api-key", api_key)],
+        &[
+            ("site-id", site_id),
+            ("api-key", api_key),
+            ("identity-secret", identity_secret),
+        ],
         &format!(
             "<div class=\"key\"><p>The new API key of site <code>{}</code>: <code>{}</code></p>\
-<p><strong>It is shown only this once.</strong> The previous key no longer works.</p></div>",
+<p><strong>It is shown only this once.</strong> The previous key no longer works.</p></div>{}",
             escape(site_id),
-            escape(api_key)
+            escape(api_key),
+            identity_secret_html(identity_secret)
         ),
         Framing::None,
     )

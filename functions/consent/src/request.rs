@@ -97,6 +97,7 @@ pub(crate) fn success(
             tenant_id: &c.tenant_id,
             site_id: &c.site_id,
             api_key: c.api_key.as_deref(),
+            identity_secret: c.identity_secret.as_ref().map(|s| s.expose()),
             rotation: c.rotation_grant.as_deref().map(|g| (g, action.as_str())),
             reinstalled: c.reinstalled,
         },

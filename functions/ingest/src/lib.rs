@@ -5,11 +5,18 @@
 //! folded into their shopper's profile with one conditional write per shopper per request. A retried batch
 //! is recognised by its event ids and changes nothing. When storage fails for some events, the answer is
 //! 503 and names them (`not_stored`), never 200.
+//!
+//! Who a shopper is, is proven or not used: on the live route a `customer_id`, `email` or `phone` links
+//! the guest to a customer's profile only with a valid identity token for that customer in the event's
+//! `identity_token` ([`affinity::identity`]). Without one the event is kept under the guest alone, an
+//! email or phone stays a claim ([`affinity::store::ProfileRecord::Claim`]), and the answer counts it
+//! (`identity_unverified`). The import route (API key, server to server) is trusted.
 
 use affinity::admit::{admit_site_evicting, admit_tenant_evicting, Access};
 use affinity::event::{self, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 use affinity::http::{self, ApiError};
-use affinity::ids::SiteId;
+use affinity::identity::{self, IdentitySecretSource};
+use affinity::ids::{ShopperKey, SiteId};
 use affinity::pii::{self, PiiKeySource};
 use affinity::profile::Decay;
 use affinity::store::{EventSink, ProfileStore, TenantLookup};
@@ -28,7 +35,8 @@ use profiles::apply;
 pub struct Deps<S, K> {
     /// Storage.
     pub store: S,
-    /// Tenants' PII keys (KMS-decrypted peppers, cached per warm Lambda).
+    /// Tenants' keys: KMS-decrypted peppers and identity secrets, cached per warm Lambda
+    /// ([`affinity::identity::TenantKeys`]).
     pub pii_keys: K,
     /// Affinity decay and weights.
     pub decay: Decay,
@@ -53,6 +61,10 @@ pub struct IngestSummary {
     /// Personal fields that could not be read (a malformed email, a national phone number of an
     /// unknown region), by event index, field and reason: dropped, the rest of the event kept.
     pub pii_unreadable: Vec<Rejection>,
+    /// Live events whose `customer_id`, `email` or `phone` was not proven by a valid identity token
+    /// for that customer (none, expired, forged, for another site or customer): each was kept under its
+    /// guest alone, the claim not used to link it to anyone.
+    pub identity_unverified: usize,
 }
 
 /// The 503 answer when some events could not be stored: the error object, the counts of what was
@@ -72,7 +84,7 @@ pub struct PartialFailure<'a> {
 pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
 where
     S: TenantLookup + ProfileStore + EventSink,
-    K: PiiKeySource,
+    K: PiiKeySource + IdentitySecretSource,
 {
     let resp = match ingest(deps, &req).await {
         Ok(resp) => resp,
@@ -137,7 +149,7 @@ fn access(mode: IngestMode, req: &Request) -> Access<'_> {
 async fn ingest<S, K>(deps: &Deps<S, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
     S: TenantLookup + ProfileStore + EventSink,
-    K: PiiKeySource,
+    K: PiiKeySource + IdentitySecretSource,
 {
     let (site_id, mode) = route(req)?;
     let raw = parse_body(req)?;
@@ -176,8 +188,38 @@ where
         .is_some_and(|v| v.as_bytes().trim_ascii() == b"1");
     let consent = tenant.messaging_consent && !gpc;
     let mut pepper = None;
+    let mut secret = None;
     let mut kept = Vec::with_capacity(valid.len());
     for (i, mut e) in valid {
+        // What the event's token proves (live route); the import route is trusted.
+        let proof = match (mode, e.identity_token.take()) {
+            (IngestMode::Import, _) => Proof::Trusted,
+            (IngestMode::Live, None) => Proof::None,
+            (IngestMode::Live, Some(token)) => {
+                if secret.is_none() {
+                    secret = Some(deps.pii_keys.identity_secret(&tenant).await?);
+                }
+                match secret
+                    .as_deref()
+                    .map(|s| identity::verify(s, &site_id, &token, now.div_euclid(1000)))
+                {
+                    Some(Ok(claims)) => Proof::Token(claims),
+                    Some(Err(why)) => {
+                        tracing::info!(site_id = %site_id, reason = %why, "identity token refused");
+                        Proof::None
+                    }
+                    None => Proof::None,
+                }
+            }
+        };
+        let mut unverified = false;
+        match (&proof, e.customer_id.take()) {
+            (Proof::Trusted, c) => e.customer_id = c,
+            (Proof::Token(claims), Some(c)) if c == claims.customer_id => e.customer_id = Some(c),
+            (Proof::Token(claims), None) => e.customer_id = Some(claims.customer_id.clone()),
+            (_, Some(_)) => unverified = true,
+            (Proof::None, None) => {}
+        }
         if !e.pii.is_empty() {
             if consent {
                 if pepper.is_none() {
@@ -188,7 +230,10 @@ where
                 };
                 let region = e.phone_region(tenant.default_region.as_deref());
                 let found = pii::identities(key, &e.pii, region);
-                e.identities = found.keys;
+                let (proven, claimed) = proof.split(key, found.keys, e.customer_id.is_some());
+                unverified |= !claimed.is_empty();
+                e.identities = proven;
+                e.claims = claimed;
                 summary
                     .pii_unreadable
                     .extend(found.unreadable.into_iter().map(|(field, why)| Rejection {
@@ -202,6 +247,7 @@ where
             // The plaintext goes no further than here.
             e.pii = Default::default();
         }
+        summary.identity_unverified += usize::from(unverified);
         kept.push((i, e));
     }
     summary.rejected.sort_by_key(|r| r.index);
@@ -228,6 +274,47 @@ where
         not_stored: &not_stored,
     };
     Ok(http::json_response(error.status, &body))
+}
+
+/// What an event's identity token proved.
+enum Proof {
+    /// The import route: the tenant's server says it, with the API key.
+    Trusted,
+    /// A valid token: this customer, and the contacts it binds.
+    Token(identity::Claims),
+    /// No token, or one that does not hold.
+    None,
+}
+
+impl Proof {
+    /// Splits an event's email/phone identity keys into the proven ones (they link) and the claims
+    /// (kept, never linking): on the import route all are proven; with a token, those whose SHA-256 it
+    /// binds, and only when the token's customer is the event's.
+    fn split(
+        &self,
+        pepper: &pii::PiiKey,
+        keys: Vec<String>,
+        has_customer: bool,
+    ) -> (Vec<String>, Vec<String>) {
+        let bound: Vec<String> = match self {
+            Self::Trusted => return (keys, Vec::new()),
+            Self::Token(c) if has_customer => [
+                c.email_sha256
+                    .as_deref()
+                    .and_then(|h| pii::email_sha256_key(pepper, h).ok())
+                    .map(|k| ShopperKey::Email(k.0).to_key()),
+                c.phone_sha256
+                    .as_deref()
+                    .and_then(|h| pii::phone_sha256_key(pepper, h).ok())
+                    .map(|k| ShopperKey::Phone(k.0).to_key()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            _ => Vec::new(),
+        };
+        keys.into_iter().partition(|k| bound.contains(k))
+    }
 }
 
 #[cfg(test)]

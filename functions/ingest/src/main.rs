@@ -1,7 +1,8 @@
 //! The ingest Lambda: wiring only. See the library for the handler.
 
 use affinity::config::{self, Needs, Tables};
-use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+use affinity::identity::TenantKeys;
+use affinity::kms::{Kms, PII_KEY_TTL};
 use affinity::observe::{self, AwsCalls};
 use affinity::store::dynamo::DynamoStore;
 use lambda_http::{run, service_fn, Error};
@@ -20,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let calls = AwsCalls::default();
     let deps = ingest::Deps {
         store: DynamoStore::new(observe::dynamodb_client(&aws, &calls), tables),
-        pii_keys: PiiKeys::new(
+        pii_keys: TenantKeys::new(
             Kms::new(observe::kms_client(&aws, &calls), kms_key_id),
             PII_KEY_TTL,
         ),

@@ -61,9 +61,9 @@ async fn when_event_writes_fail_should_answer_503_naming_them_and_count_nothing(
     let d = deps();
     d.store.fail_event_writes.store(true, Ordering::SeqCst);
     let body = serde_json::json!({"events": [
-        {"type": "view", "shopper_id": "g", "product": {"id": "p"}},
-        {"type": "bogus", "shopper_id": "g"},
-        {"type": "view", "shopper_id": "h", "product": {"id": "q"}}
+        {"type": "view", "shopper_id": "guest-g-000000001", "product": {"id": "p"}},
+        {"type": "bogus", "shopper_id": "guest-g-000000001"},
+        {"type": "view", "shopper_id": "guest-h-000000002", "product": {"id": "q"}}
     ]});
     let (s, b) = json(handle(&d, post(body.clone())).await);
     assert_eq!(s, 503);
@@ -88,14 +88,50 @@ async fn when_reads_fail_should_answer_503() {
     assert_eq!((s, b["error"]["code"].as_str()), (503, Some("unavailable")));
 }
 
+/// A valid identity token of `customer` for site `s1` (the test doubles' secret).
+fn token(customer: &str) -> String {
+    let secret = affinity::identity::derived_identity_secret(&tenant("s1").tenant_id);
+    affinity::identity::sign(
+        &secret,
+        "s1",
+        &affinity::identity::Claims {
+            customer_id: customer.into(),
+            expires_s: NOW / 1000 + 600,
+            email_sha256: None,
+            phone_sha256: None,
+        },
+    )
+}
+
+/// The import route's request (server to server, trusted), with the API key.
+fn post_import(body: serde_json::Value, key: &str) -> Request {
+    lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("/v1/sites/s1/events/import")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {key}"))
+        .body(Body::Text(body.to_string()))
+        .expect("request")
+}
+
+// Issue 10 changed this rule: an email links devices only when proven, so the devices' events now
+// come through the import route (trusted); on the live route the same email stays a claim (see
+// tests/tests/attacks_identity.rs).
 #[tokio::test]
 async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
     let d = deps_with_messaging_consent();
+    let (key, hash) = affinity::tenant::new_api_key("s1").expect("random");
+    d.store
+        .tenants
+        .lock()
+        .expect("lock")
+        .entry("s1".into())
+        .and_modify(|t| t.api_key_sha256 = Some(hash));
     let body = serde_json::json!({"events": [
         {"type": "view", "shopper_id": "phone", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
         {"type": "view", "shopper_id": "laptop", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
     ]});
-    let (s, b) = json(handle(&d, post(body)).await);
+    let (s, b) = json(handle(&d, post_import(body, &key)).await);
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(2)), "{b}");
     let p = d.store.profiles.lock().expect("lock");
     let aliases: Vec<&String> = p
@@ -103,7 +139,7 @@ async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
         .filter(|((_, k), _)| k.starts_with("e:"))
         .filter_map(|(_, r)| match r {
             ProfileRecord::Alias { linked_to, .. } => Some(linked_to),
-            ProfileRecord::Profile { .. } => None,
+            ProfileRecord::Profile { .. } | ProfileRecord::Claim { .. } => None,
         })
         .collect();
     assert_eq!(
@@ -129,9 +165,9 @@ async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
 async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along() {
     let d = deps();
     let body = serde_json::json!({"events": [
-        {"type": "view", "shopper_id": "g", "timestamp": NOW - 3000, "product": {"id": "p", "category": "c"}},
-        {"type": "view", "shopper_id": "g", "timestamp": NOW - 2000, "product": {"id": "q", "category": "c"}},
-        {"type": "purchase", "shopper_id": "g", "customer_id": "42", "timestamp": NOW - 1000, "items": [{"id": "p", "category": "c"}]}
+        {"type": "view", "shopper_id": "guest-g-000000001", "timestamp": NOW - 3000, "product": {"id": "p", "category": "c"}},
+        {"type": "view", "shopper_id": "guest-g-000000001", "timestamp": NOW - 2000, "product": {"id": "q", "category": "c"}},
+        {"type": "purchase", "shopper_id": "guest-g-000000001", "customer_id": "42", "identity_token": token("42"), "timestamp": NOW - 1000, "items": [{"id": "p", "category": "c"}]}
     ]});
     let (s, b) = json(handle(&d, post(body)).await);
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(3)), "{b}");
@@ -143,7 +179,7 @@ async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along()
     };
     assert_eq!(profile.event_count, 3);
     assert!(
-        matches!(p.get(&("s1".to_string(), "g:g".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
+        matches!(p.get(&("s1".to_string(), "g:guest-g-000000001".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
     );
 }
 
@@ -151,7 +187,7 @@ async fn a_login_in_the_same_request_takes_the_sessions_anonymous_events_along()
 async fn a_phone_that_cannot_be_read_is_dropped_and_named_and_the_view_is_kept() {
     let d = deps_with_messaging_consent();
     let body = serde_json::json!({"events": [
-        {"type": "view", "shopper_id": "g", "phone": "650 253 0000", "product": {"id": "p", "category": "c"}}
+        {"type": "view", "shopper_id": "guest-g-000000001", "phone": "650 253 0000", "product": {"id": "p", "category": "c"}}
     ]});
     let (s, b) = json(handle(&d, post(body)).await);
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
@@ -163,4 +199,61 @@ async fn a_phone_that_cannot_be_read_is_dropped_and_named_and_the_view_is_kept()
         p.keys().all(|(_, k)| !k.starts_with("p:")),
         "no phone key was made"
     );
+}
+
+#[tokio::test]
+async fn a_customer_id_without_a_valid_token_stays_with_the_guest_and_is_counted() {
+    let d = deps();
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "guest-g-000000001", "customer_id": "42", "timestamp": NOW - 1000, "product": {"id": "p", "category": "c"}},
+        {"type": "view", "shopper_id": "guest-h-000000002", "customer_id": "42", "identity_token": token("43"), "timestamp": NOW - 900, "product": {"id": "p", "category": "c"}}
+    ]});
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!(
+        (s, b["accepted"].as_u64(), b["identity_unverified"].as_u64()),
+        (200, Some(2), Some(2)),
+        "{b}"
+    );
+    let p = d.store.profiles.lock().expect("lock");
+    assert!(
+        p.get(&("s1".to_string(), "c:42".to_string())).is_none(),
+        "no customer profile"
+    );
+    for g in ["g:guest-g-000000001", "g:guest-h-000000002"] {
+        assert!(
+            matches!(p.get(&("s1".to_string(), g.to_string())), Some(ProfileRecord::Profile { profile, .. }) if profile.customer_id.is_none()),
+            "{g} keeps its own history"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_typed_email_is_a_claim_on_the_guest_never_a_link() {
+    let d = deps_with_messaging_consent();
+    let body = serde_json::json!({"events": [
+        {"type": "view", "shopper_id": "phone-guest-000001", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
+        {"type": "view", "shopper_id": "laptop-guest-00001", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
+    ]});
+    let (s, b) = json(handle(&d, post(body)).await);
+    assert_eq!(
+        (s, b["identity_unverified"].as_u64()),
+        (200, Some(2)),
+        "{b}"
+    );
+    let p = d.store.profiles.lock().expect("lock");
+    let email: Vec<&ProfileRecord> = p
+        .iter()
+        .filter(|((_, k), _)| k.starts_with("e:"))
+        .map(|(_, r)| r)
+        .collect();
+    assert!(
+        matches!(email.as_slice(), [ProfileRecord::Claim { linked_to, .. }] if linked_to == "g:phone-guest-000001" || linked_to == "g:laptop-guest-00001"),
+        "one claim, to a browser that sent it (kept for the lookup and erasure): {email:?}"
+    );
+    for g in ["g:phone-guest-000001", "g:laptop-guest-00001"] {
+        assert!(
+            matches!(p.get(&("s1".to_string(), g.to_string())), Some(ProfileRecord::Profile { profile, .. }) if profile.event_count == 1),
+            "{g} is its own profile"
+        );
+    }
 }

@@ -10,9 +10,10 @@
 use affinity::admit::{admit_tenant_evicting, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
+use affinity::identity::{self, IdentitySecretSource};
 use affinity::pii::PiiKeySource;
 use affinity::profile::{Decay, Profile};
-use affinity::store::{guest_key, ProfileRecord, RecommendSource, StoreError, TenantLookup};
+use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
@@ -29,7 +30,8 @@ pub mod lookup;
 pub struct Deps<S, K> {
     /// Storage (read only).
     pub store: S,
-    /// Tenants' PII keys, for messaging lookups by email or phone.
+    /// Tenants' keys: peppers (messaging lookups by email or phone) and identity secrets (identity
+    /// tokens), KMS-decrypted and cached ([`affinity::identity::TenantKeys`]).
     pub pii_keys: K,
     /// Tenants' popularity, reused for a minute.
     pub popularity: cache::PopularityCache,
@@ -60,7 +62,7 @@ pub struct Answer {
 pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
 where
     S: RecommendSource + TenantLookup,
-    K: PiiKeySource,
+    K: PiiKeySource + IdentitySecretSource,
 {
     let segs = http::v1_segments(req.uri().path()).unwrap_or_default();
     let answer = match segs.as_slice() {
@@ -103,7 +105,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-async fn recommend<S: RecommendSource, K: PiiKeySource>(
+async fn recommend<S: RecommendSource, K: PiiKeySource + IdentitySecretSource>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -144,14 +146,15 @@ async fn recommend<S: RecommendSource, K: PiiKeySource>(
             &list.first_lists(),
         )
         .await?;
-    admit_tenant_evicting(read.tenant, Access::Storefront, &deps.pii_keys)?;
+    let tenant = admit_tenant_evicting(read.tenant, Access::Storefront, &deps.pii_keys)?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read.popularity?);
         deps.popularity.put(site_id, fresh.clone());
         Some(fresh)
     });
     let mut lists_read = read.lists;
-    let profile = match read_profile(&deps.store, site_id, read.profile).await? {
+    let token = http::query_param(req, "identity_token");
+    let profile = match read_profile(deps, &tenant, read.profile, token.as_deref()).await? {
         Read::Own(profile) => {
             // The second round trip, only when the list needs the session's (or cart's) lists.
             let more = list.second_lists(profile.as_ref());
@@ -194,20 +197,38 @@ enum Read {
 }
 
 /// Which profile answers for the shopper whose profile item is `record`: their own, or the customer
-/// profile their guest id is linked to.
-async fn read_profile<S: RecommendSource>(
-    store: &S,
-    site_id: &str,
+/// profile their guest id is linked to, only when the request proves that customer with a valid
+/// identity token (query parameter `identity_token`: the widget's GET carries it without the CORS
+/// preflight that a custom header would force on every merchant's domain). Anything else (no token,
+/// expired, forged, another site's or another customer's) answers from the guest's own history, which
+/// a linked guest id does not have: nothing.
+async fn read_profile<S: RecommendSource, K: IdentitySecretSource>(
+    deps: &Deps<S, K>,
+    tenant: &affinity::tenant::Tenant,
     record: Option<ProfileRecord>,
-) -> Result<Read, StoreError> {
+    token: Option<&str>,
+) -> Result<Read, ApiError> {
     Ok(match record {
         Some(ProfileRecord::Profile { profile, .. }) => Read::Own(Some(*profile)),
         Some(ProfileRecord::Alias { linked_to, .. }) => {
-            match store.profile(site_id, &linked_to).await? {
+            let Some(token) = token else {
+                return Ok(Read::Own(None));
+            };
+            let secret = deps.pii_keys.identity_secret(tenant).await?;
+            let now_s = deps.clock.now_ms().div_euclid(1000);
+            match identity::verify(&secret, &tenant.site_id, token, now_s) {
+                Ok(c) if customer_key(&c.customer_id) == linked_to => {}
+                Ok(_) => return Ok(Read::Own(None)),
+                Err(why) => {
+                    tracing::info!(site_id = %tenant.site_id, reason = %why, "identity token refused");
+                    return Ok(Read::Own(None));
+                }
+            }
+            match deps.store.profile(&tenant.site_id, &linked_to).await? {
                 Some(ProfileRecord::Profile { profile, .. }) => Read::Linked(Some(*profile)),
                 _ => Read::Linked(None),
             }
         }
-        None => Read::Own(None),
+        Some(ProfileRecord::Claim { .. }) | None => Read::Own(None),
     })
 }

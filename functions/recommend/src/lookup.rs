@@ -96,6 +96,16 @@ fn identity(v: &Value, key: Option<&pii::PiiKey>, region: Option<&str>) -> Wante
     )
 }
 
+/// Where an alias or a claim points.
+fn link_of(r: &ProfileRecord) -> Option<String> {
+    match r {
+        ProfileRecord::Alias { linked_to, .. } | ProfileRecord::Claim { linked_to, .. } => {
+            Some(linked_to.clone())
+        }
+        ProfileRecord::Profile { .. } => None,
+    }
+}
+
 fn asks_for_pii(v: &Value) -> bool {
     ["email", "email_sha256", "phone", "phone_sha256"]
         .iter()
@@ -187,10 +197,7 @@ where
     });
     let targets: Vec<String> = found
         .values()
-        .filter_map(|r| match r {
-            ProfileRecord::Alias { linked_to, .. } => Some(linked_to.clone()),
-            ProfileRecord::Profile { .. } => None,
-        })
+        .filter_map(link_of)
         .chain(rest.iter().cloned())
         .filter(|k| !found.contains_key(k))
         .collect::<BTreeSet<_>>()
@@ -199,24 +206,32 @@ where
     for chunk in targets.chunks(100) {
         found.extend(deps.store.lookup_read(site_id, chunk, false).await?.0);
     }
-    // The 100th key may itself be an alias: one more read for its target.
-    if let Some(last) = rest.first() {
-        if let Some(ProfileRecord::Alias { linked_to, .. }) = found.get(last) {
-            if !found.contains_key(linked_to) {
-                let t = linked_to.clone();
-                found.extend(deps.store.lookup_read(site_id, &[t], false).await?.0);
-            }
-        }
+    // The 100th key may itself be an alias, and a claim's browser may have logged in since (its guest
+    // id is an alias now): one more read for what those point to.
+    let second: Vec<String> = found
+        .values()
+        .filter_map(link_of)
+        .filter(|k| !found.contains_key(k))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for chunk in second.chunks(100) {
+        found.extend(deps.store.lookup_read(site_id, chunk, false).await?.0);
     }
     let now = deps.clock.now_ms();
+    // An email or phone key holds one link: a proven alias, or a claim (the first browser that sent
+    // it) until a proven link replaces it; so where both were ever seen, the proven one decides.
     let resolve = |k: &str| -> Option<(String, &Profile)> {
-        match found.get(k)? {
-            ProfileRecord::Profile { profile, .. } => Some((k.to_string(), profile)),
-            ProfileRecord::Alias { linked_to, .. } => match found.get(linked_to)? {
-                ProfileRecord::Profile { profile, .. } => Some((linked_to.clone(), profile)),
-                ProfileRecord::Alias { .. } => None,
-            },
+        let mut key = k;
+        for _ in 0..3 {
+            match found.get(key)? {
+                ProfileRecord::Profile { profile, .. } => return Some((key.to_string(), profile)),
+                ProfileRecord::Alias { linked_to, .. } | ProfileRecord::Claim { linked_to, .. } => {
+                    key = linked_to;
+                }
+            }
         }
+        None
     };
     let mut matched = 0;
     let results: Vec<Value> = wanted

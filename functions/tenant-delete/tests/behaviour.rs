@@ -31,6 +31,7 @@ fn tenant(site_id: &str, tenant_id: &str) -> Tenant {
         messaging_consent_at: Some("2026-12-01T00:00:00Z".into()),
         access_token_ciphertext: Some(b"sealed token".to_vec()),
         pii_key_ciphertext: Some(b"sealed pepper".to_vec()),
+        identity_secret_ciphertext: None,
         api_key_sha256: None,
         default_region: None,
         created_at: "2026-12-01T00:00:00Z".into(),

@@ -205,7 +205,9 @@ fn person(
         k == &canonical
             || k == asked
             || match r {
-                ProfileRecord::Alias { linked_to, .. } => linked_to == &canonical,
+                ProfileRecord::Alias { linked_to, .. } | ProfileRecord::Claim { linked_to, .. } => {
+                    linked_to == &canonical
+                }
                 ProfileRecord::Profile { .. } => {
                     k.strip_prefix("g:").is_some_and(|g| guests.contains(g))
                 }
@@ -262,6 +264,9 @@ fn profile_json(key: &str, record: &ProfileRecord) -> serde_json::Value {
     match record {
         ProfileRecord::Alias { linked_to, .. } => {
             serde_json::json!({"key": key, "kind": "alias", "linked_to": linked_to})
+        }
+        ProfileRecord::Claim { linked_to, .. } => {
+            serde_json::json!({"key": key, "kind": "claim", "linked_to": linked_to})
         }
         ProfileRecord::Profile { profile, .. } => {
             let mut v = serde_json::to_value(profile.as_ref()).unwrap_or_default();
@@ -363,7 +368,10 @@ pub async fn subjects<S: ShopperRecords, K: PiiKeySource>(
             .await?
             .into_values()
             .filter_map(|r| match r {
-                ProfileRecord::Alias { linked_to, .. } => Some(linked_to),
+                // A claim too: erasure finds the browser that sent the address.
+                ProfileRecord::Alias { linked_to, .. } | ProfileRecord::Claim { linked_to, .. } => {
+                    Some(linked_to)
+                }
                 ProfileRecord::Profile { .. } => None,
             })
             .collect()

@@ -205,9 +205,17 @@ pub struct Event {
     pub country: Option<String>,
     /// Personal data, if any was sent (see [`PiiFields`]). Emptied before anything is stored.
     pub pii: PiiFields,
-    /// Identity keys (`e:{hex}` for an email, `p:{hex}` for a phone) made from `pii` by
-    /// [`crate::pii::identities`] under the tenant's messaging consent; empty otherwise.
+    /// Proven identity keys (`e:{hex}` for an email, `p:{hex}` for a phone) made from `pii` by
+    /// [`crate::pii::identities`] under the tenant's messaging consent: every key on the import route,
+    /// on the live route only those an identity token binds ([`crate::identity`]). They link profiles.
     pub identities: Vec<String>,
+    /// Claimed identity keys: made like `identities` from an email or phone that the live route got
+    /// without proof (typed into a form). Kept on the guest's own profile for the messaging lookup and
+    /// erasure, never used to link one profile to another.
+    pub claims: Vec<String>,
+    /// The signed identity token sent with the event (live route), checked by the ingest function and
+    /// then emptied: it is never stored.
+    pub identity_token: Option<String>,
 }
 
 /// Why one event was refused: `{"index", "field", "reason"}` in the ingest answer.
@@ -387,7 +395,8 @@ pub fn parse_timestamp(value: &Value) -> Result<i64, &'static str> {
 /// text, hex. A retried batch carries the same bytes, so it gets the same ids and is de-duplicated.
 ///
 /// The personal fields (`email`, `email_sha256`, `phone`, `phone_sha256`) are left out of the digest,
-/// so a stored event id is never an unkeyed digest of an email or phone.
+/// so a stored event id is never an unkeyed digest of an email or phone; so is `identity_token` (a
+/// refreshed token does not make a retried event new).
 pub fn derived_event_id(value: &Value) -> String {
     let digest = match value {
         Value::Object(obj) => {
@@ -395,6 +404,7 @@ pub fn derived_event_id(value: &Value) -> String {
             for f in PII_FIELD_NAMES {
                 rest.remove(f);
             }
+            rest.remove("identity_token");
             Sha256::digest(Value::Object(rest).to_string().as_bytes())
         }
         v => Sha256::digest(v.to_string().as_bytes()),
@@ -529,6 +539,12 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
             "is required for impression events (the recommendation answer's id)",
         );
     }
+    let identity_token = match obj.get("identity_token") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= crate::identity::MAX_TOKEN_BYTES => Some(s.clone()),
+        Some(Value::String(_)) => return err("identity_token", "is too long"),
+        Some(_) => return err("identity_token", "must be a string"),
+    };
     let country = match obj.get("country") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => match crate::pii::region(s) {
@@ -565,6 +581,8 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
         country,
         pii,
         identities: Vec::new(),
+        claims: Vec::new(),
+        identity_token,
     })
 }
 

@@ -108,6 +108,9 @@ pub struct Connection {
     pub site_id: String,
     /// On a first install: the API key, to show once.
     pub api_key: Option<String>,
+    /// With the API key: the identity secret that signs the store's identity tokens
+    /// ([`crate::identity`]), to show once (only its KMS ciphertext is stored).
+    pub identity_secret: Option<crate::identity::IdentitySecret>,
     /// On a re-install: a single-use grant to issue a new API key.
     pub rotation_grant: Option<String>,
     /// Whether an existing connection was refreshed.
@@ -116,15 +119,26 @@ pub struct Connection {
 
 impl Connection {
     /// A connection of `t` whose API key `api_key` is shown now.
-    fn with_key(t: Tenant, api_key: String, reinstalled: bool) -> Self {
+    fn with_key(t: Tenant, keys: NewKeys, reinstalled: bool) -> Self {
         Self {
             tenant_id: t.tenant_id,
             site_id: t.site_id,
-            api_key: Some(api_key),
+            api_key: Some(keys.api_key),
+            identity_secret: Some(keys.identity_secret),
             rotation_grant: None,
             reinstalled,
         }
     }
+}
+
+/// A tenant's new credentials, shown to the merchant once: the API key (server-to-server routes) and
+/// the identity secret (signs identity tokens). They are made, and replaced, together.
+#[derive(Debug)]
+pub struct NewKeys {
+    /// The API key.
+    pub api_key: String,
+    /// The identity secret.
+    pub identity_secret: crate::identity::IdentitySecret,
 }
 
 /// What a store's platform granted at install.
@@ -258,6 +272,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             tenant_id: t.tenant_id,
             site_id: t.site_id,
             api_key: None,
+            identity_secret: None,
             rotation_grant: Some(rotation_grant),
             reinstalled: true,
         })
@@ -269,7 +284,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         sealed: &[u8],
         replaces_site: Option<&str>,
     ) -> Result<Connection, InstallError> {
-        let (mut t, api_key) = self
+        let (mut t, keys) = self
             .new_tenant(grant.platform, grant.shop, new_site_id()?)
             .await?;
         t.scopes.clone_from(&grant.scopes);
@@ -277,7 +292,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         t.default_region.clone_from(&grant.default_region);
         self.store.create_tenant(&t, replaces_site).await?;
         tracing::info!(platform = %grant.platform, tenant_id = %t.tenant_id, site_id = %t.site_id, "installed: tenant created");
-        Ok(Connection::with_key(t, api_key, false))
+        Ok(Connection::with_key(t, keys, false))
     }
 
     /// A new active tenant record consented now, with a new pepper and API key (returned, to show
@@ -287,14 +302,22 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         platform: Platform,
         shop: &str,
         site_id: String,
-    ) -> Result<(Tenant, String), InstallError> {
+    ) -> Result<(Tenant, NewKeys), InstallError> {
         let now = self.now_rfc3339();
         let mut t = Tenant::new(platform, shop, &site_id, &now);
         let (api_key, hash) = new_api_key(&t.site_id)?;
         t.consent_granted_at = Some(now);
         t.pii_key_ciphertext = Some(self.sealer.new_pepper(&t.tenant_id).await?);
+        let (sealed, identity_secret) = self.sealer.new_identity_secret(&t.tenant_id).await?;
+        t.identity_secret_ciphertext = Some(sealed);
         t.api_key_sha256 = Some(hash);
-        Ok((t, api_key))
+        Ok((
+            t,
+            NewKeys {
+                api_key,
+                identity_secret,
+            },
+        ))
     }
 
     /// Creates a local demo store with the site id `site_id` (shop `{site_id}.demo.affinity.local`),
@@ -316,16 +339,16 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
                     "this site id belongs to a store that is not a complete demo store; choose another site id",
                 ));
             }
-            let api_key = self.rotate_api_key(&t).await?;
-            return Ok(Connection::with_key(t, api_key, true));
+            let keys = self.rotate_api_key(&t).await?;
+            return Ok(Connection::with_key(t, keys, true));
         }
         let shop = format!("{site_id}.demo.affinity.local");
-        let (t, api_key) = self
+        let (t, keys) = self
             .new_tenant(Platform::Demo, &shop, site_id.to_string())
             .await?;
         let pointer = self.store.site_id_of_tenant(&t.tenant_id).await?;
         self.store.create_tenant(&t, pointer.as_deref()).await?;
-        Ok(Connection::with_key(t, api_key, false))
+        Ok(Connection::with_key(t, keys, false))
     }
 
     /// Uses up a rotation `grant` for the site of `t`.
@@ -339,22 +362,27 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             .map_err(InstallError::Grant)
     }
 
-    /// A new API key for `t` (whose owner was authorized); the old one stops working at once. Returns
-    /// the key, shown once (only its hash is stored).
+    /// A new API key and identity secret for `t` (whose owner was authorized); the old ones stop
+    /// working at once. Returns both, shown once (only the key's hash and the secret's KMS ciphertext
+    /// are stored).
     ///
     /// # Errors
     /// [`InstallError::KeyChanged`] when another rotation won; [`InstallError::Store`],
-    /// [`InstallError::Random`].
-    pub async fn rotate_api_key(&self, t: &Tenant) -> Result<String, InstallError> {
-        let (key, hash) = new_api_key(&t.site_id)?;
+    /// [`InstallError::Kms`], [`InstallError::Random`].
+    pub async fn rotate_api_key(&self, t: &Tenant) -> Result<NewKeys, InstallError> {
+        let (api_key, hash) = new_api_key(&t.site_id)?;
+        let (sealed, identity_secret) = self.sealer.new_identity_secret(&t.tenant_id).await?;
         let r = self
             .store
-            .rotate_api_key(&t.site_id, t.api_key_sha256.as_deref(), &hash)
+            .rotate_api_key(&t.site_id, t.api_key_sha256.as_deref(), &hash, &sealed)
             .await;
         read_as(r, |e| {
             matches!(e, StoreError::Conflict).then_some(InstallError::KeyChanged)
         })?;
-        Ok(key)
+        Ok(NewKeys {
+            api_key,
+            identity_secret,
+        })
     }
 
     /// Grants or withdraws `t`'s messaging consent now. Returns when (RFC 3339).

@@ -128,6 +128,9 @@ impl ProfileStore for MemoryStore {
                 ProfileRecord::Alias { linked_to, .. } => {
                     ProfileRecord::Alias { linked_to, version }
                 }
+                ProfileRecord::Claim { linked_to, .. } => {
+                    ProfileRecord::Claim { linked_to, version }
+                }
             };
             p.insert((site_id.to_string(), w.key), record);
         }

@@ -172,12 +172,16 @@ impl TenantWriter for MemoryTenants {
         site_id: &str,
         expected_sha256: Option<&str>,
         new_sha256: &str,
+        identity_secret: &[u8],
     ) -> Result<(), StoreError> {
         self.update(
             site_id,
             |t| t.status == TenantStatus::Active && t.api_key_sha256.as_deref() == expected_sha256,
             StoreError::Conflict,
-            |t| t.api_key_sha256 = Some(new_sha256.to_string()),
+            |t| {
+                t.api_key_sha256 = Some(new_sha256.to_string());
+                t.identity_secret_ciphertext = Some(identity_secret.to_vec());
+            },
         )
     }
 
@@ -266,6 +270,7 @@ impl DeletionStarter for MemoryTenants {
                 t.messaging_consent = false;
                 t.access_token_ciphertext = None;
                 t.pii_key_ciphertext = None;
+                t.identity_secret_ciphertext = None;
                 lock(&self.deletions).push((tenant_id.to_string(), trigger, now_ms));
             }
         }

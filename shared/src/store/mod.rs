@@ -59,9 +59,19 @@ pub enum ProfileRecord {
         /// Version of the stored item (incremented on every write).
         version: u64,
     },
-    /// A guest linked to a customer: read the profile at `linked_to` instead.
+    /// A proven link: a guest logged in as a customer (an identity token, or the import route), or an
+    /// email/phone key proven to be the profile's. Read the profile at `linked_to` instead.
     Alias {
         /// The canonical shopper key.
+        linked_to: String,
+        /// Version of the stored item.
+        version: u64,
+    },
+    /// An email or phone key that a storefront sent without proof (typed into a form): it points at
+    /// the profile of the first browser that claimed it, for the messaging lookup and erasure. A claim
+    /// never links profiles, never replaces an [`ProfileRecord::Alias`], and a proven link replaces it.
+    Claim {
+        /// The profile of the claiming browser.
         linked_to: String,
         /// Version of the stored item.
         version: u64,
@@ -72,7 +82,9 @@ impl ProfileRecord {
     /// The stored version.
     pub fn version(&self) -> u64 {
         match self {
-            Self::Profile { version, .. } | Self::Alias { version, .. } => *version,
+            Self::Profile { version, .. }
+            | Self::Alias { version, .. }
+            | Self::Claim { version, .. } => *version,
         }
     }
 }

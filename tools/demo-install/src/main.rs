@@ -13,7 +13,7 @@
 //! 4. Reads the success page's `<meta name="affinity-...">` values. On a re-install (the key was shown
 //!    before) it uses the page's single-use grant to issue a new API key.
 //!
-//! Prints `{"site_id", "tenant_id", "api_key", "shop"}` on stdout; progress goes to stderr.
+//! Prints `{"site_id", "tenant_id", "api_key", "identity_secret", "shop"}` on stdout; progress goes to stderr.
 //! Environment: `AFFINITY_API_URL`, `SHOPIFY_BASE_URL`, `SHOPIFY_CLIENT_SECRET` (required);
 //! `DEMO_SHOP` (default `affinity-demo.myshopify.com`), `DEMO_COUNTRY` (default `US`).
 
@@ -209,8 +209,8 @@ async fn main() -> Result<(), Error> {
     )?;
     let site_id = meta(&page, "site-id").ok_or("callback: no site id on the page")?;
     let tenant_id = meta(&page, "tenant-id").ok_or("callback: no tenant id on the page")?;
-    let api_key = match meta(&page, "api-key") {
-        Some(k) => k,
+    let (api_key, identity_secret) = match meta(&page, "api-key") {
+        Some(k) => (k, meta(&page, "identity-secret")),
         None => {
             // Installed before: the key was shown then. Use the page's single-use grant for a new one.
             let grant = meta(&page, "rotation-grant").ok_or("callback: no API key and no grant")?;
@@ -226,12 +226,17 @@ async fn main() -> Result<(), Error> {
                     Bytes::from(format!("grant={}", encode_component(&grant))),
                 )
                 .await?;
-            meta(&page_of(&a, "new API key")?, "api-key").ok_or("no API key on the page")?
+            let new = page_of(&a, "new API key")?;
+            (
+                meta(&new, "api-key").ok_or("no API key on the page")?,
+                meta(&new, "identity-secret"),
+            )
         }
     };
     println!(
         "{}",
-        serde_json::json!({"site_id": site_id, "tenant_id": tenant_id, "api_key": api_key, "shop": shop})
+        serde_json::json!({"site_id": site_id, "tenant_id": tenant_id, "api_key": api_key,
+            "identity_secret": identity_secret, "shop": shop})
     );
     Ok(())
 }

@@ -14,9 +14,17 @@ use crate::tenant::Tenant;
 pub(super) fn profile_from_item(mut item: Item) -> Result<ProfileRecord, StoreError> {
     let version = version_of(&item)?;
     if let Some(AttributeValue::S(to)) = item.remove("linked_to") {
-        return Ok(ProfileRecord::Alias {
-            linked_to: to,
-            version,
+        let claim = matches!(item.get("claim"), Some(AttributeValue::Bool(true)));
+        return Ok(if claim {
+            ProfileRecord::Claim {
+                linked_to: to,
+                version,
+            }
+        } else {
+            ProfileRecord::Alias {
+                linked_to: to,
+                version,
+            }
         });
     }
     let profile: Profile = serde_dynamo::from_item(item).map_err(corrupt)?;
@@ -56,6 +64,10 @@ fn profile_to_item(
         ProfileRecord::Alias { linked_to, .. } => {
             HashMap::from([("linked_to".to_string(), s(linked_to.clone()))])
         }
+        ProfileRecord::Claim { linked_to, .. } => HashMap::from([
+            ("linked_to".to_string(), s(linked_to.clone())),
+            ("claim".to_string(), AttributeValue::Bool(true)),
+        ]),
     };
     item.insert("pk".into(), s(profile_pk(site_id, key)));
     item.insert("site_id".into(), s(site_id));

@@ -333,15 +333,20 @@ impl DynamoStore {
         site_id: &str,
         expected_sha256: Option<&str>,
         new_sha256: &str,
+        identity_secret: &[u8],
     ) -> Result<(), StoreError> {
         let u = self
             .client()
             .update_item()
             .table_name(&self.tables().tenants)
             .key("pk", s(tenant_pk(site_id)))
-            .update_expression("SET api_key_sha256 = :new")
+            .update_expression("SET api_key_sha256 = :new, identity_secret_ciphertext = :idsecret")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":new", s(new_sha256))
+            .expression_attribute_values(
+                ":idsecret",
+                aws_sdk_dynamodb::types::AttributeValue::B(identity_secret.to_vec().into()),
+            )
             .expression_attribute_values(":active", s("active"));
         let u = match expected_sha256 {
             Some(old) => u
@@ -379,8 +384,10 @@ impl TenantWriter for DynamoStore {
         site_id: &str,
         expected_sha256: Option<&str>,
         new_sha256: &str,
+        identity_secret: &[u8],
     ) -> Result<(), StoreError> {
-        DynamoStore::rotate_api_key(self, site_id, expected_sha256, new_sha256).await
+        DynamoStore::rotate_api_key(self, site_id, expected_sha256, new_sha256, identity_secret)
+            .await
     }
     async fn set_messaging_consent(
         &self,

@@ -148,8 +148,9 @@ pub trait TenantWriter: Send + Sync {
         refresh: &Refresh,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Replaces an active tenant's API key hash with `new_sha256`, if the stored hash is still
-    /// `expected_sha256` (so two rotations cannot both win). The old key stops working at once.
+    /// Replaces an active tenant's API key hash with `new_sha256` and its identity secret with the
+    /// ciphertext `identity_secret`, if the stored hash is still `expected_sha256` (so two rotations
+    /// cannot both win). The old key and secret stop working at once.
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the stored hash changed or the tenant is not active;
@@ -159,6 +160,7 @@ pub trait TenantWriter: Send + Sync {
         site_id: &str,
         expected_sha256: Option<&str>,
         new_sha256: &str,
+        identity_secret: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Grants (`true`) or withdraws (`false`) consent to process email and phone (Personalized

@@ -1,0 +1,416 @@
+//! The storefront routes played as an attacker would (issue 10, §1), against DynamoDB Local: a browser
+//! that claims another shopper's customer id, email or phone, or brings an expired, forged or other
+//! site's identity token, reads nothing of that shopper, becomes nobody's alias and moves no link. And
+//! the positive case: a customer who logs in on a second device with a valid token gets
+//! recommendations from their whole history.
+
+use affinity::identity::{derived_identity_secret, sign, Claims, IdentitySecret};
+use affinity::store::{customer_key, guest_key, ProfileRecord, ProfileStore};
+use affinity::tenant::Tenant;
+use affinity_tests::*;
+use serde_json::{json, Value};
+
+/// The victim's private interest, which no one else may read.
+const SECRET_CATEGORY: &str = "health.intimate.pregnancy_test";
+const VICTIM_EMAIL: &str = "victim@example.com";
+const VICTIM_PHONE: &str = "+14155552671";
+
+fn now_s() -> i64 {
+    affinity::now_ms() / 1000
+}
+
+/// A tenant with messaging consent, its API key and its identity secret (the test doubles' secret).
+async fn shop(prefix: &str) -> (Tenant, String, IdentitySecret) {
+    let store = store().await;
+    let (mut t, key) = create_tenant(&store, &unique_site(prefix)).await;
+    t.messaging_consent = true;
+    store.put_tenant(&t).await.expect("consent");
+    let secret = derived_identity_secret(&t.tenant_id);
+    (t, key, secret)
+}
+
+fn token(secret: &IdentitySecret, site: &str, customer: &str, expires_s: i64) -> String {
+    sign(
+        secret,
+        site,
+        &Claims {
+            customer_id: customer.into(),
+            expires_s,
+            email_sha256: None,
+            phone_sha256: None,
+        },
+    )
+}
+
+async fn post_live(site: &str, events: Value) -> Value {
+    let deps = ingest_deps().await;
+    let resp = ingest::handle(
+        &deps,
+        request(
+            "POST",
+            &format!("/v1/sites/{site}/events"),
+            Some("application/json"),
+            &json!({ "events": events }).to_string(),
+        ),
+    )
+    .await;
+    let (status, body) = json_of(resp);
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn post_import(site: &str, api_key: &str, events: Value) {
+    let deps = ingest_deps().await;
+    let resp = ingest::handle(
+        &deps,
+        request_with(
+            "POST",
+            &format!("/v1/sites/{site}/events/import"),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &format!("Bearer {api_key}")),
+            ],
+            &json!({ "events": events }).to_string(),
+        ),
+    )
+    .await;
+    let (status, body) = json_of(resp);
+    assert_eq!(status, 200, "{body}");
+}
+
+async fn recommendations(site: &str, guest: &str, token: Option<&str>) -> Value {
+    let deps = recommend_deps().await;
+    let q = token.map_or(String::new(), |t| format!("?identity_token={t}"));
+    let (status, body) = json_of(
+        recommend::handle(
+            &deps,
+            request(
+                "GET",
+                &format!("/v1/sites/{site}/shoppers/{guest}/recommendations{q}"),
+                None,
+                "",
+            ),
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn record(site: &str, key: &str) -> Option<ProfileRecord> {
+    store()
+        .await
+        .profiles(site, &[key.to_string()])
+        .await
+        .expect("read")
+        .remove(key)
+}
+
+async fn event_count(site: &str, key: &str) -> u64 {
+    match record(site, key).await {
+        Some(ProfileRecord::Profile { profile, .. }) => profile.event_count,
+        other => panic!("{key} is not a profile: {other:?}"),
+    }
+}
+
+/// The victim: customer 77001 with a private purchase history, imported by the merchant's server
+/// (trusted) with their email and phone.
+async fn victim(site: &str, api_key: &str) {
+    let ts = affinity::now_ms() - 60_000;
+    post_import(
+        site,
+        api_key,
+        json!([{"type":"purchase","shopper_id":"victim-laptop-0001","customer_id":"77001",
+            "email": VICTIM_EMAIL, "phone": VICTIM_PHONE, "timestamp": ts,
+            "items":[{"id":"test-kit","category": SECRET_CATEGORY, "brand":"clearblue"}]}]),
+    )
+    .await;
+}
+
+fn attacker_view(guest: &str) -> Value {
+    json!({"type":"view","shopper_id": guest, "product":{"id":"socks","category":"apparel.socks"}})
+}
+
+#[tokio::test]
+async fn a_claimed_customer_id_reads_nothing_links_nothing_and_is_counted() {
+    let (t, key, _) = shop("atk-cust").await;
+    victim(&t.site_id, &key).await;
+    let before = event_count(&t.site_id, &customer_key("77001")).await;
+    let attacker = "attacker-browser-0001";
+    let mut e = attacker_view(attacker);
+    e["customer_id"] = json!("77001");
+    let answer = post_live(&t.site_id, json!([e])).await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    assert_eq!(answer["identity_unverified"], 1, "{answer}");
+    assert!(
+        matches!(
+            record(&t.site_id, &guest_key(attacker)).await,
+            Some(ProfileRecord::Profile { .. })
+        ),
+        "the attacker's browser is its own profile, no alias of the customer"
+    );
+    assert_eq!(
+        event_count(&t.site_id, &customer_key("77001")).await,
+        before,
+        "the customer's profile is not poisoned"
+    );
+    let stored = stored_events(&t.site_id).await;
+    let mine: Vec<_> = stored.iter().filter(|e| e.shopper_id == attacker).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        mine[0].customer_id, None,
+        "the claim is not stored as the event's customer"
+    );
+    let recs = recommendations(&t.site_id, attacker, None).await;
+    assert!(!recs.to_string().contains(SECRET_CATEGORY), "{recs}");
+    assert!(!recs.to_string().contains("clearblue"), "{recs}");
+}
+
+#[tokio::test]
+async fn a_claimed_email_or_phone_reads_nothing_and_moves_no_link() {
+    for (field, value, prefix) in [("email", VICTIM_EMAIL, "e:"), ("phone", VICTIM_PHONE, "p:")] {
+        let (t, key, _) = shop("atk-pii").await;
+        victim(&t.site_id, &key).await;
+        let attacker = "attacker-browser-0002";
+        let mut e = attacker_view(attacker);
+        e[field] = json!(value);
+        let answer = post_live(&t.site_id, json!([e])).await;
+        assert_eq!(
+            (
+                answer["accepted"].clone(),
+                answer["identity_unverified"].clone()
+            ),
+            (json!(1), json!(1)),
+            "{field}: {answer}"
+        );
+        assert!(
+            matches!(
+                record(&t.site_id, &guest_key(attacker)).await,
+                Some(ProfileRecord::Profile { .. })
+            ),
+            "{field}: the attacker is no alias"
+        );
+        // The victim's identity key still points at the victim, as a proven link.
+        let items = items_of_site(&tables().profiles, &t.site_id).await;
+        let links: Vec<(String, String, bool)> = items
+            .iter()
+            .filter_map(|i| {
+                let pk = i.get("pk")?.as_s().ok()?;
+                let k = pk.strip_prefix(&format!("{}#", t.site_id))?;
+                k.starts_with(prefix).then(|| {
+                    (
+                        k.to_string(),
+                        i.get("linked_to")
+                            .and_then(|v| v.as_s().ok())
+                            .cloned()
+                            .unwrap_or_default(),
+                        i.get("claim").is_some(),
+                    )
+                })
+            })
+            .collect();
+        assert_eq!(
+            links.len(),
+            1,
+            "{field}: one key for the address: {links:?}"
+        );
+        assert_eq!(
+            links[0].1,
+            customer_key("77001"),
+            "{field}: the link did not move"
+        );
+        assert!(!links[0].2, "{field}: still proven");
+        let recs = recommendations(&t.site_id, attacker, None).await;
+        assert!(
+            !recs.to_string().contains(SECRET_CATEGORY),
+            "{field}: {recs}"
+        );
+        // The merchant's messaging lookup by that address still finds the victim.
+        let deps = recommend_deps().await;
+        let (status, body) = json_of(
+            recommend::handle(
+                &deps,
+                request_with(
+                    "POST",
+                    &format!("/v1/sites/{}/recommendations/lookup", t.site_id),
+                    &[
+                        ("content-type", "application/json"),
+                        ("authorization", &format!("Bearer {key}")),
+                    ],
+                    &json!({ "shoppers": [Value::Object(
+                        [(field.to_string(), json!(value))].into_iter().collect()
+                    )] })
+                    .to_string(),
+                ),
+            )
+            .await,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["results"][0]["shopper_id"],
+            customer_key("77001"),
+            "{field}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_claim_made_first_is_replaced_by_the_proven_link() {
+    let (t, key, _) = shop("atk-first").await;
+    let attacker = "attacker-browser-0003";
+    let mut e = attacker_view(attacker);
+    e["email"] = json!(VICTIM_EMAIL);
+    post_live(&t.site_id, json!([e])).await;
+    let claims: Vec<_> = items_of_site(&tables().profiles, &t.site_id)
+        .await
+        .into_iter()
+        .filter(|i| i.get("claim").is_some())
+        .collect();
+    assert_eq!(
+        claims.len(),
+        1,
+        "the claim is kept, for the lookup and erasure"
+    );
+    victim(&t.site_id, &key).await;
+    let deps = recommend_deps().await;
+    let (_, body) = json_of(
+        recommend::handle(
+            &deps,
+            request_with(
+                "POST",
+                &format!("/v1/sites/{}/recommendations/lookup", t.site_id),
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {key}")),
+                ],
+                &json!({"shoppers":[{"email": VICTIM_EMAIL}]}).to_string(),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        body["results"][0]["shopper_id"],
+        customer_key("77001"),
+        "the proven link decides: {body}"
+    );
+}
+
+#[tokio::test]
+async fn expired_forged_and_other_site_tokens_prove_nothing() {
+    let (t, key, secret) = shop("atk-tok").await;
+    let (other, _, other_secret) = shop("atk-tok-other").await;
+    victim(&t.site_id, &key).await;
+    let cases = [
+        ("expired", token(&secret, &t.site_id, "77001", now_s() - 1)),
+        (
+            "forged",
+            token(
+                &IdentitySecret::from_bytes(&[9; 32]),
+                &t.site_id,
+                "77001",
+                now_s() + 600,
+            ),
+        ),
+        (
+            "other site",
+            token(&other_secret, &other.site_id, "77001", now_s() + 600),
+        ),
+        (
+            "other customer",
+            token(&secret, &t.site_id, "77002", now_s() + 600),
+        ),
+        ("garbage", "v1.not-a-token".to_string()),
+    ];
+    for (i, (what, tok)) in cases.iter().enumerate() {
+        let attacker = format!("attacker-browser-1{i:03}");
+        let mut e = attacker_view(&attacker);
+        e["customer_id"] = json!("77001");
+        e["identity_token"] = json!(tok);
+        let answer = post_live(&t.site_id, json!([e])).await;
+        assert_eq!(answer["identity_unverified"], 1, "{what}: {answer}");
+        assert!(
+            matches!(
+                record(&t.site_id, &guest_key(&attacker)).await,
+                Some(ProfileRecord::Profile { .. })
+            ),
+            "{what}: no alias"
+        );
+        let recs = recommendations(&t.site_id, &attacker, Some(tok)).await;
+        assert!(
+            !recs.to_string().contains(SECRET_CATEGORY),
+            "{what}: {recs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_guest_linked_to_a_customer_reads_it_only_with_the_customers_token() {
+    let (t, key, secret) = shop("atk-alias").await;
+    victim(&t.site_id, &key).await;
+    // The victim's own phone logs in (with a valid token): its guest id becomes an alias.
+    let phone = "victim-phone-00000001";
+    let good = token(&secret, &t.site_id, "77001", now_s() + 600);
+    let mut login = attacker_view(phone);
+    login["customer_id"] = json!("77001");
+    login["identity_token"] = json!(good);
+    let answer = post_live(&t.site_id, json!([login])).await;
+    assert_eq!(answer["identity_unverified"], 0, "{answer}");
+    assert!(matches!(
+        record(&t.site_id, &guest_key(phone)).await,
+        Some(ProfileRecord::Alias { .. })
+    ));
+    // Someone who learned the phone's guest id (not the token) reads nothing through it.
+    let recs = recommendations(&t.site_id, phone, None).await;
+    assert!(!recs.to_string().contains(SECRET_CATEGORY), "{recs}");
+    let other = token(&secret, &t.site_id, "99999", now_s() + 600);
+    let recs = recommendations(&t.site_id, phone, Some(&other)).await;
+    assert!(
+        !recs.to_string().contains(SECRET_CATEGORY),
+        "another customer's token: {recs}"
+    );
+}
+
+#[tokio::test]
+async fn a_customer_on_a_second_device_with_a_valid_token_gets_the_whole_history() {
+    let (t, _, secret) = shop("xdevice").await;
+    let tok = token(&secret, &t.site_id, "c-5150", now_s() + 3600);
+    let laptop = "laptop-guest-0000000001";
+    let phone = "phone-guest-00000000002";
+    let ts = affinity::now_ms() - 120_000;
+    // On the laptop, logged in: sofas. Other shoppers make one lamp the store's trend, and view two
+    // other sofas.
+    let mut events = vec![
+        json!({"type":"view","shopper_id": laptop, "customer_id":"c-5150",
+        "identity_token": tok, "timestamp": ts, "product":{"id": "sofa-0", "category":"furniture.sofa"}}),
+    ];
+    for i in 0..6 {
+        let crowd = format!("crowd-guest-{i:012}");
+        events.push(
+            json!({"type":"purchase","shopper_id": crowd, "timestamp": ts + 10 + i,
+            "items":[{"id": "lamp-1", "category":"lighting.lamp"}]}),
+        );
+    }
+    for i in 7..9 {
+        events.push(json!({"type":"view","shopper_id": format!("crowd-guest-{i:012}"),
+            "timestamp": ts + 20 + i, "product":{"id": format!("sofa-{i}"), "category":"furniture.sofa"}}));
+    }
+    let answer = post_live(&t.site_id, Value::Array(events)).await;
+    assert_eq!(answer["identity_unverified"], 0, "{answer}");
+    // On the phone, the customer logs in with the same proof (a search: no taste of its own).
+    let login = json!({"type":"search","shopper_id": phone, "customer_id":"c-5150",
+        "identity_token": tok, "query": "cushions"});
+    let answer = post_live(&t.site_id, json!([login])).await;
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    aggregate_site(&t.site_id).await;
+    let with = recommendations(&t.site_id, phone, Some(&tok)).await;
+    assert_eq!(
+        with["items"][0]["category"], "furniture.sofa",
+        "the laptop's history counts: {with}"
+    );
+    // The same phone without the token answers from its own (empty) history: trending lamps.
+    let without = recommendations(&t.site_id, phone, None).await;
+    assert_eq!(
+        without["items"][0]["category"], "lighting.lamp",
+        "{without}"
+    );
+}
