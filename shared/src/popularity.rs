@@ -113,11 +113,12 @@ impl Popularity {
         self.applied.drain(..excess);
     }
 
-    /// An upper estimate of one product's stored bytes (names, values, DynamoDB's map overhead; the
-    /// score at 21 bytes, a number's maximum).
+    /// An upper bound of one product's stored bytes: its JSON form (`{"id":"…","category":"…",
+    /// "brand":"…","score":…},`, the score at 24 bytes, an f64's longest), which is larger than
+    /// DynamoDB's count of the same map (attribute names and values, 3 bytes a map, 1 an element).
     fn product_bytes(p: &ProductScore) -> usize {
-        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 8);
-        p.id.len() + opt(&p.category) + opt(&p.brand) + 2 + 5 + 21 + 12
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| s.len() + 14);
+        p.id.len() + 8 + opt(&p.category) + opt(&p.brand) + 9 + 24 + 2
     }
 
     /// An upper estimate of the stored item's bytes.

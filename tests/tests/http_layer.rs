@@ -118,7 +118,12 @@ async fn each_sample_event_goes_through_its_function() {
     let report = aggregate::aggregate(&aggregate_deps().await, events)
         .await
         .expect("aggregate");
-    assert_eq!((report.applied, report.tenants), (1, 1));
+    // Folded in once: applied now, or recognised as applied when the stack already saw it.
+    assert_eq!(
+        (report.applied + report.duplicates, report.failed),
+        (1, 0),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]

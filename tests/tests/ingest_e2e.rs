@@ -574,6 +574,13 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
             .iter(),
         )
         .map(|g| format!("{site}#g:{g}"))
+        // The aggregate's neighbour lists (issue 11) live beside the profiles: viewed together in a
+        // session (`n:v:`), bought together (`n:b:`), from exactly these events.
+        .chain(
+            ["b:shoe1", "v:bag1", "v:shoe1", "v:shoe2", "v:tv1", "v:tv2"]
+                .iter()
+                .map(|l| format!("{site}#n:{l}")),
+        )
         .collect();
     want.sort();
     assert_eq!(profile_keys, want);

@@ -89,7 +89,12 @@ async fn a_recommendation_is_one_round_trip_and_a_warm_function_reuses_popularit
     };
     let path = format!("/v1/sites/{site}/shoppers/g1/recommendations");
     let (s, first) = json_of(recommend::handle(&deps, request("GET", &path, None, "")).await);
-    assert_eq!((s, first["items"].as_array().map(Vec::len)), (200, Some(5)));
+    // for_you leaves out the product the shopper is on (one of the five, all viewed "now"; that is
+    // recently_viewed's, issue 11): four of the five, each a product the shopper viewed.
+    assert_eq!((s, first["items"].as_array().map(Vec::len)), (200, Some(4)), "{first}");
+    assert!(first["items"]
+        .as_array()
+        .is_some_and(|items| items.iter().all(|i| i["reason"] == "viewed_before")), "{first}");
     let cold = calls.take_counts();
     assert_eq!(
         cold.dynamodb_requests, 1,
