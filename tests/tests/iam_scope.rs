@@ -258,7 +258,10 @@ async fn token_for(tenant: &Tenant, customer_id: &str) -> String {
         .await
         .open_identity_secret(
             &tenant.tenant_id,
-            tenant.identity_secret_ciphertext.as_deref().expect("secret"),
+            tenant
+                .identity_secret_ciphertext
+                .as_deref()
+                .expect("secret"),
         )
         .await
         .expect("open identity secret");
