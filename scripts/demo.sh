@@ -49,6 +49,7 @@ log "tenant $(field tenant_id), site id $site_id"
 set_env "$STACK_DIR/env" AFFINITY_SITE "$site_id"
 set_env "$STACK_DIR/env" AFFINITY_TENANT_ID "$(field tenant_id)"
 set_env "$STACK_DIR/env" AFFINITY_API_KEY "$api_key"
+set_env "$STACK_DIR/env" AFFINITY_IDENTITY_SECRET "$(field identity_secret)"
 
 log "granting Personalized Messaging consent"
 "$PY" - "$AFFINITY_API_URL/v1/sites/$site_id/messaging-consent" "$api_key" <<'EOF'

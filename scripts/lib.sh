@@ -85,5 +85,8 @@ print_store() {
   log "your store: site id $site"
   log "  API key   $key   (this local stack's only; keep it out of anything you commit)"
   log "  API       $url"
-  log "  in another shell: set -a && source $1 && set +a   (AFFINITY_API_URL, AFFINITY_SITE, AFFINITY_API_KEY)"
+  log "  in another shell: set -a && source $1 && set +a   (AFFINITY_API_URL, AFFINITY_SITE, AFFINITY_API_KEY,"
+  log "    AFFINITY_IDENTITY_SECRET)"
+  log "  an identity token for a logged-in customer (README, \"Identity tokens\"):"
+  log "    cargo run -q -p affinity-admin -- identity-token --site \"\$AFFINITY_SITE\" --customer 42 --secret \"\$AFFINITY_IDENTITY_SECRET\""
 }

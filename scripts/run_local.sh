@@ -194,6 +194,7 @@ if [[ $STORE == 1 ]]; then
     set_env "$ENV_FILE" AFFINITY_SITE "$(field site_id)"
     set_env "$ENV_FILE" AFFINITY_TENANT_ID "$(field tenant_id)"
     set_env "$ENV_FILE" AFFINITY_API_KEY "$(field api_key)"
+    set_env "$ENV_FILE" AFFINITY_IDENTITY_SECRET "$(field identity_secret)"
   fi
   print_store "$ENV_FILE"
 fi
