@@ -414,3 +414,85 @@ async fn a_customer_on_a_second_device_with_a_valid_token_gets_the_whole_history
         "{without}"
     );
 }
+
+/// A store installed before identity tokens has no identity secret: a token sent there proves
+/// nothing (the event stays with its guest and is counted), and the batch is not refused for it.
+/// Real KMS (moto) behind the function's own key source, as deployed.
+#[tokio::test]
+async fn a_token_sent_to_a_store_without_an_identity_secret_proves_nothing_and_loses_nothing() {
+    use affinity::identity::TenantKeys;
+    use affinity::kms::{Kms, PII_KEY_TTL};
+    let (t, key, secret) = shop("atk-nosecret").await;
+    assert!(t.identity_secret_ciphertext.is_none());
+    let kms_key = std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID: run through `make test`");
+    let aws = affinity::config::aws().await;
+    let deps = ingest::Deps {
+        store: store().await,
+        pii_keys: TenantKeys::new(
+            Kms::new(aws_sdk_kms::Client::new(&aws), kms_key),
+            PII_KEY_TTL,
+        ),
+        decay: affinity::profile::Decay::default(),
+        event_ttl_s: 90 * 86_400,
+        clock: affinity::clock::system(),
+    };
+    let browser = "browser-without-secret-0001";
+    let mut login = attacker_view(browser);
+    login["customer_id"] = json!("88001");
+    login["identity_token"] = json!(token(&secret, &t.site_id, "88001", now_s() + 600));
+    let plain = attacker_view("another-browser-00000002");
+    let (status, answer) = json_of(
+        ingest::handle(
+            &deps,
+            request(
+                "POST",
+                &format!("/v1/sites/{}/events", t.site_id),
+                Some("application/json"),
+                &json!({ "events": [login, plain] }).to_string(),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (&answer["accepted"], &answer["identity_unverified"]),
+        (&json!(2), &json!(1)),
+        "{answer}"
+    );
+    assert!(record(&t.site_id, &customer_key("88001")).await.is_none());
+    assert!(matches!(
+        record(&t.site_id, &guest_key(browser)).await,
+        Some(ProfileRecord::Profile { .. })
+    ));
+    // The recommendations route: a guest linked by the (trusted) import route, asked with a token,
+    // answers from the guest's own history, not a 500.
+    let linked = "browser-linked-by-import-01";
+    let mut bought = attacker_view(linked);
+    bought["customer_id"] = json!("88002");
+    post_import(&t.site_id, &key, json!([bought])).await;
+    assert!(matches!(
+        record(&t.site_id, &guest_key(linked)).await,
+        Some(ProfileRecord::Alias { .. })
+    ));
+    let recommend = recommend::Deps {
+        store: store().await,
+        pii_keys: TenantKeys::new(
+            Kms::new(
+                aws_sdk_kms::Client::new(&aws),
+                std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID"),
+            ),
+            PII_KEY_TTL,
+        ),
+        popularity: recommend::cache::PopularityCache::default(),
+        decay: affinity::profile::Decay::default(),
+        clock: affinity::clock::system(),
+    };
+    let path = format!(
+        "/v1/sites/{}/shoppers/{linked}/recommendations?identity_token={}",
+        t.site_id,
+        token(&secret, &t.site_id, "88002", now_s() + 600)
+    );
+    let (status, answer) =
+        json_of(recommend::handle(&recommend, request("GET", &path, None, "")).await);
+    assert_eq!(status, 200, "{answer}");
+}

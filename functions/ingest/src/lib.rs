@@ -15,8 +15,8 @@
 use affinity::admit::{admit_site_evicting, admit_tenant_evicting, Access};
 use affinity::event::{self, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST};
 use affinity::http::{self, ApiError};
-use affinity::identity::{self, IdentitySecretSource};
-use affinity::ids::{ShopperKey, SiteId};
+use affinity::identity::IdentitySecretSource;
+use affinity::ids::SiteId;
 use affinity::pii::{self, PiiKeySource};
 use affinity::profile::Decay;
 use affinity::store::{EventSink, ProfileStore, TenantLookup};
@@ -29,7 +29,9 @@ use serde_json::Value;
 pub const PROFILE_ATTEMPTS: usize = 4;
 
 mod profiles;
+mod proof;
 use profiles::apply;
+use proof::Proof;
 
 /// What the handler needs, built once per cold start.
 pub struct Deps<S, K> {
@@ -192,26 +194,16 @@ where
     let mut kept = Vec::with_capacity(valid.len());
     for (i, mut e) in valid {
         // What the event's token proves (live route); the import route is trusted.
-        let proof = match (mode, e.identity_token.take()) {
-            (IngestMode::Import, _) => Proof::Trusted,
-            (IngestMode::Live, None) => Proof::None,
-            (IngestMode::Live, Some(token)) => {
-                if secret.is_none() {
-                    secret = Some(deps.pii_keys.identity_secret(&tenant).await?);
-                }
-                match secret
-                    .as_deref()
-                    .map(|s| identity::verify(s, &site_id, &token, now.div_euclid(1000)))
-                {
-                    Some(Ok(claims)) => Proof::Token(claims),
-                    Some(Err(why)) => {
-                        tracing::info!(site_id = %site_id, reason = %why, "identity token refused");
-                        Proof::None
-                    }
-                    None => Proof::None,
-                }
-            }
-        };
+        let proof = Proof::of(
+            deps,
+            &tenant,
+            &site_id,
+            mode,
+            e.identity_token.take(),
+            now,
+            &mut secret,
+        )
+        .await?;
         let mut unverified = false;
         match (&proof, e.customer_id.take()) {
             (Proof::Trusted, c) => e.customer_id = c,
@@ -274,47 +266,6 @@ where
         not_stored: &not_stored,
     };
     Ok(http::json_response(error.status, &body))
-}
-
-/// What an event's identity token proved.
-enum Proof {
-    /// The import route: the tenant's server says it, with the API key.
-    Trusted,
-    /// A valid token: this customer, and the contacts it binds.
-    Token(identity::Claims),
-    /// No token, or one that does not hold.
-    None,
-}
-
-impl Proof {
-    /// Splits an event's email/phone identity keys into the proven ones (they link) and the claims
-    /// (kept, never linking): on the import route all are proven; with a token, those whose SHA-256 it
-    /// binds, and only when the token's customer is the event's.
-    fn split(
-        &self,
-        pepper: &pii::PiiKey,
-        keys: Vec<String>,
-        has_customer: bool,
-    ) -> (Vec<String>, Vec<String>) {
-        let bound: Vec<String> = match self {
-            Self::Trusted => return (keys, Vec::new()),
-            Self::Token(c) if has_customer => [
-                c.email_sha256
-                    .as_deref()
-                    .and_then(|h| pii::email_sha256_key(pepper, h).ok())
-                    .map(|k| ShopperKey::Email(k.0).to_key()),
-                c.phone_sha256
-                    .as_deref()
-                    .and_then(|h| pii::phone_sha256_key(pepper, h).ok())
-                    .map(|k| ShopperKey::Phone(k.0).to_key()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect(),
-            _ => Vec::new(),
-        };
-        keys.into_iter().partition(|k| bound.contains(k))
-    }
 }
 
 #[cfg(test)]
