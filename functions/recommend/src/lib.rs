@@ -120,6 +120,13 @@ async fn recommend<S: RecommendSource, K: PiiKeySource + IdentitySecretSource>(
         return Err(ApiError::method_not_allowed("GET"));
     }
     let limit = parse_limit(http::query_param(req, "limit").as_deref())?;
+    if http::query_param(req, "identity_token").is_some_and(|t| t.len() > identity::MAX_TOKEN_BYTES)
+    {
+        return Err(ApiError::bad_request(
+            "identity_token",
+            format!("is longer than {} bytes", identity::MAX_TOKEN_BYTES),
+        ));
+    }
     if !is_valid_id(site_id) {
         return Err(ApiError::unknown_site());
     }

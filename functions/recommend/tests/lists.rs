@@ -216,4 +216,14 @@ async fn an_unknown_type_or_bad_product_id_names_the_field() {
         (400, Some("product_id")),
         "{b}"
     );
+    // The contract's bound on the token (openapi.yaml: 512): one byte more is refused, not ignored.
+    let long = "v".repeat(affinity::identity::MAX_TOKEN_BYTES + 1);
+    let (s, b) = get(&d, &format!("identity_token={long}")).await;
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("identity_token")),
+        "{b}"
+    );
+    let (s, _) = get(&d, &format!("identity_token={}", &long[1..])).await;
+    assert_eq!(s, 200);
 }
