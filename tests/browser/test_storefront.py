@@ -459,6 +459,18 @@ class StorefrontTest(unittest.TestCase):
 
     def test_the_widget_reports_an_impression_after_a_second_in_view(self):
         s = self.s
+        # Every product any recommendation answer gave this page: the widget may render again when the
+        # stream's lists arrive, and an impression of the first rendering is still a true one.
+        answered = set()
+
+        def keep(resp):
+            if "/recommendations" in resp.url and resp.ok:
+                try:
+                    answered.update(i["product_id"] for i in resp.json().get("items", []))
+                except Exception:  # a body not yet readable: the next answer counts
+                    pass
+
+        s.page.on("response", keep)
         s.goto(f"product.html?id={self._popular_product()}")
         s.page.wait_for_selector("affinity-recommendations li")
         s.page.evaluate("document.querySelector('affinity-recommendations').scrollIntoView()")
@@ -466,7 +478,8 @@ class StorefrontTest(unittest.TestCase):
         impressions = wait_for(lambda: [e for e in s.sent_events() if e["type"] == "impression"], timeout=6)
         self.assertTrue(impressions, "no impression was sent")
         shown = s.page.eval_on_selector_all("affinity-recommendations li", "els => els.map(e => e.dataset.productId)")
-        self.assertLessEqual({e["product"]["id"] for e in impressions}, set(shown))
+        self.assertLessEqual({e["product"]["id"] for e in impressions}, set(shown) | answered)
+        self.assertTrue(set(shown) <= answered, (shown, answered))
         answer = wait_for(lambda: next((a["answer"] for a in s.answers() if a["answer"].get("rejected")), None),
                           timeout=3)
         if answer and any(r["field"] == "type" for r in answer["rejected"]):
