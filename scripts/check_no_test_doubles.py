@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fails when a binary that `sam build` deploys would be compiled with a test double.
 
-The test doubles of the ports (`MemoryStore`, `DerivedPiiKeys`, `ManualClock`, ...) exist only behind
+The test doubles of the ports (`MemoryStore`, `DerivedPeppers`, `ManualClock`, ...) exist only behind
 the Cargo feature `test-doubles` of the `affinity` crate. `sam build` builds every function of
 template.yaml with `BuildMethod: rust-cargolambda` as
 

@@ -3,7 +3,7 @@
 #   1. the local stack and every function (scripts/run_local.sh --no-reload), with the consent
 #      function's Shopify base URL pointed at a fake Shopify on loopback;
 #   2. a merchant installs the app: the real OAuth flow (install, signed callback, token exchange
-#      against the fake Shopify), which creates the tenant, its KMS-sealed token and PII key, and
+#      against the fake Shopify), which creates the tenant, its KMS-sealed token and pepper, and
 #      shows its API key once (tools/demo-install);
 #   3. the merchant grants Personalized Messaging consent (PUT /v1/sites/{site_id}/messaging-consent);
 #   4. the REES46 clickstream sample (data/) replays through the live ingest route, shifted so that

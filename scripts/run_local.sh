@@ -176,7 +176,7 @@ EOF
 fi
 
 if [[ $STORE == 1 ]]; then
-  # A way in: a complete store (PII key sealed by the stack's KMS key, API key), made once per stack.
+  # A way in: a complete store (pepper sealed by the stack's KMS key, API key), made once per stack.
   if grep -q '^export AFFINITY_SITE=' "$ENV_FILE" && grep -q '^export AFFINITY_API_KEY=' "$ENV_FILE"; then
     log "reusing this stack's store (AFFINITY_SITE, AFFINITY_API_KEY in $ENV_FILE)"
   else

@@ -177,7 +177,7 @@ async fn create_tenant(site_id: String) -> Result<Value, Box<dyn std::error::Err
         messaging_consent: false,
         messaging_consent_at: None,
         access_token_ciphertext: None,
-        pii_key_ciphertext: None,
+        pepper_ciphertext: None,
         identity_secret_ciphertext: None,
         api_key_sha256: Some(api_key_sha256),
         default_region: None,

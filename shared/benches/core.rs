@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 
 use affinity::event::{validate, IngestMode};
-use affinity::pii::{identities, PiiKey};
+use affinity::pii::{identities, Pepper};
 use affinity::popularity::Popularity;
 use affinity::profile::{Decay, Profile};
 use affinity::rank::recommend;
@@ -63,7 +63,7 @@ fn rees46_events(n: usize) -> Vec<Value> {
 
 fn ingest_batch(c: &mut Criterion) {
     let body = serde_json::to_vec(&json!({"events": rees46_events(500)})).expect("body");
-    let key = PiiKey::new([7; 32]);
+    let key = Pepper::new([7; 32]);
     let decay = Decay::default();
     let now = BASE_MS + 3 * 3_600_000;
     let mut g = c.benchmark_group("ingest");
@@ -191,7 +191,7 @@ fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
 /// The stages of the `ingest` group one by one, on the same 500 events.
 fn ingest_stages(c: &mut Criterion) {
     let body = serde_json::to_vec(&json!({"events": rees46_events(500)})).expect("body");
-    let key = PiiKey::new([7; 32]);
+    let key = Pepper::new([7; 32]);
     let decay = Decay::default();
     let now = BASE_MS + 3 * 3_600_000;
     let parsed: Value = serde_json::from_slice(&body).expect("json");

@@ -12,7 +12,7 @@ use lambda_http::Request;
 
 use crate::http::{self, ApiError};
 use crate::ids::SiteId;
-use crate::pii::PiiKeySource;
+use crate::pii::PepperSource;
 use crate::store::TenantLookup;
 use crate::tenant::{KeyCheck, Tenant, TenantStatus};
 
@@ -76,7 +76,7 @@ pub fn admit_tenant(tenant: Option<Tenant>, access: Access<'_>) -> Result<Tenant
 ///
 /// # Errors
 /// As [`admit_site`].
-pub async fn admit_site_evicting<S: TenantLookup, K: PiiKeySource>(
+pub async fn admit_site_evicting<S: TenantLookup, K: PepperSource>(
     store: &S,
     site_id: &str,
     access: Access<'_>,
@@ -91,7 +91,7 @@ pub async fn admit_site_evicting<S: TenantLookup, K: PiiKeySource>(
 ///
 /// # Errors
 /// As [`admit_site`].
-pub fn admit_tenant_evicting<K: PiiKeySource>(
+pub fn admit_tenant_evicting<K: PepperSource>(
     tenant: Option<Tenant>,
     access: Access<'_>,
     peppers: &K,
@@ -108,23 +108,23 @@ mod tests {
 
     use super::*;
     use crate::clock::ManualClock;
-    use crate::kms::{KmsError, PepperCache, PII_KEY_TTL};
-    use crate::pii::PiiKey;
+    use crate::kms::{KmsError, PepperCache, PEPPER_TTL};
+    use crate::pii::Pepper;
     use crate::tenant::Platform;
 
     /// A pepper source over the real cache: a miss "decrypts" a fixed key.
     struct Held(PepperCache);
 
-    impl PiiKeySource for Held {
-        async fn pii_key(&self, t: &Tenant) -> Result<Arc<PiiKey>, KmsError> {
+    impl PepperSource for Held {
+        async fn pepper(&self, t: &Tenant) -> Result<Arc<Pepper>, KmsError> {
             let ct = t
-                .pii_key_ciphertext
+                .pepper_ciphertext
                 .as_deref()
                 .ok_or(KmsError::Missing("pepper"))?;
             if let Some(k) = self.0.get(&t.tenant_id, ct) {
                 return Ok(k);
             }
-            let k = Arc::new(PiiKey::new([7; 32]));
+            let k = Arc::new(Pepper::new([7; 32]));
             self.0.put(&t.tenant_id, ct, k.clone());
             Ok(k)
         }
@@ -136,7 +136,7 @@ mod tests {
     #[tokio::test]
     async fn a_tenant_seen_deleting_loses_its_pepper_at_once() {
         let held = Held(PepperCache::new(
-            PII_KEY_TTL,
+            PEPPER_TTL,
             ManualClock::at(1_700_000_000_000).shared(),
         ));
         let mut t = Tenant::new(
@@ -145,11 +145,11 @@ mod tests {
             "site1",
             "2026-12-01T00:00:00Z",
         );
-        t.pii_key_ciphertext = Some(b"ct".to_vec());
-        held.pii_key(&t).await.expect("pepper");
+        t.pepper_ciphertext = Some(b"ct".to_vec());
+        held.pepper(&t).await.expect("pepper");
         let mut other = t.clone();
         other.tenant_id = "other".into();
-        held.pii_key(&other).await.expect("pepper");
+        held.pepper(&other).await.expect("pepper");
 
         let admitted = admit_tenant_evicting(Some(t.clone()), Access::Storefront, &held);
         assert_eq!(

@@ -226,7 +226,7 @@ pub fn verify(
     Ok(claims)
 }
 
-/// Where a function gets a tenant's identity secret: [`crate::kms::PiiKeys`] in Lambda (decrypted with
+/// Where a function gets a tenant's identity secret: [`crate::kms::Peppers`] in Lambda (decrypted with
 /// KMS, cached like the pepper), a fixed secret in tests.
 pub trait IdentitySecretSource: Send + Sync {
     /// The tenant's identity secret.
@@ -243,7 +243,7 @@ pub trait IdentitySecretSource: Send + Sync {
 }
 
 /// Tenants' identity secrets, decrypted with KMS on first use and kept for a bounded time per warm
-/// Lambda, like the pepper ([`crate::kms::PiiKeys`]): an entry is used only for the same ciphertext
+/// Lambda, like the pepper ([`crate::kms::Peppers`]): an entry is used only for the same ciphertext
 /// (a rotated or re-installed secret is read again) and for at most `ttl`.
 pub struct IdentitySecrets {
     kms: crate::kms::Kms,
@@ -266,7 +266,7 @@ impl std::fmt::Debug for IdentitySecrets {
 }
 
 impl IdentitySecrets {
-    /// A cache over `kms` keeping each secret for `ttl` (use [`crate::kms::PII_KEY_TTL`]).
+    /// A cache over `kms` keeping each secret for `ttl` (use [`crate::kms::PEPPER_TTL`]).
     pub fn new(kms: crate::kms::Kms, ttl: std::time::Duration) -> Self {
         Self {
             kms,
@@ -309,7 +309,7 @@ impl IdentitySecretSource for IdentitySecrets {
                 .await?,
         );
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= crate::kms::PII_KEY_CACHE_MAX {
+        if entries.len() >= crate::kms::PEPPER_CACHE_MAX {
             if let Some(oldest) = entries
                 .iter()
                 .min_by_key(|(_, c)| c.at)
@@ -335,16 +335,16 @@ impl IdentitySecretSource for IdentitySecrets {
 #[derive(Debug)]
 pub struct TenantKeys {
     /// Peppers.
-    pub pii: crate::kms::PiiKeys,
+    pub pii: crate::kms::Peppers,
     /// Identity secrets.
     pub identity: IdentitySecrets,
 }
 
 impl TenantKeys {
-    /// Both caches over `kms`, each entry kept for `ttl` (use [`crate::kms::PII_KEY_TTL`]).
+    /// Both caches over `kms`, each entry kept for `ttl` (use [`crate::kms::PEPPER_TTL`]).
     pub fn new(kms: crate::kms::Kms, ttl: std::time::Duration) -> Self {
         Self {
-            pii: crate::kms::PiiKeys::new(kms.clone(), ttl),
+            pii: crate::kms::Peppers::new(kms.clone(), ttl),
             identity: IdentitySecrets::new(kms, ttl),
         }
     }
@@ -356,11 +356,11 @@ impl TenantKeys {
     }
 }
 
-impl crate::pii::PiiKeySource for TenantKeys {
-    async fn pii_key(
+impl crate::pii::PepperSource for TenantKeys {
+    async fn pepper(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<crate::pii::PiiKey>, crate::kms::KmsError> {
+    ) -> Result<std::sync::Arc<crate::pii::Pepper>, crate::kms::KmsError> {
         self.pii.get(tenant).await
     }
 
@@ -380,7 +380,7 @@ impl IdentitySecretSource for TenantKeys {
 }
 
 /// The test double's identity secret of a tenant: SHA-256 of `identity|{tenant id}` (what
-/// [`crate::kms::MemorySealer`] makes and [`crate::pii::DerivedPiiKeys`] reads).
+/// [`crate::kms::MemorySealer`] makes and [`crate::pii::DerivedPeppers`] reads).
 #[cfg(feature = "test-doubles")]
 pub fn derived_identity_secret(tenant_id: &str) -> IdentitySecret {
     let d: [u8; 32] = Sha256::digest(format!("identity|{tenant_id}").as_bytes()).into();
@@ -388,7 +388,7 @@ pub fn derived_identity_secret(tenant_id: &str) -> IdentitySecret {
 }
 
 #[cfg(feature = "test-doubles")]
-impl IdentitySecretSource for crate::pii::DerivedPiiKeys {
+impl IdentitySecretSource for crate::pii::DerivedPeppers {
     async fn identity_secret(
         &self,
         tenant: &crate::tenant::Tenant,

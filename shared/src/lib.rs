@@ -11,7 +11,7 @@
 //! - [`admit`]: the one admission guard (site, tenant state, API key);
 //! - [`ids`]: id newtypes and the profile keys' `g:`/`c:`/`e:`/`p:` prefixes;
 //! - [`oauth`]: the platforms' OAuth and signature rules (Shopify, BigCommerce);
-//! - [`kms`]: the KMS envelope of access tokens and PII keys (peppers), and the pepper cache;
+//! - [`kms`]: the KMS envelope of access tokens and peppers, and the pepper cache;
 //! - [`config`]: configuration from the environment, AWS config and logging;
 //! - [`clock`]: the clock port (epoch ms), with a manual clock for tests.
 

@@ -1,7 +1,7 @@
 //! Personal data in, identity keys out: the only place where an email or a phone number exists in the
 //! clear.
 //!
-//! An identity key is `HMAC-SHA256(tenant PII key, SHA-256(normalized value))`, lowercase hex. A plain
+//! An identity key is `HMAC-SHA256(tenant pepper, SHA-256(normalized value))`, lowercase hex. A plain
 //! SHA-256 of an email can be reversed by hashing a list of known addresses; a keyed hash cannot without
 //! the tenant's key (the pepper), which exists in plaintext only in memory (see the consent issue's KMS
 //! data key). Different tenants have different keys, so one person's keys never match across tenants.
@@ -40,9 +40,9 @@ pub enum PiiError {
 /// A tenant's 256-bit PII hashing key (the pepper), in memory only. Its `Debug` prints nothing of it,
 /// and it is wiped when dropped.
 #[derive(Clone)]
-pub struct PiiKey([u8; 32]);
+pub struct Pepper([u8; 32]);
 
-impl PiiKey {
+impl Pepper {
     /// Wraps the 32 bytes of a decrypted data key.
     pub fn new(bytes: [u8; 32]) -> Self {
         Self(bytes)
@@ -55,20 +55,20 @@ impl PiiKey {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, &'static str> {
         let arr: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| "the PII key must be 32 bytes")?;
+            .map_err(|_| "the pepper must be 32 bytes")?;
         Ok(Self(arr))
     }
 }
 
-impl Drop for PiiKey {
+impl Drop for Pepper {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 
-impl std::fmt::Debug for PiiKey {
+impl std::fmt::Debug for Pepper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PiiKey(<redacted>)")
+        f.write_str("Pepper(<redacted>)")
     }
 }
 
@@ -76,7 +76,7 @@ impl std::fmt::Debug for PiiKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityKey(pub String);
 
-fn keyed(key: &PiiKey, digest: &[u8]) -> IdentityKey {
+fn keyed(key: &Pepper, digest: &[u8]) -> IdentityKey {
     // HMAC takes keys of any length, so this cannot fail; the fallback keeps the type total.
     let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0) else {
         return IdentityKey(String::new());
@@ -182,7 +182,7 @@ fn sha256_hex_to_bytes(raw: &str) -> Result<[u8; 32], PiiError> {
 ///
 /// # Errors
 /// [`PiiError::NotAnEmail`].
-pub fn email_key(key: &PiiKey, raw: &str) -> Result<IdentityKey, PiiError> {
+pub fn email_key(key: &Pepper, raw: &str) -> Result<IdentityKey, PiiError> {
     let normalized = normalize_email(raw)?;
     Ok(keyed(key, &Sha256::digest(normalized.as_bytes())))
 }
@@ -191,7 +191,7 @@ pub fn email_key(key: &PiiKey, raw: &str) -> Result<IdentityKey, PiiError> {
 ///
 /// # Errors
 /// [`PiiError::NotASha256`].
-pub fn email_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, PiiError> {
+pub fn email_sha256_key(key: &Pepper, hex_digest: &str) -> Result<IdentityKey, PiiError> {
     Ok(keyed(key, &sha256_hex_to_bytes(hex_digest)?))
 }
 
@@ -200,7 +200,7 @@ pub fn email_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, P
 /// # Errors
 /// [`PiiError::NotAPhone`].
 pub fn phone_key(
-    key: &PiiKey,
+    key: &Pepper,
     raw: &str,
     default_region: Option<&str>,
 ) -> Result<IdentityKey, PiiError> {
@@ -212,7 +212,7 @@ pub fn phone_key(
 ///
 /// # Errors
 /// [`PiiError::NotASha256`].
-pub fn phone_sha256_key(key: &PiiKey, hex_digest: &str) -> Result<IdentityKey, PiiError> {
+pub fn phone_sha256_key(key: &Pepper, hex_digest: &str) -> Result<IdentityKey, PiiError> {
     Ok(keyed(key, &sha256_hex_to_bytes(hex_digest)?))
 }
 
@@ -231,7 +231,7 @@ pub struct Identities {
 /// hashed on its own, so one unreadable field (a national phone number of an unknown region, a
 /// malformed email) costs only itself.
 pub fn identities(
-    key: &PiiKey,
+    key: &Pepper,
     fields: &crate::event::PiiFields,
     default_region: Option<&str>,
 ) -> Identities {
@@ -263,51 +263,51 @@ pub fn identities(
     out
 }
 
-/// Where a function gets a tenant's PII key: [`crate::kms::PiiKeys`] in Lambda, a fixed key in tests.
-pub trait PiiKeySource: Send + Sync {
+/// Where a function gets a tenant's pepper: [`crate::kms::Peppers`] in Lambda, a fixed key in tests.
+pub trait PepperSource: Send + Sync {
     /// The tenant's pepper.
     ///
     /// # Errors
     /// [`crate::kms::KmsError::Unavailable`] (retry), `Refused` / `Missing` (the tenant's key cannot
     /// be used: permanent), `Malformed`.
-    fn pii_key(
+    fn pepper(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> impl std::future::Future<Output = Result<std::sync::Arc<PiiKey>, crate::kms::KmsError>> + Send;
+    ) -> impl std::future::Future<Output = Result<std::sync::Arc<Pepper>, crate::kms::KmsError>> + Send;
 
     /// Forgets the tenant's pepper if it is held in memory (its deletion started). Called by
     /// [`crate::admit::admit_tenant_evicting`] when it sees the tenant `deleting`.
     fn forget(&self, tenant_id: &str);
 }
 
-impl PiiKeySource for crate::kms::PiiKeys {
-    async fn pii_key(
+impl PepperSource for crate::kms::Peppers {
+    async fn pepper(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
+    ) -> Result<std::sync::Arc<Pepper>, crate::kms::KmsError> {
         self.get(tenant).await
     }
 
     fn forget(&self, tenant_id: &str) {
-        crate::kms::PiiKeys::forget(self, tenant_id);
+        crate::kms::Peppers::forget(self, tenant_id);
     }
 }
 
 /// A test double: every tenant's key is derived from its tenant id (distinct per tenant, fixed).
 #[cfg(feature = "test-doubles")]
 #[derive(Debug, Default, Clone, Copy)]
-pub struct DerivedPiiKeys;
+pub struct DerivedPeppers;
 
 #[cfg(feature = "test-doubles")]
-impl PiiKeySource for DerivedPiiKeys {
-    async fn pii_key(
+impl PepperSource for DerivedPeppers {
+    async fn pepper(
         &self,
         tenant: &crate::tenant::Tenant,
-    ) -> Result<std::sync::Arc<PiiKey>, crate::kms::KmsError> {
+    ) -> Result<std::sync::Arc<Pepper>, crate::kms::KmsError> {
         let d = Sha256::digest(tenant.tenant_id.as_bytes());
         let mut k = [0u8; 32];
         k.copy_from_slice(&d);
-        Ok(std::sync::Arc::new(PiiKey::new(k)))
+        Ok(std::sync::Arc::new(Pepper::new(k)))
     }
 
     /// Holds nothing, so forgets nothing.
@@ -318,8 +318,8 @@ impl PiiKeySource for DerivedPiiKeys {
 mod tests {
     use super::*;
 
-    fn key(b: u8) -> PiiKey {
-        PiiKey::new([b; 32])
+    fn key(b: u8) -> Pepper {
+        Pepper::new([b; 32])
     }
 
     #[test]
@@ -486,7 +486,7 @@ mod meta_vectors {
                 // Differs on purpose: Meta passes a 64-hex `email` through as already hashed; Affinity takes
                 // hashes only in `email_sha256`, so a typo can never turn an address into a "hash".
                 assert_eq!(ours, None, "{input}");
-                assert!(email_sha256_key(&PiiKey::new([0; 32]), input).is_ok());
+                assert!(email_sha256_key(&Pepper::new([0; 32]), input).is_ok());
                 continue;
             }
             assert_eq!(ours.as_deref(), meta, "{input:?}");

@@ -106,7 +106,7 @@ pub struct Tenant {
     pub access_token_ciphertext: Option<Vec<u8>>,
     /// KMS ciphertext of the tenant's 256-bit pepper. (The field keeps its stored name.)
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
-    pub pii_key_ciphertext: Option<Vec<u8>>,
+    pub pepper_ciphertext: Option<Vec<u8>>,
     /// KMS ciphertext of the tenant's 256-bit identity secret, the key of its identity tokens
     /// ([`crate::identity`]); made at install, replaced with every new API key.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes")]
@@ -174,7 +174,7 @@ impl Tenant {
             messaging_consent: false,
             messaging_consent_at: None,
             access_token_ciphertext: None,
-            pii_key_ciphertext: None,
+            pepper_ciphertext: None,
             identity_secret_ciphertext: None,
             api_key_sha256: None,
             default_region: None,

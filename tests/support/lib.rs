@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use affinity::config::Tables;
-use affinity::pii::DerivedPiiKeys;
+use affinity::pii::DerivedPeppers;
 use affinity::profile::Decay;
 use affinity::store::deletion::{DeletionJob, DeletionSettings, RunOutcome};
 use affinity::store::dynamo::DynamoStore;
@@ -111,23 +111,23 @@ pub async fn put_tenant_with_pointer(store: &DynamoStore, tenant: &Tenant) {
         .expect("put pointer");
 }
 
-/// Ingest dependencies over the real store, with per-tenant test PII keys.
-pub async fn ingest_deps() -> ingest::Deps<DynamoStore, DerivedPiiKeys> {
+/// Ingest dependencies over the real store, with per-tenant test peppers.
+pub async fn ingest_deps() -> ingest::Deps<DynamoStore, DerivedPeppers> {
     ingest::Deps {
         store: store().await,
-        pii_keys: DerivedPiiKeys,
+        peppers: DerivedPeppers,
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
         clock: affinity::clock::system(),
     }
 }
 
-/// Recommend dependencies over the real store, with per-tenant test PII keys.
-pub async fn recommend_deps() -> recommend::Deps<DynamoStore, DerivedPiiKeys> {
+/// Recommend dependencies over the real store, with per-tenant test peppers.
+pub async fn recommend_deps() -> recommend::Deps<DynamoStore, DerivedPeppers> {
     recommend::Deps {
         popularity: recommend::cache::PopularityCache::default(),
         store: store().await,
-        pii_keys: DerivedPiiKeys,
+        peppers: DerivedPeppers,
         decay: Decay::default(),
         clock: affinity::clock::system(),
     }

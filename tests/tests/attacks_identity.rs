@@ -421,16 +421,16 @@ async fn a_customer_on_a_second_device_with_a_valid_token_gets_the_whole_history
 #[tokio::test]
 async fn a_token_sent_to_a_store_without_an_identity_secret_proves_nothing_and_loses_nothing() {
     use affinity::identity::TenantKeys;
-    use affinity::kms::{Kms, PII_KEY_TTL};
+    use affinity::kms::{Kms, PEPPER_TTL};
     let (t, key, secret) = shop("atk-nosecret").await;
     assert!(t.identity_secret_ciphertext.is_none());
     let kms_key = std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID: run through `make test`");
     let aws = affinity::config::aws().await;
     let deps = ingest::Deps {
         store: store().await,
-        pii_keys: TenantKeys::new(
+        peppers: TenantKeys::new(
             Kms::new(aws_sdk_kms::Client::new(&aws), kms_key),
-            PII_KEY_TTL,
+            PEPPER_TTL,
         ),
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 90 * 86_400,
@@ -476,12 +476,12 @@ async fn a_token_sent_to_a_store_without_an_identity_secret_proves_nothing_and_l
     ));
     let recommend = recommend::Deps {
         store: store().await,
-        pii_keys: TenantKeys::new(
+        peppers: TenantKeys::new(
             Kms::new(
                 aws_sdk_kms::Client::new(&aws),
                 std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID"),
             ),
-            PII_KEY_TTL,
+            PEPPER_TTL,
         ),
         popularity: recommend::cache::PopularityCache::default(),
         decay: affinity::profile::Decay::default(),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use affinity::clock::{ManualClock, SharedClock};
-use affinity::kms::{Kms, PiiKeys, ACCESS_TOKEN_PURPOSE, PEPPER_PURPOSE};
+use affinity::kms::{Kms, Peppers, ACCESS_TOKEN_PURPOSE, PEPPER_PURPOSE};
 use affinity::oauth::shopify::{self, encode_component, query_hmac};
 use affinity::oauth::{bigcommerce, parse_query, AppCredentials, Secret};
 use affinity::store::dynamo::DynamoStore;
@@ -485,7 +485,7 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
         Some(AttributeValue::B(_))
     ));
     assert!(matches!(
-        record.get("pii_key_ciphertext"),
+        record.get("pepper_ciphertext"),
         Some(AttributeValue::B(_))
     ));
 
@@ -499,7 +499,7 @@ async fn the_full_shopify_install_creates_a_tenant_with_a_sealed_token_a_sealed_
             .expose(),
         token
     );
-    let pepper = t.pii_key_ciphertext.clone().expect("pepper ciphertext");
+    let pepper = t.pepper_ciphertext.clone().expect("pepper ciphertext");
     assert!(
         k.open_pepper(&tenant_id, &pepper).await.is_ok(),
         "a 32-byte pepper"
@@ -566,13 +566,13 @@ async fn the_pepper_cache_decrypts_once_and_serves_the_same_key_from_memory() {
         messaging_consent: true,
         messaging_consent_at: None,
         access_token_ciphertext: None,
-        pii_key_ciphertext: Some(pepper),
+        pepper_ciphertext: Some(pepper),
         identity_secret_ciphertext: None,
         api_key_sha256: None,
         default_region: None,
         created_at: "2026-11-29T00:00:00Z".into(),
     };
-    let cache = PiiKeys::new(k.clone(), Duration::from_secs(300));
+    let cache = Peppers::new(k.clone(), Duration::from_secs(300));
     let first = cache.get(&t).await.expect("pepper");
     let second = cache.get(&t).await.expect("pepper");
     assert!(
@@ -581,11 +581,11 @@ async fn the_pepper_cache_decrypts_once_and_serves_the_same_key_from_memory() {
     );
     assert_eq!(cache.len(), 1);
     // A new pepper (the tenant was deleted and installed again) is never served from the old entry.
-    t.pii_key_ciphertext = Some(k.new_pepper(&tenant_id).await.expect("data key"));
+    t.pepper_ciphertext = Some(k.new_pepper(&tenant_id).await.expect("data key"));
     let third = cache.get(&t).await.expect("pepper");
     assert!(!std::sync::Arc::ptr_eq(&first, &third));
     // Expired entries are decrypted again.
-    let short = PiiKeys::new(k, Duration::from_millis(1));
+    let short = Peppers::new(k, Duration::from_millis(1));
     let a = short.get(&t).await.expect("pepper");
     tokio::time::sleep(Duration::from_millis(5)).await;
     let b = short.get(&t).await.expect("pepper");
@@ -760,7 +760,7 @@ async fn reinstalling_keeps_the_tenant_site_key_and_pepper_and_replaces_the_toke
     assert_eq!(after.tenant_id, before.tenant_id);
     assert_eq!(after.site_id, before.site_id);
     assert_eq!(
-        after.pii_key_ciphertext, before.pii_key_ciphertext,
+        after.pepper_ciphertext, before.pepper_ciphertext,
         "same pepper: stored hashes stay valid"
     );
     assert_eq!(after.api_key_sha256, before.api_key_sha256);
@@ -1231,7 +1231,7 @@ async fn uninstall_withdraws_messaging_consent_at_once_and_drops_the_token() {
     );
     // Uninstalling is discontinuing: the deletion starts at once (keys destroyed, 410 from now on).
     assert_eq!(t.status, affinity::tenant::TenantStatus::Deleting);
-    assert!(t.pii_key_ciphertext.is_none(), "the PII key is shredded");
+    assert!(t.pepper_ciphertext.is_none(), "the pepper is shredded");
     let job = s
         .deletion(&t.tenant_id)
         .await

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use affinity::oauth::shopify::webhook_hmac;
 use affinity::oauth::Secret;
-use affinity::pii::DerivedPiiKeys;
+use affinity::pii::DerivedPeppers;
 use affinity::store::deletion::{
     Begin, DeletionJob, DeletionSettings, DeletionState, RunOutcome, Trigger,
 };
@@ -31,9 +31,9 @@ const SECRET: &str = "test_secret_key";
 const LOCAL_SECRET: &str = "local-shopify-client-secret";
 const REES46_BASE_MS: i64 = 1_569_888_000_000; // 2019-10-01T00:00:00Z
 
-/// The function's dependencies in tests: the PII key of each tenant is derived from its id (as the
+/// The function's dependencies in tests: the pepper of each tenant is derived from its id (as the
 /// ingest tests do), so emails hash as ingest hashed them.
-type Deps = tenant_delete::Deps<DynamoStore, DerivedPiiKeys>;
+type Deps = tenant_delete::Deps<DynamoStore, DerivedPeppers>;
 
 fn settings() -> DeletionSettings {
     DeletionSettings {
@@ -56,7 +56,7 @@ async fn deps_with(secret: &str, settings: DeletionSettings) -> Deps {
         .await;
     tenant_delete::Deps {
         store: store().await,
-        pii_keys: DerivedPiiKeys,
+        peppers: DerivedPeppers,
         settings,
         request_budget_ms: 300,
         shopify_secret: Secret::new(secret),
@@ -87,7 +87,7 @@ async fn make_tenant(store: &DynamoStore, platform: &str, prefix: &str) -> (Tena
     tenant.messaging_consent = true;
     tenant.messaging_consent_at = tenant.consent_granted_at.clone();
     tenant.access_token_ciphertext = Some(b"kms-ciphertext-of-the-access-token".to_vec());
-    tenant.pii_key_ciphertext = Some(b"kms-ciphertext-of-the-pii-key".to_vec());
+    tenant.pepper_ciphertext = Some(b"kms-ciphertext-of-the-pepper".to_vec());
     tenant.default_region = Some("US".into());
     put_tenant_with_pointer(store, &tenant).await;
     (tenant, key)
@@ -328,7 +328,7 @@ fn tenant_record_attrs(t: &Tenant) -> (TenantStatus, bool, bool, bool) {
     (
         t.status,
         t.access_token_ciphertext.is_some(),
-        t.pii_key_ciphertext.is_some(),
+        t.pepper_ciphertext.is_some(),
         t.messaging_consent,
     )
 }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use affinity::identity::TenantKeys;
-use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+use affinity::kms::{Kms, Peppers, PEPPER_TTL};
 use affinity::oauth::shopify::{encode_component, webhook_hmac};
 use affinity::oauth::Secret;
 use affinity::observe::{self, AwsCalls};
@@ -231,7 +231,7 @@ async fn plain_kms() -> Kms {
 /// `tenant#` pointer, as the consent function leaves it. Returns it and its API key.
 async fn tenant_with_pepper(platform: &str, prefix: &str) -> (Tenant, String) {
     let (mut tenant, key) = new_tenant(platform.parse().expect("platform"), &unique_site(prefix));
-    tenant.pii_key_ciphertext = Some(
+    tenant.pepper_ciphertext = Some(
         plain_kms()
             .await
             .new_pepper(&tenant.tenant_id)
@@ -280,7 +280,7 @@ async fn token_for(tenant: &Tenant, customer_id: &str) -> String {
 fn ingest_deps_over(store: DynamoStore, kms: Kms) -> ingest::Deps<DynamoStore, TenantKeys> {
     ingest::Deps {
         store,
-        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
+        peppers: TenantKeys::new(kms, PEPPER_TTL),
         decay: Decay::default(),
         event_ttl_s: 90 * 86_400,
         clock: affinity::clock::system(),
@@ -408,7 +408,7 @@ async fn the_recommend_role_allows_exactly_what_recommend_calls() {
     let (store, kms) = recording(&calls).await;
     let deps = recommend::Deps {
         store,
-        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
+        peppers: TenantKeys::new(kms, PEPPER_TTL),
         popularity: recommend::cache::PopularityCache::default(),
         decay: Decay::default(),
         clock: affinity::clock::system(),
@@ -764,7 +764,7 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
     };
     let deps = tenant_delete::Deps {
         store: store.clone(),
-        pii_keys: PiiKeys::new(kms, PII_KEY_TTL),
+        peppers: Peppers::new(kms, PEPPER_TTL),
         settings,
         request_budget_ms: 200,
         shopify_secret: Secret::new(WEBHOOK_SECRET),
@@ -829,7 +829,7 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
     // so that Shopify's retry is processed.
     let (broken, _) = tenant_with_pepper("shopify", "iam-broken").await;
     let mut damaged = broken.clone();
-    damaged.pii_key_ciphertext = Some(b"not a KMS ciphertext".to_vec());
+    damaged.pepper_ciphertext = Some(b"not a KMS ciphertext".to_vec());
     store.put_tenant(&damaged).await.expect("put");
     let (s, b) = json_of(
         tenant_delete::handle(

@@ -13,7 +13,7 @@ async fn one_storefront_request_costs_one_read_one_event_batch_and_one_profile_w
     let aws = affinity::config::aws().await;
     let deps = ingest::Deps {
         store: DynamoStore::new(dynamodb_client(&aws, &calls), tables()),
-        pii_keys: affinity::pii::DerivedPiiKeys,
+        peppers: affinity::pii::DerivedPeppers,
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
         clock: affinity::clock::system(),
@@ -82,7 +82,7 @@ async fn a_recommendation_is_two_round_trips_at_most_and_a_warm_function_reuses_
     let aws = affinity::config::aws().await;
     let deps = recommend::Deps {
         store: DynamoStore::new(dynamodb_client(&aws, &calls), tables()),
-        pii_keys: affinity::pii::DerivedPiiKeys,
+        peppers: affinity::pii::DerivedPeppers,
         popularity: recommend::cache::PopularityCache::default(),
         decay: affinity::profile::Decay::default(),
         clock: affinity::clock::system(),

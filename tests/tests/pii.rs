@@ -353,7 +353,7 @@ async fn no_plaintext_reaches_any_table_or_log_line() {
 #[tokio::test]
 async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_stored() {
     use affinity::identity::TenantKeys;
-    use affinity::kms::{Kms, PII_KEY_TTL};
+    use affinity::kms::{Kms, PEPPER_TTL};
     let kms_key = std::env::var("KMS_KEY_ID").expect("KMS_KEY_ID: run through `make test`");
     let aws = affinity::config::aws().await;
     let kms = Kms::new(aws_sdk_kms::Client::new(&aws), kms_key);
@@ -362,11 +362,11 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         .await
         .expect("read")
         .expect("tenant");
-    t.pii_key_ciphertext = Some(kms.new_pepper(&t.tenant_id).await.expect("GenerateDataKey"));
+    t.pepper_ciphertext = Some(kms.new_pepper(&t.tenant_id).await.expect("GenerateDataKey"));
     store.put_tenant(&t).await.expect("tenant");
     let ingest = ingest::Deps {
         store: store.clone(),
-        pii_keys: TenantKeys::new(kms.clone(), PII_KEY_TTL),
+        peppers: TenantKeys::new(kms.clone(), PEPPER_TTL),
         decay: affinity::profile::Decay::default(),
         event_ttl_s: 86_400,
         clock: affinity::clock::system(),
@@ -387,7 +387,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
     // The stored key is the HMAC under the decrypted data key, not under the test double's key.
     let pepper = kms
-        .open_pepper(&t.tenant_id, t.pii_key_ciphertext.as_deref().expect("ct"))
+        .open_pepper(&t.tenant_id, t.pepper_ciphertext.as_deref().expect("ct"))
         .await
         .expect("decrypt");
     let want = format!(
@@ -402,7 +402,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     );
     // The tenant item holds only the ciphertext: 32 plaintext bytes never appear in it.
     let item = items_of_site(&tables().tenants, &site).await.remove(0);
-    let Some(AttributeValue::B(ct)) = item.get("pii_key_ciphertext") else {
+    let Some(AttributeValue::B(ct)) = item.get("pepper_ciphertext") else {
         panic!("ciphertext attribute")
     };
     assert!(ct.as_ref().len() > 32);
@@ -410,7 +410,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     let recommend = recommend::Deps {
         popularity: recommend::cache::PopularityCache::default(),
         store,
-        pii_keys: TenantKeys::new(kms, PII_KEY_TTL),
+        peppers: TenantKeys::new(kms, PEPPER_TTL),
         decay: affinity::profile::Decay::default(),
         clock: affinity::clock::system(),
     };

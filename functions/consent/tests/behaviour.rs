@@ -170,7 +170,7 @@ async fn a_first_install_creates_a_tenant_with_a_sealed_token_a_pepper_and_a_has
         t.consent_granted_at.as_deref(),
         Some("2026-12-01T00:00:00Z")
     );
-    assert!(t.pii_key_ciphertext.is_some() && t.access_token_ciphertext.is_some());
+    assert!(t.pepper_ciphertext.is_some() && t.access_token_ciphertext.is_some());
     let sealed = String::from_utf8(t.access_token_ciphertext.clone().expect("ct")).expect("utf8");
     assert!(!sealed.contains("shpat_x"), "only the ciphertext is stored");
     let key = meta(&page, "api-key").expect("key shown once");
@@ -215,7 +215,7 @@ async fn a_reinstall_keeps_site_key_and_pepper_and_refreshes_consent_and_token()
     assert!(second.contains("connected again"));
     assert_eq!(meta(&second, "api-key"), None, "the key is shown once");
     assert_eq!(after.site_id, before.site_id);
-    assert_eq!(after.pii_key_ciphertext, before.pii_key_ciphertext);
+    assert_eq!(after.pepper_ciphertext, before.pepper_ciphertext);
     assert_eq!(after.api_key_sha256, before.api_key_sha256);
     assert_ne!(
         after.access_token_ciphertext,
@@ -283,7 +283,7 @@ async fn a_rotation_grant_of_another_site_is_refused_as_foreign() {
         "s_other",
         "2026-12-01T00:00:00Z",
     );
-    other.pii_key_ciphertext = Some(b"sealed".to_vec());
+    other.pepper_ciphertext = Some(b"sealed".to_vec());
     w.deps
         .store
         .tenants
@@ -365,7 +365,7 @@ async fn a_store_being_deleted_must_wait_and_a_deleted_one_installs_as_a_new_sit
         .expect("read")
         .expect("tenant");
     assert_eq!(now.site_id, site);
-    assert_ne!(now.pii_key_ciphertext, first.pii_key_ciphertext);
+    assert_ne!(now.pepper_ciphertext, first.pepper_ciphertext);
 }
 
 #[tokio::test]
@@ -551,7 +551,7 @@ async fn a_demo_store_is_created_complete_and_a_second_run_issues_a_new_key() {
     let first = install.create_demo("demo").await.expect("created");
     let t = store.tenant("demo").expect("tenant");
     assert_eq!(t.platform, Platform::Demo);
-    assert!(t.pii_key_ciphertext.is_some(), "a pepper, like an install");
+    assert!(t.pepper_ciphertext.is_some(), "a pepper, like an install");
     let key = first.api_key.expect("key");
     assert_eq!(t.check_api_key(Some(&key)), KeyCheck::Valid);
     assert_eq!(
@@ -565,7 +565,7 @@ async fn a_demo_store_is_created_complete_and_a_second_run_issues_a_new_key() {
     );
     let second = install.create_demo("demo").await.expect("again");
     let t2 = store.tenant("demo").expect("tenant");
-    assert_eq!(t2.pii_key_ciphertext, t.pii_key_ciphertext, "same pepper");
+    assert_eq!(t2.pepper_ciphertext, t.pepper_ciphertext, "same pepper");
     assert_eq!(t2.check_api_key(Some(&key)), KeyCheck::Invalid);
     assert_eq!(t2.check_api_key(second.api_key.as_deref()), KeyCheck::Valid);
 }

@@ -192,7 +192,7 @@ impl World {
     fn assert_untouched(&self, site: &str) {
         let t = self.tenant(site);
         assert_eq!(t.status, TenantStatus::Active);
-        assert!(t.access_token_ciphertext.is_some() && t.pii_key_ciphertext.is_some());
+        assert!(t.access_token_ciphertext.is_some() && t.pepper_ciphertext.is_some());
         assert!(t.messaging_consent);
         assert!(self.deps.store.deletions.lock().expect("lock").is_empty());
     }

@@ -17,7 +17,7 @@ use affinity::event::{self, IngestMode, Rejection, MAX_BODY_BYTES, MAX_EVENTS_PE
 use affinity::http::{self, ApiError};
 use affinity::identity::IdentitySecretSource;
 use affinity::ids::SiteId;
-use affinity::pii::{self, PiiKeySource};
+use affinity::pii::{self, PepperSource};
 use affinity::profile::Decay;
 use affinity::store::{EventSink, ProfileStore, TenantLookup};
 use lambda_http::http::{Method, StatusCode};
@@ -39,7 +39,7 @@ pub struct Deps<S, K> {
     pub store: S,
     /// Tenants' keys: KMS-decrypted peppers and identity secrets, cached per warm Lambda
     /// ([`affinity::identity::TenantKeys`]).
-    pub pii_keys: K,
+    pub peppers: K,
     /// Affinity decay and weights.
     pub decay: Decay,
     /// Raw-event retention, in seconds.
@@ -86,7 +86,7 @@ pub struct PartialFailure<'a> {
 pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
 where
     S: TenantLookup + ProfileStore + EventSink,
-    K: PiiKeySource + IdentitySecretSource,
+    K: PepperSource + IdentitySecretSource,
 {
     let resp = match ingest(deps, &req).await {
         Ok(resp) => resp,
@@ -151,7 +151,7 @@ fn access(mode: IngestMode, req: &Request) -> Access<'_> {
 async fn ingest<S, K>(deps: &Deps<S, K>, req: &Request) -> Result<Response<Body>, ApiError>
 where
     S: TenantLookup + ProfileStore + EventSink,
-    K: PiiKeySource + IdentitySecretSource,
+    K: PepperSource + IdentitySecretSource,
 {
     let (site_id, mode) = route(req)?;
     let raw = parse_body(req)?;
@@ -173,12 +173,12 @@ where
             let asked: Vec<String> = keys.iter().cloned().collect();
             let (tenant, found) = deps.store.tenant_and_profiles(&site_id, &asked).await?;
             (
-                admit_tenant_evicting(tenant, access(mode, req), &deps.pii_keys)?,
+                admit_tenant_evicting(tenant, access(mode, req), &deps.peppers)?,
                 Some((keys, found)),
             )
         }
         _ => (
-            admit_site_evicting(&deps.store, &site_id, access(mode, req), &deps.pii_keys).await?,
+            admit_site_evicting(&deps.store, &site_id, access(mode, req), &deps.peppers).await?,
             None,
         ),
     };
@@ -215,7 +215,7 @@ where
         if !e.pii.is_empty() {
             if consent {
                 if pepper.is_none() {
-                    pepper = Some(deps.pii_keys.pii_key(&tenant).await?);
+                    pepper = Some(deps.peppers.pepper(&tenant).await?);
                 }
                 let Some(key) = pepper.as_deref() else {
                     continue;

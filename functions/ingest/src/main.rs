@@ -2,7 +2,7 @@
 
 use affinity::config::{self, Needs, Tables};
 use affinity::identity::TenantKeys;
-use affinity::kms::{Kms, PII_KEY_TTL};
+use affinity::kms::{Kms, PEPPER_TTL};
 use affinity::observe::{self, AwsCalls};
 use affinity::store::dynamo::DynamoStore;
 use lambda_http::{run, service_fn, Error};
@@ -21,9 +21,9 @@ async fn main() -> Result<(), Error> {
     let calls = AwsCalls::default();
     let deps = ingest::Deps {
         store: DynamoStore::new(observe::dynamodb_client(&aws, &calls), tables),
-        pii_keys: TenantKeys::new(
+        peppers: TenantKeys::new(
             Kms::new(observe::kms_client(&aws, &calls), kms_key_id),
-            PII_KEY_TTL,
+            PEPPER_TTL,
         ),
         decay: config::decay_from_env()?,
         event_ttl_s: config::event_ttl_s_from_env()?,

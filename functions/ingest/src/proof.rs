@@ -47,7 +47,7 @@ impl Proof {
             (IngestMode::Live, Some(token)) => token,
         };
         if secret.is_none() {
-            *secret = Some(match deps.pii_keys.identity_secret(tenant).await {
+            *secret = Some(match deps.peppers.identity_secret(tenant).await {
                 Ok(s) => Some(s),
                 Err(KmsError::Missing(_)) => {
                     tracing::warn!(site_id = %site_id, "identity token sent to a store without an identity secret");
@@ -75,7 +75,7 @@ impl Proof {
     /// binds, and only when the token's customer is the event's.
     pub(crate) fn split(
         &self,
-        pepper: &pii::PiiKey,
+        pepper: &pii::Pepper,
         keys: Vec<String>,
         has_customer: bool,
     ) -> (Vec<String>, Vec<String>) {

@@ -17,10 +17,10 @@ fn tenant(site: &str) -> Tenant {
     )
 }
 
-fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
+fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPeppers> {
     Deps {
         store: MemoryStore::with_tenants([tenant("s1")]),
-        pii_keys: affinity::pii::DerivedPiiKeys,
+        peppers: affinity::pii::DerivedPeppers,
         decay: Decay::default(),
         event_ttl_s: 86_400,
         clock: affinity::clock::ManualClock::at(NOW).shared(),
@@ -28,7 +28,7 @@ fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
 }
 
 /// [`deps`] for a store that granted Personalized Messaging consent.
-fn deps_with_messaging_consent() -> Deps<MemoryStore, affinity::pii::DerivedPiiKeys> {
+fn deps_with_messaging_consent() -> Deps<MemoryStore, affinity::pii::DerivedPeppers> {
     let d = deps();
     d.store
         .tenants

@@ -11,7 +11,7 @@ use affinity::admit::{admit_tenant_evicting, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::identity::{self, IdentitySecretSource};
-use affinity::pii::PiiKeySource;
+use affinity::pii::PepperSource;
 use affinity::profile::{Decay, Profile};
 use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
 use lambda_http::http::{Method, StatusCode};
@@ -32,7 +32,7 @@ pub struct Deps<S, K> {
     pub store: S,
     /// Tenants' keys: peppers (messaging lookups by email or phone) and identity secrets (identity
     /// tokens), KMS-decrypted and cached ([`affinity::identity::TenantKeys`]).
-    pub pii_keys: K,
+    pub peppers: K,
     /// Tenants' popularity, reused for a minute.
     pub popularity: cache::PopularityCache,
     /// Affinity decay.
@@ -62,7 +62,7 @@ pub struct Answer {
 pub async fn handle<S, K>(deps: &Deps<S, K>, req: Request) -> Response<Body>
 where
     S: RecommendSource + TenantLookup,
-    K: PiiKeySource + IdentitySecretSource,
+    K: PepperSource + IdentitySecretSource,
 {
     let segs = http::v1_segments(req.uri().path()).unwrap_or_default();
     let answer = match segs.as_slice() {
@@ -105,7 +105,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     }
 }
 
-async fn recommend<S: RecommendSource, K: PiiKeySource + IdentitySecretSource>(
+async fn recommend<S: RecommendSource, K: PepperSource + IdentitySecretSource>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -153,7 +153,7 @@ async fn recommend<S: RecommendSource, K: PiiKeySource + IdentitySecretSource>(
             &list.first_lists(),
         )
         .await?;
-    let tenant = admit_tenant_evicting(read.tenant, Access::Storefront, &deps.pii_keys)?;
+    let tenant = admit_tenant_evicting(read.tenant, Access::Storefront, &deps.peppers)?;
     let popularity = cached.or_else(|| {
         let fresh = std::sync::Arc::new(read.popularity?);
         deps.popularity.put(site_id, fresh.clone());
@@ -221,7 +221,7 @@ async fn read_profile<S: RecommendSource, K: IdentitySecretSource>(
             let Some(token) = token else {
                 return Ok(Read::Own(None));
             };
-            let secret = match deps.pii_keys.identity_secret(tenant).await {
+            let secret = match deps.peppers.identity_secret(tenant).await {
                 Ok(secret) => secret,
                 // A store installed before identity tokens: no token proves anything there.
                 Err(affinity::kms::KmsError::Missing(_)) => return Ok(Read::Own(None)),

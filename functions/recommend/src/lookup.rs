@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use affinity::admit::{admit_site_evicting, Access};
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
-use affinity::pii::{self, PiiKeySource};
+use affinity::pii::{self, PepperSource};
 use affinity::profile::Profile;
 use affinity::rank;
 use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
@@ -38,7 +38,7 @@ enum Wanted {
     Error(&'static str, String),
 }
 
-fn identity(v: &Value, key: Option<&pii::PiiKey>, region: Option<&str>) -> Wanted {
+fn identity(v: &Value, key: Option<&pii::Pepper>, region: Option<&str>) -> Wanted {
     let Value::Object(o) = v else {
         return Wanted::Error("shopper", "must be an object with one of email, email_sha256, phone, phone_sha256, customer_id, shopper_id".into());
     };
@@ -124,7 +124,7 @@ pub async fn lookup<S, K>(
 ) -> Result<Response<Body>, ApiError>
 where
     S: RecommendSource + TenantLookup,
-    K: PiiKeySource,
+    K: PepperSource,
 {
     let parsed: Value = http::read_json(req, MAX_BODY_BYTES)?;
     let Some(shoppers) = parsed.get("shoppers").and_then(Value::as_array) else {
@@ -156,7 +156,7 @@ where
         &deps.store,
         site_id,
         Access::from_bearer(req),
-        &deps.pii_keys,
+        &deps.peppers,
     )
     .await?;
     let pii_asked = shoppers.iter().any(asks_for_pii);
@@ -166,7 +166,7 @@ where
         ));
     }
     let pepper = if pii_asked {
-        Some(deps.pii_keys.pii_key(&tenant).await?)
+        Some(deps.peppers.pepper(&tenant).await?)
     } else {
         None
     };

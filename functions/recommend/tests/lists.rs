@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use affinity::clock::ManualClock;
 use affinity::event::{Line, Product};
-use affinity::pii::DerivedPiiKeys;
+use affinity::pii::DerivedPeppers;
 use affinity::popularity::{Popularity, ProductScore};
 use affinity::profile::{Affinity, Decay, Profile, Seen};
 use affinity::recommender::neighbours::{Builder, CoVisitWeights, ListKey, SessionEvent};
@@ -106,17 +106,17 @@ fn store() -> MemoryStore {
     s
 }
 
-fn deps() -> Deps<MemoryStore, DerivedPiiKeys> {
+fn deps() -> Deps<MemoryStore, DerivedPeppers> {
     Deps {
         store: store(),
-        pii_keys: DerivedPiiKeys,
+        peppers: DerivedPeppers,
         popularity: PopularityCache::default(),
         decay: Decay::default(),
         clock: Arc::new(ManualClock::at(NOW)),
     }
 }
 
-async fn get(d: &Deps<MemoryStore, DerivedPiiKeys>, query: &str) -> (u16, Value) {
+async fn get(d: &Deps<MemoryStore, DerivedPeppers>, query: &str) -> (u16, Value) {
     let path = format!("/v1/sites/s1/shoppers/guest-0123456789abcdef/recommendations?{query}");
     let req = lambda_http::http::Request::builder()
         .method("GET")

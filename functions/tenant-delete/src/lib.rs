@@ -28,7 +28,7 @@ use affinity::config::{self, ConfigError};
 use affinity::http::{self, ApiError};
 use affinity::oauth::client::PlatformClient;
 use affinity::oauth::{AccessTokenOpener, Secret};
-use affinity::pii::PiiKeySource;
+use affinity::pii::PepperSource;
 use affinity::store::deletion::{
     DeletionJobs, DeletionSettings, RunOutcome, ShopperRecords, TenantItems,
 };
@@ -55,9 +55,9 @@ impl<S: DeletionJobs + TenantItems + ShopperRecords + WebhookReceipts> Store for
 pub struct Deps<S, K> {
     /// Storage.
     pub store: S,
-    /// Tenants' PII keys: Shopify's `customers/redact` and `customers/data_request` name the customer's
+    /// Tenants' peppers: Shopify's `customers/redact` and `customers/data_request` name the customer's
     /// email and phone, whose keyed hashes find profiles that no customer id reaches.
-    pub pii_keys: K,
+    pub peppers: K,
     /// Timing of deletion runs.
     pub settings: DeletionSettings,
     /// How long an HTTP `DELETE` works on the deletion before answering 202, in ms (the schedule
@@ -169,7 +169,7 @@ pub fn classify(payload: &Value) -> EventKind {
 /// # Errors
 /// An unrecognised event, an HTTP event that does not parse, or storage failing on the schedule (the
 /// next tick retries).
-pub async fn invoke<S: Store, K: PiiKeySource + AccessTokenOpener>(
+pub async fn invoke<S: Store, K: PepperSource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     event: LambdaEvent<Value>,
 ) -> Result<Value, lambda_runtime::Error> {
@@ -203,7 +203,7 @@ pub async fn invoke<S: Store, K: PiiKeySource + AccessTokenOpener>(
 
 /// Handles one HTTP request; every outcome is a response. `deadline_ms` is the invocation's deadline
 /// (epoch ms).
-pub async fn handle<S: Store, K: PiiKeySource + AccessTokenOpener>(
+pub async fn handle<S: Store, K: PepperSource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: Request,
     deadline_ms: i64,
@@ -214,7 +214,7 @@ pub async fn handle<S: Store, K: PiiKeySource + AccessTokenOpener>(
     }
 }
 
-async fn route<S: Store, K: PiiKeySource + AccessTokenOpener>(
+async fn route<S: Store, K: PepperSource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: &Request,
     deadline_ms: i64,

@@ -2,7 +2,7 @@
 //! EventBridge schedule that continues unfinished deletions; see the library for both.
 
 use affinity::config::{self, Needs, Tables};
-use affinity::kms::{Kms, PiiKeys, PII_KEY_TTL};
+use affinity::kms::{Kms, Peppers, PEPPER_TTL};
 use affinity::oauth::Secret;
 use affinity::store::dynamo::DynamoStore;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
@@ -22,9 +22,9 @@ async fn main() -> Result<(), Error> {
     let calls = affinity::observe::AwsCalls::default();
     let deps = tenant_delete::Deps {
         store: DynamoStore::new(affinity::observe::dynamodb_client(&aws, &calls), tables),
-        pii_keys: PiiKeys::new(
+        peppers: Peppers::new(
             Kms::new(affinity::observe::kms_client(&aws, &calls), kms_key_id),
-            PII_KEY_TTL,
+            PEPPER_TTL,
         ),
         settings,
         request_budget_ms,

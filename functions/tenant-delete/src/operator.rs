@@ -5,7 +5,7 @@ use affinity::deletion::{
 };
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
-use affinity::pii::PiiKeySource;
+use affinity::pii::PepperSource;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, RequestExt, Response};
 
@@ -53,7 +53,7 @@ fn progress_response(job: &DeletionJob) -> Response<Body> {
 }
 
 /// Starts (or finds) the deletion of `tenant_id`, then works on it for the request budget.
-async fn start_and_work<S: Store, K: PiiKeySource>(
+async fn start_and_work<S: Store, K: PepperSource>(
     deps: &Deps<S, K>,
     tenant_id: &str,
     deadline_ms: i64,
@@ -88,7 +88,7 @@ async fn start_and_work<S: Store, K: PiiKeySource>(
 }
 
 /// `DELETE /v1/tenants/{tenant_id}`.
-pub(crate) async fn delete_tenant<S: Store, K: PiiKeySource>(
+pub(crate) async fn delete_tenant<S: Store, K: PepperSource>(
     deps: &Deps<S, K>,
     tenant_id: &str,
     deadline_ms: i64,
@@ -99,7 +99,7 @@ pub(crate) async fn delete_tenant<S: Store, K: PiiKeySource>(
 }
 
 /// `GET /v1/tenants/{tenant_id}/deletion`.
-pub(crate) async fn deletion_status<S: Store, K: PiiKeySource>(
+pub(crate) async fn deletion_status<S: Store, K: PepperSource>(
     deps: &Deps<S, K>,
     tenant_id: &str,
 ) -> Result<Response<Body>, ApiError> {

@@ -1,7 +1,7 @@
 //! The EventBridge schedule: continues every unfinished deletion, and the invocation's time budget.
 
 use affinity::deletion::{DeletionJob, RunOutcome};
-use affinity::pii::PiiKeySource;
+use affinity::pii::PepperSource;
 use affinity::store::StoreError;
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -49,7 +49,7 @@ pub struct TickReport {
 ///
 /// # Errors
 /// [`StoreError`] when the queue cannot be read.
-pub async fn tick<S: Store, K: PiiKeySource>(
+pub async fn tick<S: Store, K: PepperSource>(
     deps: &Deps<S, K>,
     deadline_ms: i64,
 ) -> Result<TickReport, StoreError> {

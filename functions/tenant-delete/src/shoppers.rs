@@ -7,7 +7,7 @@ use affinity::deletion::ErasureError;
 use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError};
 use affinity::ids::ShopperKey;
-use affinity::pii::PiiKeySource;
+use affinity::pii::PepperSource;
 use affinity::store::deletion::ErasureReport;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -44,7 +44,7 @@ pub(crate) enum ShopperRight {
 
 /// A shopper's route: the shopper key from the route, the site admitted with the tenant API key, then
 /// the erasure or the export, logged without the shopper's ids.
-pub(crate) async fn answer<S: Store, K: PiiKeySource>(
+pub(crate) async fn answer<S: Store, K: PepperSource>(
     deps: &Deps<S, K>,
     req: &Request,
     (site_id, shopper_id): (&str, &str),

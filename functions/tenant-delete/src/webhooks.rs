@@ -15,7 +15,7 @@ use affinity::event::is_valid_id;
 use affinity::http::{self, ApiError, ErrorCode};
 use affinity::oauth::shopify::{self, normalize_shop, verify_shopify_webhook};
 use affinity::oauth::AccessTokenOpener;
-use affinity::pii::PiiKeySource;
+use affinity::pii::PepperSource;
 use affinity::tenant::{tenant_id_for, Platform, TenantStatus};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -164,7 +164,7 @@ fn customer_field<'a>(payload: &'a Value, name: &str) -> Option<&'a str> {
 /// - Other topics are acknowledged (200) and ignored.
 /// - The body must have its topic's shape ([`check_shape`]); an `app/uninstalled` of an active store
 ///   must be confirmed by Shopify (the module's text).
-pub(crate) async fn shopify_webhook<S: Store, K: PiiKeySource + AccessTokenOpener>(
+pub(crate) async fn shopify_webhook<S: Store, K: PepperSource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
@@ -271,7 +271,7 @@ struct Delivery<'a> {
 }
 
 /// `app/uninstalled` of an active store: Shopify must refuse the store's token now.
-async fn confirm_uninstalled<S: Store, K: PiiKeySource + AccessTokenOpener>(
+async fn confirm_uninstalled<S: Store, K: PepperSource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     d: &Delivery<'_>,
 ) -> Result<(), ApiError> {
@@ -285,7 +285,7 @@ async fn confirm_uninstalled<S: Store, K: PiiKeySource + AccessTokenOpener>(
     let base = shopify::shop_base(&deps.shopify_base_url, d.shop);
     deps.platform
         .confirm_revoked(
-            &deps.pii_keys,
+            &deps.peppers,
             &tenant,
             &shopify::shop_json_url(&base),
             shopify::ACCESS_TOKEN_HEADER,
@@ -294,7 +294,7 @@ async fn confirm_uninstalled<S: Store, K: PiiKeySource + AccessTokenOpener>(
         .map_err(ApiError::from)
 }
 
-async fn process_webhook<S: Store, K: PiiKeySource + AccessTokenOpener>(
+async fn process_webhook<S: Store, K: PepperSource + AccessTokenOpener>(
     deps: &Deps<S, K>,
     d: &Delivery<'_>,
 ) -> Result<Response<Body>, ApiError> {
@@ -326,7 +326,7 @@ struct DataRequestAnswer {
 }
 
 /// `customers/redact` (erase) and `customers/data_request` (export) of one customer.
-async fn privacy_request<S: Store, K: PiiKeySource>(
+async fn privacy_request<S: Store, K: PepperSource>(
     deps: &Deps<S, K>,
     d: &Delivery<'_>,
 ) -> Result<Response<Body>, ApiError> {
@@ -348,7 +348,7 @@ async fn privacy_request<S: Store, K: PiiKeySource>(
         email: customer_field(payload, "email"),
         phone: customer_field(payload, "phone"),
     };
-    let subjects = shopper::subjects(&deps.store, &deps.pii_keys, &tenant, named).await?;
+    let subjects = shopper::subjects(&deps.store, &deps.peppers, &tenant, named).await?;
     let site = &tenant.site_id;
     if topic == ShopifyTopic::CustomersRedact {
         let mut report = ErasureReport::default();

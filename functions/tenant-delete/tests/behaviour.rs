@@ -6,7 +6,7 @@ use affinity::clock::ManualClock;
 use affinity::deletion::shopper;
 use affinity::deletion::{self, Begin, DeletionSettings, DeletionState, RunOutcome, Trigger};
 use affinity::oauth::Secret;
-use affinity::pii::DerivedPiiKeys;
+use affinity::pii::DerivedPeppers;
 use affinity::store::memory::MemoryStore;
 use affinity::store::{ProfileRecord, StoredEvent};
 use affinity::tenant::{Tenant, TenantStatus};
@@ -30,7 +30,7 @@ fn tenant(site_id: &str, tenant_id: &str) -> Tenant {
         messaging_consent: true,
         messaging_consent_at: Some("2026-12-01T00:00:00Z".into()),
         access_token_ciphertext: Some(b"sealed token".to_vec()),
-        pii_key_ciphertext: Some(b"sealed pepper".to_vec()),
+        pepper_ciphertext: Some(b"sealed pepper".to_vec()),
         identity_secret_ciphertext: None,
         api_key_sha256: None,
         default_region: None,
@@ -139,7 +139,7 @@ async fn when_a_deletion_begins_the_secrets_are_destroyed_at_once_and_the_job_is
     assert_eq!(
         (
             record.access_token_ciphertext,
-            record.pii_key_ciphertext,
+            record.pepper_ciphertext,
             record.messaging_consent
         ),
         (None, None, false)
@@ -255,7 +255,7 @@ async fn the_schedule_with_cargo_lambdas_600000_deadline_works_instead_of_pausin
     clock.advance(60_000); // past the grace period
     let deps = tenant_delete::Deps {
         store,
-        pii_keys: DerivedPiiKeys,
+        peppers: DerivedPeppers,
         settings: DeletionSettings {
             recheck_ms: 0,
             ..settings()

@@ -9,7 +9,7 @@ use affinity::clock::ManualClock;
 use affinity::oauth::client::PlatformClient;
 use affinity::oauth::shopify::{webhook_hmac, ACCESS_TOKEN_HEADER, ADMIN_API_VERSION};
 use affinity::oauth::Secret;
-use affinity::pii::DerivedPiiKeys;
+use affinity::pii::DerivedPeppers;
 use affinity::store::memory::MemoryStore;
 use affinity::store::StoredEvent;
 use affinity::tenant::{Platform, Tenant, TenantStatus};
@@ -25,12 +25,12 @@ const SITE: &str = "s_proofs";
 /// The tenant's access token (the opener double reads the stored "ciphertext" as the token).
 const TOKEN: &str = "shpat_proofs_token";
 
-type Deps = tenant_delete::Deps<MemoryStore, DerivedPiiKeys>;
+type Deps = tenant_delete::Deps<MemoryStore, DerivedPeppers>;
 
 fn tenant() -> Tenant {
     let mut t = Tenant::new(Platform::Shopify, SHOP, SITE, "2026-12-01T00:00:00Z");
     t.access_token_ciphertext = Some(TOKEN.as_bytes().to_vec());
-    t.pii_key_ciphertext = Some(b"sealed pepper".to_vec());
+    t.pepper_ciphertext = Some(b"sealed pepper".to_vec());
     t.messaging_consent = true;
     t
 }
@@ -60,7 +60,7 @@ async fn world() -> World {
         .extend([event("e1"), event("e2")]);
     let deps = tenant_delete::Deps {
         store,
-        pii_keys: DerivedPiiKeys,
+        peppers: DerivedPeppers,
         settings: Default::default(),
         request_budget_ms: 0,
         shopify_secret: Secret::new(SECRET),
@@ -129,7 +129,7 @@ async fn send(w: &World, topic: &str, id: &str, body: &str) -> (u16, Value) {
 fn assert_untouched(w: &World, id: &str) {
     let t = w.deps.store.tenants.lock().expect("lock")[SITE].clone();
     assert_eq!(t.status, TenantStatus::Active);
-    assert!(t.access_token_ciphertext.is_some() && t.pii_key_ciphertext.is_some());
+    assert!(t.access_token_ciphertext.is_some() && t.pepper_ciphertext.is_some());
     assert!(t.messaging_consent);
     assert_eq!(w.deps.store.events.lock().expect("lock").len(), 2);
     assert!(w.deps.store.deletions.lock().expect("lock").is_empty());
@@ -216,7 +216,7 @@ async fn an_app_uninstalled_whose_token_shopify_refuses_starts_the_deletion() {
     assert_eq!(b["state"], "running");
     let t = w.deps.store.tenants.lock().expect("lock")[SITE].clone();
     assert_eq!(t.status, TenantStatus::Deleting);
-    assert!(t.access_token_ciphertext.is_none() && t.pii_key_ciphertext.is_none());
+    assert!(t.access_token_ciphertext.is_none() && t.pepper_ciphertext.is_none());
     assert!(w
         .deps
         .store

@@ -21,10 +21,10 @@ pub enum DeletionError {
 /// Why a shopper erasure or export (or a privacy webhook's search for the shopper) did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
-    /// The tenant's PII key could not be decrypted, so the shopper's email and phone cannot be looked up
+    /// The tenant's pepper could not be decrypted, so the shopper's email and phone cannot be looked up
     /// (503 whatever the reason: the platform retries the privacy request, and must).
-    #[error("the store's PII key is unavailable: {0}")]
-    PiiKeyUnavailable(KmsError),
+    #[error("the store's pepper is unavailable: {0}")]
+    PepperUnavailable(KmsError),
     /// Storage failed; the request is idempotent.
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -44,12 +44,12 @@ impl From<DeletionError> for ApiError {
 impl From<ErasureError> for ApiError {
     fn from(e: ErasureError) -> Self {
         match e {
-            ErasureError::PiiKeyUnavailable(detail) => {
-                tracing::error!(error = %detail, "PII key unavailable");
+            ErasureError::PepperUnavailable(detail) => {
+                tracing::error!(error = %detail, "pepper unavailable");
                 ApiError::new(
                     ErrorCode::Unavailable,
                     None,
-                    "the store's PII key is unavailable; retry later",
+                    "the store's pepper is unavailable; retry later",
                 )
             }
             ErasureError::Storage(e) => ApiError::from(e),
@@ -74,7 +74,7 @@ mod tests {
         let e = ApiError::from(DeletionError::Storage(StoreError::Unavailable("x".into())));
         assert_eq!(e.status.as_u16(), 503);
         assert!(!e.message.contains('x'), "no detail reaches the client");
-        let e = ApiError::from(ErasureError::PiiKeyUnavailable(KmsError::Refused(
+        let e = ApiError::from(ErasureError::PepperUnavailable(KmsError::Refused(
             "kms says no".into(),
         )));
         assert_eq!(e.status.as_u16(), 503);

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::errors::ErasureError;
-use crate::pii::{self, PiiKeySource};
+use crate::pii::{self, PepperSource};
 use crate::store::deletion::ShopperRecords;
 use crate::store::{customer_key, guest_key, ProfileRecord, StoreError, StoredEvent};
 use crate::tenant::Tenant;
@@ -331,25 +331,25 @@ pub struct Named<'a> {
 }
 
 /// The shopper keys a privacy request is about: the customer id's, then the profiles that the
-/// customer's email and phone (as keyed hashes under the tenant's PII key) point at. A tenant without a
-/// PII key never linked an email or phone.
+/// customer's email and phone (as keyed hashes under the tenant's pepper) point at. A tenant without a
+/// pepper never linked an email or phone.
 ///
 /// # Errors
-/// [`ErasureError::PiiKeyUnavailable`]; [`ErasureError::Storage`].
-pub async fn subjects<S: ShopperRecords, K: PiiKeySource>(
+/// [`ErasureError::PepperUnavailable`]; [`ErasureError::Storage`].
+pub async fn subjects<S: ShopperRecords, K: PepperSource>(
     store: &S,
-    pii_keys: &K,
+    peppers: &K,
     tenant: &Tenant,
     named: Named<'_>,
 ) -> Result<Vec<String>, ErasureError> {
     let mut out = vec![customer_key(named.customer_id)];
-    if tenant.pii_key_ciphertext.is_none() {
+    if tenant.pepper_ciphertext.is_none() {
         return Ok(out);
     }
-    let key = pii_keys
-        .pii_key(tenant)
+    let key = peppers
+        .pepper(tenant)
         .await
-        .map_err(ErasureError::PiiKeyUnavailable)?;
+        .map_err(ErasureError::PepperUnavailable)?;
     let mut identities = Vec::new();
     if let Some(Ok(k)) = named.email.map(|v| pii::email_key(&key, v)) {
         identities.push(format!("e:{}", k.0));

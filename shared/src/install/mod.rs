@@ -251,7 +251,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         grant: &Grant<'_>,
         sealed: &[u8],
     ) -> Result<Connection, InstallError> {
-        let pepper = match t.pii_key_ciphertext {
+        let pepper = match t.pepper_ciphertext {
             Some(_) => None,
             None => Some(self.sealer.new_pepper(&t.tenant_id).await?),
         };
@@ -307,7 +307,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         let mut t = Tenant::new(platform, shop, &site_id, &now);
         let (api_key, hash) = new_api_key(&t.site_id)?;
         t.consent_granted_at = Some(now);
-        t.pii_key_ciphertext = Some(self.sealer.new_pepper(&t.tenant_id).await?);
+        t.pepper_ciphertext = Some(self.sealer.new_pepper(&t.tenant_id).await?);
         let (sealed, identity_secret) = self.sealer.new_identity_secret(&t.tenant_id).await?;
         t.identity_secret_ciphertext = Some(sealed);
         t.api_key_sha256 = Some(hash);
@@ -334,7 +334,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
             if t.status != TenantStatus::Active {
                 return Err(InstallError::SiteDeleted);
             }
-            if t.platform != Platform::Demo || t.pii_key_ciphertext.is_none() {
+            if t.platform != Platform::Demo || t.pepper_ciphertext.is_none() {
                 return Err(InstallError::Misconfigured(
                     "this site id belongs to a store that is not a complete demo store; choose another site id",
                 ));
@@ -395,7 +395,7 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         t: &Tenant,
         granted: bool,
     ) -> Result<String, InstallError> {
-        if granted && t.pii_key_ciphertext.is_none() {
+        if granted && t.pepper_ciphertext.is_none() {
             return Err(InstallError::Misconfigured(
                 "this store has no pepper, so email and phone cannot be hashed; install the app again to make one",
             ));

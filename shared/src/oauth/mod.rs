@@ -72,7 +72,7 @@ impl AccessTokenOpener for Kms {
 
 /// The tenant-delete function's opener: the KMS envelope under its pepper cache (access tokens are
 /// never cached).
-impl AccessTokenOpener for crate::kms::PiiKeys {
+impl AccessTokenOpener for crate::kms::Peppers {
     async fn open_access_token(
         &self,
         tenant_id: &str,
@@ -82,10 +82,10 @@ impl AccessTokenOpener for crate::kms::PiiKeys {
     }
 }
 
-/// A test double beside [`crate::pii::DerivedPiiKeys`]: a tenant's stored "ciphertext" is its token's
+/// A test double beside [`crate::pii::DerivedPeppers`]: a tenant's stored "ciphertext" is its token's
 /// text (tests write tenants by hand), so a test's fake platform recognises it.
 #[cfg(feature = "test-doubles")]
-impl AccessTokenOpener for crate::pii::DerivedPiiKeys {
+impl AccessTokenOpener for crate::pii::DerivedPeppers {
     async fn open_access_token(
         &self,
         _tenant_id: &str,

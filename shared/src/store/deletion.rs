@@ -50,7 +50,7 @@ pub trait DeletionJobs: TenantDirectory {
 
     /// In one atomic write: marks the tenant record at `job.site_id` `deleting` (it must be `active` or
     /// `deleting` and belong to `job.tenant_id`), withdraws its messaging consent and removes its access
-    /// token and PII key ciphertexts; stores `job`, which must be the first job of the tenant id
+    /// token and pepper ciphertexts; stores `job`, which must be the first job of the tenant id
     /// (`replaces: None`) or replace the completed one requested at `replaces` (epoch ms); queues it.
     ///
     /// # Errors

@@ -124,7 +124,7 @@ impl DeletionJobs for MemoryStore {
         tenant.status = TenantStatus::Deleting;
         tenant.messaging_consent = false;
         tenant.access_token_ciphertext = None;
-        tenant.pii_key_ciphertext = None;
+        tenant.pepper_ciphertext = None;
         tenant.identity_secret_ciphertext = None;
         jobs.insert(job.tenant_id.clone(), job.clone());
         lock(&self.deletion_queue).insert(job.tenant_id.clone());

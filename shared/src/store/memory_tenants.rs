@@ -157,8 +157,8 @@ impl TenantWriter for MemoryTenants {
                 t.scopes.clone_from(&r.scopes);
                 t.consent_granted_at = Some(r.consent_granted_at.clone());
                 t.access_token_ciphertext = Some(r.access_token_ciphertext.clone());
-                if t.pii_key_ciphertext.is_none() {
-                    t.pii_key_ciphertext.clone_from(&r.pepper_ciphertext);
+                if t.pepper_ciphertext.is_none() {
+                    t.pepper_ciphertext.clone_from(&r.pepper_ciphertext);
                 }
                 if r.default_region.is_some() {
                     t.default_region.clone_from(&r.default_region);
@@ -269,7 +269,7 @@ impl DeletionStarter for MemoryTenants {
                 t.status = TenantStatus::Deleting;
                 t.messaging_consent = false;
                 t.access_token_ciphertext = None;
-                t.pii_key_ciphertext = None;
+                t.pepper_ciphertext = None;
                 t.identity_secret_ciphertext = None;
                 lock(&self.deletions).push((tenant_id.to_string(), trigger, now_ms));
             }

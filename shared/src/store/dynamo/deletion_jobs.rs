@@ -80,7 +80,7 @@ impl DeletionJobs for DynamoStore {
             .key("pk", s(tenant_pk(job.site()?)))
             .update_expression(
                 "SET #st = :deleting, messaging_consent = :no \
-                 REMOVE access_token_ciphertext, pii_key_ciphertext, identity_secret_ciphertext",
+                 REMOVE access_token_ciphertext, pepper_ciphertext, identity_secret_ciphertext",
             )
             .condition_expression("#st IN (:active, :deleting) AND tenant_id = :tid")
             .expression_attribute_names("#st", "status")

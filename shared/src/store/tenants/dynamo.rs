@@ -191,7 +191,7 @@ impl DynamoStore {
             .expression_attribute_values(":at", s(&r.consent_granted_at))
             .expression_attribute_values(":token", b(&r.access_token_ciphertext));
         if let Some(pepper) = &r.pepper_ciphertext {
-            set.push_str(", pii_key_ciphertext = if_not_exists(pii_key_ciphertext, :pepper)");
+            set.push_str(", pepper_ciphertext = if_not_exists(pepper_ciphertext, :pepper)");
             update = update.expression_attribute_values(":pepper", b(pepper));
         }
         if let Some(region) = &r.default_region {

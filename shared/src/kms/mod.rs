@@ -4,8 +4,8 @@
 //! ciphertext copied into another tenant's record (or used for another purpose) does not decrypt
 //! (<https://docs.aws.amazon.com/kms/latest/developerguide/encrypt_context.html>).
 //!
-//! [`PiiKeys`] decrypts a tenant's pepper on first use and keeps the plaintext in memory of the warm
-//! Lambda for a bounded time ([`PII_KEY_TTL`], evicted on read once expired, and at once when
+//! [`Peppers`] decrypts a tenant's pepper on first use and keeps the plaintext in memory of the warm
+//! Lambda for a bounded time ([`PEPPER_TTL`], evicted on read once expired, and at once when
 //! admission sees the tenant `deleting`), wiped when it leaves the cache ([`PepperCache`]).
 
 use std::collections::HashMap;
@@ -22,7 +22,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use crate::clock::SharedClock;
 use crate::identity::IdentitySecret;
 use crate::oauth::Secret;
-use crate::pii::PiiKey;
+use crate::pii::Pepper;
 use crate::tenant::Tenant;
 
 /// The encryption-context purpose of a platform access token.
@@ -33,9 +33,9 @@ pub const PEPPER_PURPOSE: &str = "pii-hash-key";
 pub const IDENTITY_SECRET_PURPOSE: &str = "identity-secret";
 /// How long a decrypted pepper stays in a warm Lambda's memory, at most: 5 minutes, the time within
 /// which the README promises that a deleted tenant's pepper has left every function.
-pub const PII_KEY_TTL: Duration = Duration::from_secs(300);
-/// Most peppers held at once by one [`PiiKeys`] (expired ones go first, then the oldest).
-pub const PII_KEY_CACHE_MAX: usize = 1024;
+pub const PEPPER_TTL: Duration = Duration::from_secs(300);
+/// Most peppers held at once by one [`Peppers`] (expired ones go first, then the oldest).
+pub const PEPPER_CACHE_MAX: usize = 1024;
 
 /// A KMS failure. The text is for logs; none of it carries a plaintext.
 #[derive(Debug, thiserror::Error)]
@@ -156,24 +156,41 @@ impl Kms {
     /// # Errors
     /// [`KmsError::Refused`], [`KmsError::Unavailable`], [`KmsError::Malformed`].
     pub async fn new_pepper(&self, tenant_id: &str) -> Result<Vec<u8>, KmsError> {
+        let (ciphertext, plain) = self.generate_data_key(tenant_id, PEPPER_PURPOSE).await?;
+        wipe(plain);
+        Ok(ciphertext)
+    }
+
+    /// `GenerateDataKey` (AES-256) under `tenant_id`'s encryption context for `purpose`: the ciphertext
+    /// and the plaintext, which the caller wipes.
+    async fn generate_data_key(
+        &self,
+        tenant_id: &str,
+        purpose: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), KmsError> {
         let out = self
             .client
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
             .encryption_context("tenant_id", tenant_id)
-            .encryption_context("purpose", PEPPER_PURPOSE)
+            .encryption_context("purpose", purpose)
             .send()
             .await
             .map_err(classify)?;
-        if let Some(p) = out.plaintext {
-            wipe(p.into_inner());
-        }
-        out.ciphertext_blob
+        let plain = out
+            .plaintext
             .map(Blob::into_inner)
-            .ok_or(KmsError::Malformed(
-                "GenerateDataKey without CiphertextBlob",
-            ))
+            .ok_or(KmsError::Malformed("GenerateDataKey without Plaintext"))?;
+        match out.ciphertext_blob {
+            Some(c) => Ok((c.into_inner(), plain)),
+            None => {
+                wipe(plain);
+                Err(KmsError::Malformed(
+                    "GenerateDataKey without CiphertextBlob",
+                ))
+            }
+        }
     }
 
     /// Decrypts `tenant_id`'s pepper.
@@ -185,9 +202,9 @@ impl Kms {
         &self,
         tenant_id: &str,
         ciphertext: &[u8],
-    ) -> Result<PiiKey, KmsError> {
+    ) -> Result<Pepper, KmsError> {
         let plain = self.decrypt(tenant_id, PEPPER_PURPOSE, ciphertext).await?;
-        let key = PiiKey::from_slice(&plain)
+        let key = Pepper::from_slice(&plain)
             .map_err(|_| KmsError::Malformed("a pepper that is not 32 bytes"));
         wipe(plain);
         key
@@ -202,29 +219,12 @@ impl Kms {
         &self,
         tenant_id: &str,
     ) -> Result<(Vec<u8>, IdentitySecret), KmsError> {
-        let out = self
-            .client
-            .generate_data_key()
-            .key_id(&self.key_id)
-            .key_spec(DataKeySpec::Aes256)
-            .encryption_context("tenant_id", tenant_id)
-            .encryption_context("purpose", IDENTITY_SECRET_PURPOSE)
-            .send()
-            .await
-            .map_err(classify)?;
-        let plain = out
-            .plaintext
-            .map(Blob::into_inner)
-            .ok_or(KmsError::Malformed("GenerateDataKey without Plaintext"))?;
+        let (ciphertext, plain) = self
+            .generate_data_key(tenant_id, IDENTITY_SECRET_PURPOSE)
+            .await?;
         let secret = IdentitySecret::from_slice(&plain)
             .map_err(|_| KmsError::Malformed("an identity secret that is not 32 bytes"));
         wipe(plain);
-        let ciphertext = out
-            .ciphertext_blob
-            .map(Blob::into_inner)
-            .ok_or(KmsError::Malformed(
-                "GenerateDataKey without CiphertextBlob",
-            ))?;
         Ok((ciphertext, secret?))
     }
 
@@ -272,11 +272,11 @@ impl Kms {
 struct Cached {
     at_ms: i64,
     ciphertext: Vec<u8>,
-    key: Arc<PiiKey>,
+    key: Arc<Pepper>,
 }
 
-/// The memory part of [`PiiKeys`]: decrypted peppers by tenant id, each for at most its TTL (never more
-/// than [`PII_KEY_TTL`]) on the given clock, at most [`PII_KEY_CACHE_MAX`] of them.
+/// The memory part of [`Peppers`]: decrypted peppers by tenant id, each for at most its TTL (never more
+/// than [`PEPPER_TTL`]) on the given clock, at most [`PEPPER_CACHE_MAX`] of them.
 ///
 /// Every read sweeps out every expired entry (so one tenant's traffic evicts another, idle tenant's
 /// pepper), and an entry is used only for the ciphertext it was decrypted from (a tenant deleted and
@@ -301,10 +301,10 @@ impl std::fmt::Debug for PepperCache {
 }
 
 impl PepperCache {
-    /// An empty cache whose entries live `ttl` (at most [`PII_KEY_TTL`]: a longer one is cut to it)
+    /// An empty cache whose entries live `ttl` (at most [`PEPPER_TTL`]: a longer one is cut to it)
     /// on `clock`.
     pub fn new(ttl: Duration, clock: SharedClock) -> Self {
-        let ttl = ttl.min(PII_KEY_TTL);
+        let ttl = ttl.min(PEPPER_TTL);
         Self {
             ttl_ms: i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX),
             clock,
@@ -322,7 +322,7 @@ impl PepperCache {
 
     /// The tenant's pepper if it was decrypted from `ciphertext` less than the TTL ago. Evicts every
     /// expired entry, and this tenant's entry when it is for another ciphertext.
-    pub fn get(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<PiiKey>> {
+    pub fn get(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<Pepper>> {
         let now = self.clock.now_ms();
         let mut entries = self.lock();
         self.sweep(&mut entries, now);
@@ -338,11 +338,11 @@ impl PepperCache {
 
     /// Keeps `key`, the tenant's pepper decrypted from `ciphertext`, from now for the TTL. When the
     /// cache is full the oldest entry goes first.
-    pub fn put(&self, tenant_id: &str, ciphertext: &[u8], key: Arc<PiiKey>) {
+    pub fn put(&self, tenant_id: &str, ciphertext: &[u8], key: Arc<Pepper>) {
         let now = self.clock.now_ms();
         let mut entries = self.lock();
         self.sweep(&mut entries, now);
-        if entries.len() >= PII_KEY_CACHE_MAX && !entries.contains_key(tenant_id) {
+        if entries.len() >= PEPPER_CACHE_MAX && !entries.contains_key(tenant_id) {
             if let Some(oldest) = entries
                 .iter()
                 .min_by_key(|(_, c)| c.at_ms)
@@ -377,29 +377,29 @@ impl PepperCache {
     }
 }
 
-/// Tenants' peppers, decrypted on first use and kept in memory for [`PII_KEY_TTL`] per warm Lambda
+/// Tenants' peppers, decrypted on first use and kept in memory for [`PEPPER_TTL`] per warm Lambda
 /// (see [`PepperCache`] for when one leaves). Build one per cold start and share it across requests.
-pub struct PiiKeys {
+pub struct Peppers {
     kms: Kms,
     cache: PepperCache,
 }
 
-impl std::fmt::Debug for PiiKeys {
+impl std::fmt::Debug for Peppers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PiiKeys")
+        f.debug_struct("Peppers")
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
 
-impl PiiKeys {
-    /// A cache over `kms` that keeps each pepper for `ttl` (use [`PII_KEY_TTL`]; a longer one is cut
+impl Peppers {
+    /// A cache over `kms` that keeps each pepper for `ttl` (use [`PEPPER_TTL`]; a longer one is cut
     /// to it) on the system clock.
     pub fn new(kms: Kms, ttl: Duration) -> Self {
         Self::with_clock(kms, ttl, crate::clock::system())
     }
 
-    /// As [`PiiKeys::new`], with the time from `clock`.
+    /// As [`Peppers::new`], with the time from `clock`.
     pub fn with_clock(kms: Kms, ttl: Duration, clock: SharedClock) -> Self {
         Self {
             kms,
@@ -417,9 +417,9 @@ impl PiiKeys {
     ///
     /// # Errors
     /// [`KmsError::Missing`] when the tenant has no pepper; the errors of [`Kms::open_pepper`].
-    pub async fn get(&self, tenant: &Tenant) -> Result<Arc<PiiKey>, KmsError> {
+    pub async fn get(&self, tenant: &Tenant) -> Result<Arc<Pepper>, KmsError> {
         let ciphertext = tenant
-            .pii_key_ciphertext
+            .pepper_ciphertext
             .as_deref()
             .ok_or(KmsError::Missing("pepper"))?;
         if let Some(key) = self.cache.get(&tenant.tenant_id, ciphertext) {
@@ -547,82 +547,4 @@ mod memory {
 }
 
 #[cfg(all(test, feature = "test-doubles"))]
-mod tests {
-    use super::*;
-    use crate::clock::ManualClock;
-
-    const T0: i64 = 1_700_000_000_000;
-    const FIVE_MIN_MS: i64 = 300_000;
-
-    fn cache(ttl: Duration) -> (ManualClock, PepperCache) {
-        let clock = ManualClock::at(T0);
-        let cache = PepperCache::new(ttl, clock.shared());
-        (clock, cache)
-    }
-
-    fn pepper(b: u8) -> Arc<PiiKey> {
-        Arc::new(PiiKey::new([b; 32]))
-    }
-
-    #[test]
-    fn a_pepper_is_served_for_its_ttl_and_evicted_on_the_first_read_after() {
-        let (clock, c) = cache(PII_KEY_TTL);
-        c.put("t1", b"ct1", pepper(1));
-        clock.advance(FIVE_MIN_MS - 1);
-        assert!(c.get("t1", b"ct1").is_some());
-        clock.advance(1);
-        assert!(c.get("t1", b"ct1").is_none());
-        assert_eq!(c.len(), 0, "evicted, not just hidden");
-    }
-
-    #[test]
-    fn any_read_sweeps_out_an_idle_tenants_expired_pepper() {
-        let (clock, c) = cache(PII_KEY_TTL);
-        c.put("idle", b"ct-idle", pepper(1));
-        clock.advance(FIVE_MIN_MS - 10);
-        c.put("busy", b"ct-busy", pepper(2));
-        clock.advance(10);
-        assert!(c.get("busy", b"ct-busy").is_some());
-        assert_eq!(
-            c.len(),
-            1,
-            "the idle tenant's pepper left on another tenant's read"
-        );
-    }
-
-    #[test]
-    fn a_ttl_longer_than_five_minutes_is_cut_to_five() {
-        let (clock, c) = cache(Duration::from_secs(3600));
-        c.put("t1", b"ct1", pepper(1));
-        clock.advance(FIVE_MIN_MS);
-        assert!(c.get("t1", b"ct1").is_none());
-    }
-
-    #[test]
-    fn a_reinstalled_tenant_never_gets_its_old_pepper() {
-        let (_clock, c) = cache(PII_KEY_TTL);
-        c.put("t1", b"old-ciphertext", pepper(1));
-        assert!(c.get("t1", b"new-ciphertext").is_none());
-        assert!(
-            c.get("t1", b"old-ciphertext").is_none(),
-            "the old entry is gone"
-        );
-    }
-
-    #[test]
-    fn forget_evicts_at_once_and_a_full_cache_drops_its_oldest() {
-        let (clock, c) = cache(PII_KEY_TTL);
-        c.put("t1", b"ct1", pepper(1));
-        c.forget("t1");
-        assert!(c.is_empty());
-        for i in 0..PII_KEY_CACHE_MAX {
-            c.put(&format!("t{i}"), b"ct", pepper(1));
-            clock.advance(1);
-        }
-        c.put("newest", b"ct", pepper(2));
-        assert_eq!(c.len(), PII_KEY_CACHE_MAX);
-        assert!(c.get("t0", b"ct").is_none(), "the oldest went");
-        assert!(c.get("t1", b"ct").is_some());
-        assert!(c.get("newest", b"ct").is_some());
-    }
-}
+mod tests;
