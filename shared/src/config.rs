@@ -82,6 +82,12 @@ impl Needs {
         profiles: true,
         popularity: true,
     };
+    /// The read model: what the aggregate function writes from the events stream and the recommend
+    /// function reads (tenants, profiles, popularity; not the events).
+    pub const READ_MODEL: Self = Self {
+        events: false,
+        ..Self::ALL
+    };
 }
 
 impl Tables {

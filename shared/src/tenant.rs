@@ -181,6 +181,18 @@ impl Tenant {
             created_at: created_at.to_string(),
         }
     }
+
+    /// A test double's tenant: [`Platform::Demo`], shop `{site_id}.example`, created
+    /// 2026-11-29T00:00:00Z, nothing else set.
+    #[cfg(feature = "test-doubles")]
+    pub fn demo(site_id: &str) -> Self {
+        Self::new(
+            Platform::Demo,
+            &format!("{site_id}.example"),
+            site_id,
+            "2026-11-29T00:00:00Z",
+        )
+    }
 }
 
 /// The stable tenant id of a store: `{platform}-` and the first 16 bytes of SHA-256 over

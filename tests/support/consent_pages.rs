@@ -10,7 +10,6 @@
 use std::time::Duration;
 
 use affinity::clock::SharedClock;
-use affinity::oauth::shopify::{encode_component, query_hmac};
 use affinity::oauth::{parse_query, AppCredentials, Secret};
 use lambda_http::{Body, Request, Response};
 
@@ -92,17 +91,7 @@ pub fn messaging_consent_request(site: &str, key: &str, body: &str) -> Request {
 /// A query string signed as Shopify signs it: the pairs in order, then `hmac` (hex HMAC-SHA256 of
 /// the sorted pairs with the app's `secret`), each part percent-encoded.
 pub fn shopify_signed(params: &[(&str, &str)], secret: &str) -> String {
-    let mut pairs: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let h = query_hmac(secret, &pairs).expect("hmac");
-    pairs.push(("hmac".into(), h));
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    affinity::oauth::shopify::signed_query(secret, params).expect("hmac")
 }
 
 /// The body of a response as text (empty when it has none).

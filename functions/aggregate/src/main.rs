@@ -8,12 +8,7 @@ use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let tables = Tables::from_env(Needs {
-        tenants: true,
-        profiles: true,
-        popularity: true,
-        ..Needs::default()
-    })?;
+    let tables = Tables::from_env(Needs::READ_MODEL)?;
     let calls = AwsCalls::default();
     let deps = aggregate::Deps {
         store: DynamoStore::new(

@@ -8,19 +8,14 @@ use affinity::profile::{Decay, Profile, Seen};
 use affinity::recommender::neighbours::ListKey;
 use affinity::store::memory::MemoryStore;
 use affinity::store::{guest_key, ProfileRecord, StoredEvent};
-use affinity::tenant::{Platform, Tenant};
+use affinity::tenant::Tenant;
 use aggregate::{aggregate_records, Deps, Record};
 
 const T0: i64 = 1_795_968_000_000;
 const MIN: i64 = 60_000;
 
 fn tenant(site: &str) -> Tenant {
-    Tenant::new(
-        Platform::Demo,
-        &format!("{site}.example"),
-        site,
-        "2026-11-29T00:00:00Z",
-    )
+    Tenant::demo(site)
 }
 
 fn product(id: &str) -> Product {

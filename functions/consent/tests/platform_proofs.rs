@@ -13,9 +13,7 @@ use std::time::Duration;
 use affinity::clock::ManualClock;
 use affinity::kms::MemorySealer;
 use affinity::oauth::bigcommerce::{AUTH_TOKEN_HEADER, UNINSTALL_MAX_AGE_S};
-use affinity::oauth::shopify::{
-    encode_component, query_hmac, ACCESS_TOKEN_HEADER, ADMIN_API_VERSION,
-};
+use affinity::oauth::shopify::{signed_query, ACCESS_TOKEN_HEADER, ADMIN_API_VERSION};
 use affinity::oauth::{AppCredentials, Secret};
 use affinity::store::deletion::Trigger;
 use affinity::store::memory_tenants::MemoryTenants;
@@ -319,18 +317,10 @@ async fn a_shopify_install_stores_the_shops_country_as_its_default_region() {
     let w = world().await;
     let shop = "proofs.myshopify.com";
     let signed = |params: &[(&str, &str)]| {
-        let mut pairs: Vec<(String, String)> = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        pairs.push(("timestamp".into(), w.now_s().to_string()));
-        let h = query_hmac(SHOPIFY_SECRET, &pairs).expect("hmac");
-        pairs.push(("hmac".into(), h));
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-            .collect::<Vec<_>>()
-            .join("&")
+        let now = w.now_s().to_string();
+        let mut all = params.to_vec();
+        all.push(("timestamp", &now));
+        signed_query(SHOPIFY_SECRET, &all).expect("hmac")
     };
     let resp = w
         .call(&format!(

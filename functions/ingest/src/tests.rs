@@ -3,18 +3,13 @@
 use super::*;
 use affinity::store::memory::MemoryStore;
 use affinity::store::ProfileRecord;
-use affinity::tenant::{Platform, Tenant};
+use affinity::tenant::Tenant;
 use std::sync::atomic::Ordering;
 
 const NOW: i64 = 1_795_968_000_000;
 
 fn tenant(site: &str) -> Tenant {
-    Tenant::new(
-        Platform::Demo,
-        &format!("{site}.example"),
-        site,
-        "2026-11-29T00:00:00Z",
-    )
+    Tenant::demo(site)
 }
 
 fn deps() -> Deps<MemoryStore, affinity::pii::DerivedPeppers> {

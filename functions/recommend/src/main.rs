@@ -10,12 +10,7 @@ use lambda_http::{run, service_fn, Error};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     config::init_logging();
-    let tables = Tables::from_env(Needs {
-        tenants: true,
-        profiles: true,
-        popularity: true,
-        ..Needs::default()
-    })?;
+    let tables = Tables::from_env(Needs::READ_MODEL)?;
     let kms_key_id = config::required("KMS_KEY_ID")?;
     let aws = config::aws().await;
     let calls = AwsCalls::default();

@@ -10,7 +10,7 @@ use affinity::profile::{Affinity, Decay, Profile, Seen};
 use affinity::recommender::neighbours::{Builder, CoVisitWeights, ListKey, SessionEvent};
 use affinity::store::memory::MemoryStore;
 use affinity::store::{guest_key, ProfileRecord};
-use affinity::tenant::{Platform, Tenant};
+use affinity::tenant::Tenant;
 use recommend::{cache::PopularityCache, handle, Deps};
 use serde_json::Value;
 
@@ -36,12 +36,7 @@ fn ps(id: &str, cat: &str, score: f64) -> ProductScore {
 }
 
 fn store() -> MemoryStore {
-    let s = MemoryStore::with_tenants([Tenant::new(
-        Platform::Demo,
-        "s1.example",
-        "s1",
-        "2026-11-29T00:00:00Z",
-    )]);
+    let s = MemoryStore::with_tenants([Tenant::demo("s1")]);
     let mut b = Builder::new(CoVisitWeights::default());
     b.add_session(&[ev("sofa", 1), ev("cushion", 2), ev("throw", 3)]);
     b.add_session(&[ev("sofa", 4), ev("cushion", 5)]);

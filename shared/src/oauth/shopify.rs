@@ -273,6 +273,26 @@ pub fn webhook_hmac(secret: &str, raw_body: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(m.finalize().into_bytes())
 }
 
+/// A query string signed as Shopify signs its redirects: `params` in their order, then `hmac` (see
+/// [`query_hmac`]), each key and value percent-encoded with [`encode_component`]. What the demo
+/// installer and the tests send in Shopify's place.
+///
+/// # Errors
+/// The errors of [`query_hmac`].
+pub fn signed_query(secret: &str, params: &[(&str, &str)]) -> Result<String, ShopifyError> {
+    let mut pairs: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let h = query_hmac(secret, &pairs)?;
+    pairs.push(("hmac".into(), h));
+    Ok(pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&"))
+}
+
 /// Percent-encodes a query component (everything but unreserved characters).
 pub fn encode_component(s: &str) -> String {
     const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -404,6 +424,23 @@ pub fn missing_scopes(requested: &[&str], granted: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signed_query_verifies_and_keeps_escaped_values() {
+        let q = signed_query(
+            "s3cret",
+            &[("shop", "a-b.myshopify.com"), ("state", "x&y=z")],
+        )
+        .expect("signed");
+        assert!(
+            q.starts_with("shop=a-b.myshopify.com&state=x%26y%3Dz&hmac="),
+            "{q}"
+        );
+        let params = crate::oauth::parse_query(&q);
+        assert_eq!(params[1], ("state".to_string(), "x&y=z".to_string()));
+        assert_eq!(verify_query_hmac("s3cret", &params), Ok(()));
+        assert!(verify_query_hmac("other", &params).is_err());
+    }
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

@@ -19,7 +19,7 @@
 
 use std::time::Duration;
 
-use affinity::oauth::shopify::{encode_component, query_hmac};
+use affinity::oauth::shopify::{encode_component, signed_query};
 use affinity::oauth::{parse_query, single};
 use bytes::Bytes;
 use consent::platform::{Answer, PlatformClient};
@@ -39,17 +39,7 @@ fn env(name: &str) -> Result<String, Error> {
 
 /// A query string signed as Shopify signs redirects.
 fn signed(params: &[(&str, &str)], secret: &str) -> Result<String, Error> {
-    let mut pairs: Vec<(String, String)> = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let h = query_hmac(secret, &pairs).map_err(|e| e.to_string())?;
-    pairs.push(("hmac".into(), h));
-    Ok(pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-        .collect::<Vec<_>>()
-        .join("&"))
+    Ok(signed_query(secret, params).map_err(|e| e.to_string())?)
 }
 
 fn meta(page: &str, name: &str) -> Option<String> {
