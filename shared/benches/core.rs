@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use affinity::event::{validate, IngestMode};
+use affinity::event::{validate, Event, IngestMode};
 use affinity::pii::{identities, Pepper};
 use affinity::popularity::Popularity;
 use affinity::profile::{Decay, Profile};
@@ -118,11 +118,7 @@ fn ingest_batch(c: &mut Criterion) {
 fn profile_update(c: &mut Criterion) {
     let decay = Decay::default();
     let now = BASE_MS + 3 * 3_600_000;
-    let events: Vec<_> = rees46_events(2000)
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
-        .collect();
+    let events = validated(2000, now);
     // A shopper with a full history: every category and brand of 2,000 events (trimmed to 50 each).
     let mut full = Profile::default();
     for e in &events {
@@ -147,20 +143,33 @@ fn profile_update(c: &mut Criterion) {
     });
 }
 
-fn ranking(c: &mut Criterion) {
-    let decay = Decay::default();
-    let now = BASE_MS + 3 * 3_600_000;
-    let events: Vec<_> = rees46_events(17_000)
+/// The REES46 sample's first `n` events that the import route accepts, validated at `now` (epoch ms).
+fn validated(n: usize, now: i64) -> Vec<Event> {
+    rees46_events(n)
         .iter()
         .enumerate()
         .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
-        .collect();
+        .collect()
+}
+
+/// The REES46 sample's first 17,000 events, validated on the import route, and the tenant's trimmed
+/// popularity over them.
+fn rees46_popularity(decay: &Decay) -> (Vec<Event>, Popularity) {
+    let now = BASE_MS + 3 * 3_600_000;
+    let events = validated(17_000, now);
     let mut pop = Popularity::default();
     for e in &events {
         let products: Vec<_> = e.products().collect();
-        pop.add(e.kind, &products, e.timestamp_ms, &decay);
+        pop.add(e.kind, &products, e.timestamp_ms, decay);
     }
     pop.trim();
+    (events, pop)
+}
+
+fn ranking(c: &mut Criterion) {
+    let decay = Decay::default();
+    let now = BASE_MS + 3 * 3_600_000;
+    let (events, pop) = rees46_popularity(&decay);
     let mut profile = Profile::default();
     for e in events.iter().take(3000) {
         profile.apply(e, &decay);
@@ -259,11 +268,7 @@ fn ingest_stages(c: &mut Criterion) {
 fn profile_item(c: &mut Criterion) {
     let decay = Decay::default();
     let now = BASE_MS + 3 * 3_600_000;
-    let events: Vec<_> = rees46_events(2000)
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
-        .collect();
+    let events = validated(2000, now);
     let mut full = Profile::default();
     for e in &events {
         full.apply(e, &decay);
@@ -298,18 +303,7 @@ fn profile_item(c: &mut Criterion) {
 /// stream batch reads it, adds its events, trims and writes it back.
 fn popularity_item(c: &mut Criterion) {
     let decay = Decay::default();
-    let now = BASE_MS + 3 * 3_600_000;
-    let events: Vec<_> = rees46_events(17_000)
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| validate(v, i, now, IngestMode::Import).ok())
-        .collect();
-    let mut pop = Popularity::default();
-    for e in &events {
-        let products: Vec<_> = e.products().collect();
-        pop.add(e.kind, &products, e.timestamp_ms, &decay);
-    }
-    pop.trim();
+    let (events, pop) = rees46_popularity(&decay);
     let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(&pop).expect("item");
     eprintln!(
         "popularity item: {} products, {} bytes",

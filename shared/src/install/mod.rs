@@ -24,8 +24,8 @@ use crate::kms::SecretSealer;
 use crate::oauth::Secret;
 use crate::store::deletion::Trigger;
 use crate::store::tenants::{
-    DeletionStarter, OAuthState, OAuthStates, Refresh, StateKind, TenantDirectory, TenantWriter,
-    WebhookReceipts, STATE_TTL_S,
+    DeletionStarter, KeyRotation, OAuthState, OAuthStates, Refresh, StateKind, TenantDirectory,
+    TenantWriter, WebhookReceipts, STATE_TTL_S,
 };
 use crate::store::StoreError;
 use crate::tenant::{
@@ -374,7 +374,12 @@ impl<S: InstallStore, K: SecretSealer> Install<'_, S, K> {
         let (sealed, identity_secret) = self.sealer.new_identity_secret(&t.tenant_id).await?;
         let r = self
             .store
-            .rotate_api_key(&t.site_id, t.api_key_sha256.as_deref(), &hash, &sealed)
+            .rotate_api_key(&KeyRotation {
+                site_id: &t.site_id,
+                expected_sha256: t.api_key_sha256.as_deref(),
+                new_sha256: &hash,
+                identity_secret_ciphertext: &sealed,
+            })
             .await;
         read_as(r, |e| {
             matches!(e, StoreError::Conflict).then_some(InstallError::KeyChanged)

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use super::deletion::Trigger;
 use super::tenants::{
-    DeletionStarter, OAuthState, OAuthStates, Refresh, TenantDirectory, TenantWriter,
+    DeletionStarter, KeyRotation, OAuthState, OAuthStates, Refresh, TenantDirectory, TenantWriter,
     WebhookReceipts,
 };
 use super::{StoreError, TenantLookup};
@@ -167,20 +167,16 @@ impl TenantWriter for MemoryTenants {
         )
     }
 
-    async fn rotate_api_key(
-        &self,
-        site_id: &str,
-        expected_sha256: Option<&str>,
-        new_sha256: &str,
-        identity_secret: &[u8],
-    ) -> Result<(), StoreError> {
+    async fn rotate_api_key(&self, r: &KeyRotation<'_>) -> Result<(), StoreError> {
         self.update(
-            site_id,
-            |t| t.status == TenantStatus::Active && t.api_key_sha256.as_deref() == expected_sha256,
+            r.site_id,
+            |t| {
+                t.status == TenantStatus::Active && t.api_key_sha256.as_deref() == r.expected_sha256
+            },
             StoreError::Conflict,
             |t| {
-                t.api_key_sha256 = Some(new_sha256.to_string());
-                t.identity_secret_ciphertext = Some(identity_secret.to_vec());
+                t.api_key_sha256 = Some(r.new_sha256.to_string());
+                t.identity_secret_ciphertext = Some(r.identity_secret_ciphertext.to_vec());
             },
         )
     }

@@ -13,8 +13,8 @@ use aws_sdk_dynamodb::types::{
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::{
-    oauth_state_pk, tenant_pointer_pk, DeletionStarter, OAuthState, OAuthStates, Refresh,
-    TenantDirectory, TenantWriter,
+    oauth_state_pk, tenant_pointer_pk, DeletionStarter, KeyRotation, OAuthState, OAuthStates,
+    Refresh, TenantDirectory, TenantWriter,
 };
 use crate::store::deletion::Trigger;
 use crate::store::dynamo::{tenant_pk, tenant_to_item, DynamoStore};
@@ -320,46 +320,6 @@ impl DynamoStore {
             .map(|_| ())
             .ok_or(StoreError::TenantInactive)
     }
-
-    /// Replaces an active tenant's API key hash with `new_sha256`, if the stored hash is still
-    /// `expected_sha256` (so two rotations cannot both win). The old key stops working at once (every
-    /// reader reads the tenant strongly consistently).
-    ///
-    /// # Errors
-    /// [`StoreError::Conflict`] when the stored hash changed or the tenant is not active;
-    /// [`StoreError::Unavailable`].
-    pub async fn rotate_api_key(
-        &self,
-        site_id: &str,
-        expected_sha256: Option<&str>,
-        new_sha256: &str,
-        identity_secret: &[u8],
-    ) -> Result<(), StoreError> {
-        let u = self
-            .client()
-            .update_item()
-            .table_name(&self.tables().tenants)
-            .key("pk", s(tenant_pk(site_id)))
-            .update_expression("SET api_key_sha256 = :new, identity_secret_ciphertext = :idsecret")
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_values(":new", s(new_sha256))
-            .expression_attribute_values(
-                ":idsecret",
-                aws_sdk_dynamodb::types::AttributeValue::B(identity_secret.to_vec().into()),
-            )
-            .expression_attribute_values(":active", s("active"));
-        let u = match expected_sha256 {
-            Some(old) => u
-                .condition_expression("#st = :active AND api_key_sha256 = :old")
-                .expression_attribute_values(":old", s(old)),
-            None => {
-                u.condition_expression("#st = :active AND attribute_not_exists(api_key_sha256)")
-            }
-        };
-        conditional(u.send().await)?
-            .map(|_| ())
-            .ok_or(StoreError::Conflict)
-    }
 }
 
 impl TenantDirectory for DynamoStore {
@@ -379,15 +339,33 @@ impl TenantWriter for DynamoStore {
     async fn refresh_tenant(&self, refresh: &Refresh) -> Result<(), StoreError> {
         DynamoStore::refresh_tenant(self, refresh).await
     }
-    async fn rotate_api_key(
-        &self,
-        site_id: &str,
-        expected_sha256: Option<&str>,
-        new_sha256: &str,
-        identity_secret: &[u8],
-    ) -> Result<(), StoreError> {
-        DynamoStore::rotate_api_key(self, site_id, expected_sha256, new_sha256, identity_secret)
-            .await
+    async fn rotate_api_key(&self, r: &KeyRotation<'_>) -> Result<(), StoreError> {
+        let u = self
+            .client()
+            .update_item()
+            .table_name(&self.tables().tenants)
+            .key("pk", s(tenant_pk(r.site_id)))
+            .update_expression("SET api_key_sha256 = :new, identity_secret_ciphertext = :idsecret")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":new", s(r.new_sha256))
+            .expression_attribute_values(
+                ":idsecret",
+                aws_sdk_dynamodb::types::AttributeValue::B(
+                    r.identity_secret_ciphertext.to_vec().into(),
+                ),
+            )
+            .expression_attribute_values(":active", s("active"));
+        let u = match r.expected_sha256 {
+            Some(old) => u
+                .condition_expression("#st = :active AND api_key_sha256 = :old")
+                .expression_attribute_values(":old", s(old)),
+            None => {
+                u.condition_expression("#st = :active AND attribute_not_exists(api_key_sha256)")
+            }
+        };
+        conditional(u.send().await)?
+            .map(|_| ())
+            .ok_or(StoreError::Conflict)
     }
     async fn set_messaging_consent(
         &self,

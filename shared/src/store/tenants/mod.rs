@@ -58,6 +58,19 @@ pub struct OAuthState {
     pub expires_at: i64,
 }
 
+/// An API key rotation ([`TenantWriter::rotate_api_key`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KeyRotation<'a> {
+    /// The tenant's site.
+    pub site_id: &'a str,
+    /// The API key hash the rotation replaces (SHA-256 hex; `None`: the tenant has none yet).
+    pub expected_sha256: Option<&'a str>,
+    /// The new API key's SHA-256, hex.
+    pub new_sha256: &'a str,
+    /// The new identity secret, KMS ciphertext.
+    pub identity_secret_ciphertext: &'a [u8],
+}
+
 /// What an install writes or refreshes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refresh {
@@ -148,19 +161,17 @@ pub trait TenantWriter: Send + Sync {
         refresh: &Refresh,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Replaces an active tenant's API key hash with `new_sha256` and its identity secret with the
-    /// ciphertext `identity_secret`, if the stored hash is still `expected_sha256` (so two rotations
-    /// cannot both win). The old key and secret stop working at once.
+    /// Replaces an active tenant's API key hash with `rotation.new_sha256` and its identity secret
+    /// with `rotation.identity_secret_ciphertext`, if the stored hash is still
+    /// `rotation.expected_sha256` (so two rotations cannot both win). The old key and secret stop
+    /// working at once (every reader reads the tenant strongly consistently).
     ///
     /// # Errors
     /// [`StoreError::Conflict`] when the stored hash changed or the tenant is not active;
     /// [`StoreError::Unavailable`].
     fn rotate_api_key(
         &self,
-        site_id: &str,
-        expected_sha256: Option<&str>,
-        new_sha256: &str,
-        identity_secret: &[u8],
+        rotation: &KeyRotation<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Grants (`true`) or withdraws (`false`) consent to process email and phone (Personalized
