@@ -115,16 +115,22 @@ fn ingest_batch(c: &mut Criterion) {
     g.finish();
 }
 
+/// A shopper with a full history: every category and brand of the sample's first 2,000 events
+/// (trimmed to 50 each), and those events.
+fn full_profile(now: i64, decay: &Decay) -> (Vec<Event>, Profile) {
+    let events = validated(2000, now);
+    let mut full = Profile::default();
+    for e in &events {
+        full.apply(e, decay);
+    }
+    full.trim();
+    (events, full)
+}
+
 fn profile_update(c: &mut Criterion) {
     let decay = Decay::default();
     let now = BASE_MS + 3 * 3_600_000;
-    let events = validated(2000, now);
-    // A shopper with a full history: every category and brand of 2,000 events (trimmed to 50 each).
-    let mut full = Profile::default();
-    for e in &events {
-        full.apply(e, &decay);
-    }
-    full.trim();
+    let (events, full) = full_profile(now, &decay);
     let batch: Vec<_> = events.iter().take(25).cloned().collect();
     c.bench_function("profile: apply 25 events to a full profile", |b| {
         b.iter_batched(
@@ -268,12 +274,7 @@ fn ingest_stages(c: &mut Criterion) {
 fn profile_item(c: &mut Criterion) {
     let decay = Decay::default();
     let now = BASE_MS + 3 * 3_600_000;
-    let events = validated(2000, now);
-    let mut full = Profile::default();
-    for e in &events {
-        full.apply(e, &decay);
-    }
-    full.trim();
+    let (events, full) = full_profile(now, &decay);
     let mut small = Profile::default();
     for e in events.iter().take(4) {
         small.apply(e, &decay);
