@@ -37,7 +37,7 @@ pub enum PiiError {
     NotASha256,
 }
 
-/// A tenant's 256-bit PII hashing key (the pepper), in memory only. Its `Debug` prints nothing of it,
+/// A tenant's pepper: its 256-bit key for hashing personal data, in memory only. Its `Debug` prints nothing of it,
 /// and it is wiped when dropped.
 #[derive(Clone)]
 pub struct Pepper([u8; 32]);

@@ -165,7 +165,7 @@ pub struct DeletionJob {
     pub requested_at: String,
     /// The same, epoch ms.
     pub requested_ms: i64,
-    /// When the access token and PII hashing key ciphertexts were removed (RFC 3339).
+    /// When the access token and pepper ciphertexts were removed (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_destroyed_at: Option<String>,
     /// When the last item was deleted (RFC 3339).

@@ -8,7 +8,7 @@
 //! personal data, no key of a deleted item).
 //!
 //! 1. [`begin`], one atomic write: the tenant record is marked `deleting` and its KMS ciphertexts
-//!    (platform access token, PII hashing key) are removed (crypto-shredding: no stored hash can be
+//!    (platform access token, pepper, identity secret) are removed (crypto-shredding: no stored hash can be
 //!    linked to a person again), the job is created and queued for the schedule. From then on ingest
 //!    and recommend answer 410.
 //! 2. [`run`] makes *passes*. A pass pages through the tenant's items of the events and profiles
