@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// Create (or re-key) a complete demo store: a KMS-sealed pepper, an API key and an identity
     /// secret. Prints {"site_id", "tenant_id", "api_key", "identity_secret"} (shown only here).
-    /// Needs the tenants table (AFFINITY_TENANTS_TABLE) and KMS_KEY_ID in the environment.
+    /// Needs the tenants table (TENANTS_TABLE) and KMS_KEY_ID in the environment (.stack/env locally).
     CreateDemoTenant {
         /// The store's site id: 1-128 characters of letters, digits and `_=/+.-`.
         #[arg(default_value = "demo", value_parser = parse_site_id)]
