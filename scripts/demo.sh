@@ -7,8 +7,11 @@
 #      shows its API key once (tools/demo-install);
 #   3. the merchant grants Personalized Messaging consent (PUT /v1/sites/{site_id}/messaging-consent);
 #   4. the REES46 clickstream sample (data/) replays through the live ingest route, shifted so that
-#      its last event is now, shaped as storefronts send it; the events stream is drained into the
-#      popularity aggregate; then the five most active shoppers' recommendations and the totals;
+#      its last event is now, shaped as storefronts send it, each user id of the file under a stable
+#      32-hex-digit guest id (tools/importer/README.md, "Guest ids"); the events stream is drained
+#      into the popularity aggregate; then one JSON line for each of the file's five busiest shoppers
+#      (the file's `user_id` beside the guest id, their preferred categories and brands and their
+#      recommendations, read through the API-key lookup route) and the totals;
 #   5. one messaging lookup by email: a shopper of the file signs up with an email on the storefront,
 #      and the email tool asks for their recommendations by that address (in other letter case).
 #   6. the store's site id and API key are printed and written to .stack/env (AFFINITY_SITE,
@@ -34,8 +37,9 @@ set -a
 source "$STACK_DIR/env"
 set +a
 
-log "building the demo installer and the importer"
+log "building the demo installer, the admin tool and the importer"
 cargo build --quiet -p affinity-demo-install --bin demo-install
+cargo build --quiet -p affinity-admin --bin affinity-admin
 cargo build --quiet --release -p affinity-importer --bin affinity-import
 target_dir="$(cargo metadata --no-deps --format-version 1 | "$PY" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')"
 
@@ -107,17 +111,17 @@ for q in [dict(type="for_you"), dict(type="similar", product_id=product), dict(t
 EOF
 # --- cross-device, proven (issue 10) ---------------------------------------------------------
 log "a customer logs in on a second device with an identity token (README, \"Identity tokens\")"
-"$PY" - "$AFFINITY_API_URL" "$site_id" "$(field identity_secret)" <<'EOF'
-import hashlib, hmac, json, sys, time, urllib.request, uuid
-api, site, secret = sys.argv[1:4]
+# What the merchant's server signs for the logged-in customer: affinity-admin identity-token makes it.
+token="$("$target_dir/debug/affinity-admin" identity-token --site "$site_id" --customer demo-customer-1 \
+  --secret "$(field identity_secret)")"
+"$PY" - "$AFFINITY_API_URL" "$site_id" "$token" <<'EOF'
+import json, sys, urllib.request, uuid
+api, site, token = sys.argv[1:4]
 def call(method, path, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(api + path, method=method, data=data, headers={"content-type": "application/json"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.load(r)
-# What the merchant's server signs for the logged-in customer (as Liquid's hmac_sha256 would).
-payload = f"v1.{site}.demo-customer-1.{int(time.time()) + 3600}.."
-token = payload + "." + hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
 trending = call("GET", f"/v1/sites/{site}/shoppers/{uuid.uuid4()}/recommendations?limit=20")["items"]
 # A product outside the store's top trend's category, so the customer's taste shows in the answer.
 top_category = trending[0].get("category")

@@ -47,11 +47,17 @@ export PATH="$VENV/bin:$PATH" # cargo-lambda and its zig
 # up before is left alone unless we are in the foreground (there, Ctrl-C means "stop everything").
 stack_was_up=0
 is_running dynamodb && stack_was_up=1
+tail_pid=""
 cleanup() {
   local rc=$?
   trap '' INT TERM PIPE # a second Ctrl-C or a closed stderr must not cut the shutdown short
+  [[ -z "$tail_pid" ]] || kill "$tail_pid" 2>/dev/null || true
   if [[ $FOREGROUND == 1 ]]; then
-    "$ROOT/scripts/stack.sh" down
+    # Our pid file gone means `make down` (stack.sh down) is stopping us and everything else.
+    if [[ "$(pid_of foreground)" == "$$" ]]; then
+      rm -f "$STACK_DIR/pids/foreground.pid" "$STACK_DIR/pids/foreground.marker"
+      "$ROOT/scripts/stack.sh" down
+    fi
   elif [[ $rc != 0 ]]; then
     for svc in gateway scheduler stream-pump functions; do stop "$svc"; done
     [[ $stack_was_up == 1 ]] || "$ROOT/scripts/stack.sh" down
@@ -62,6 +68,11 @@ trap 'exit 130' INT TERM
 
 "$ROOT/scripts/setup.sh" >&2
 AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up
+if [[ $FOREGROUND == 1 ]]; then
+  # So that `make down` (stack.sh down) ends this run too, also when it runs in the background.
+  printf '%s' "$$" >"$STACK_DIR/pids/foreground.pid"
+  printf '%s' "run_local.sh" >"$STACK_DIR/pids/foreground.marker"
+fi
 
 if is_running functions && is_running gateway && grep -q '^export AFFINITY_API_URL=' "$ENV_FILE"; then
   log "already running: $(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")"
@@ -86,11 +97,14 @@ for p in json.load(sys.stdin)["packages"]:
         if "bin" in t["kind"]:
             print(t["name"])')
   built=()
+  log "building the functions (debug; the first time takes about 5-10 minutes on 2 cores, then seconds;"
+  log "  cargo's own progress follows)"
   for bin in "${wanted[@]}"; do
     if printf '%s\n' "${present[@]}" | grep -qx -- "$bin"; then
       log "building $bin"
       # Same command line as cargo lambda watch's `cargo run --bin`, so it reuses these artifacts.
-      (cd "$ROOT" && cargo build --quiet --bin "$bin") || { log "cargo build --bin $bin failed"; exit 1; }
+      # Not --quiet: cargo's progress (Compiling ...) is how a first build shows it is moving.
+      (cd "$ROOT" && cargo build --bin "$bin") || { log "cargo build --bin $bin failed"; exit 1; }
       built+=("$bin")
     else
       log "no binary '$bin' in the workspace yet: its routes will answer 502"
@@ -203,6 +217,10 @@ fi
 if [[ $FOREGROUND == 1 ]]; then
   echo "AFFINITY_API_URL=$(sed -n 's/^export AFFINITY_API_URL=//p' "$ENV_FILE")   (Ctrl-C stops everything)"
   # In the foreground, so Ctrl-C reaches it; the EXIT trap then stops the stack.
+  # tail in the background and `wait` for it: bash runs the TERM trap (make down) only between
+  # commands, and `wait` is one it interrupts, a foreground tail is not.
   tail -n 0 -F "$STACK_DIR/logs/functions.log" "$STACK_DIR/logs/gateway.log" \
-    "$STACK_DIR/logs/stream-pump.log" "$STACK_DIR/logs/scheduler.log" 2>/dev/null || true
+    "$STACK_DIR/logs/stream-pump.log" "$STACK_DIR/logs/scheduler.log" 2>/dev/null &
+  tail_pid=$!
+  wait "$tail_pid" || true
 fi

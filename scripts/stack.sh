@@ -6,7 +6,8 @@
 #   scripts/stack.sh env     print $STACK_DIR/env   (use: source .stack/env)
 #   scripts/stack.sh status  what runs, with pids
 #   scripts/stack.sh down    stop everything recorded in $STACK_DIR/pids (also the functions, gateway
-#                            stream pump and scheduler that run_local.sh started)
+#                            stream pump and scheduler that run_local.sh started, and a
+#                            `run_local.sh --foreground` (make up) itself, in a terminal or not)
 #
 # STACK_DIR is .stack unless AFFINITY_STACK_DIR says otherwise (make test uses .stack/test, so tests
 # can run beside a `make up`). Data lives in memory: `down` forgets everything.
@@ -109,7 +110,20 @@ cmd_up() {
 }
 
 cmd_down() {
-  local svc f
+  local svc f pid i
+  # A `make up` (run_local.sh --foreground) first: its pid file removed, so that its own cleanup
+  # leaves the rest to us; then TERM, as Ctrl-C would.
+  if is_running foreground; then
+    pid="$(pid_of foreground)"
+    rm -f "$STACK_DIR/pids/foreground.pid" "$STACK_DIR/pids/foreground.marker"
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 1 100); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
+    log "stopped make up (run_local.sh, pid $pid)"
+  fi
   for svc in gateway scheduler stream-pump; do stop "$svc"; done
   for f in "$STACK_DIR"/pids/fn-*.pid; do # function instances of run_local.sh --no-reload
     [[ -e "$f" ]] && stop "$(basename "$f" .pid)"

@@ -110,3 +110,35 @@ class DocLinksTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class MakeDownTest(unittest.TestCase):
+    """`make down` (stack.sh down) ends a `make up` (run_local.sh --foreground) that runs in the
+    background: a stand-in process whose command line names run_local.sh, recorded as run_local.sh
+    records itself, is stopped, and its pid file removed."""
+
+    def test_down_stops_a_background_make_up(self):
+        import os
+        import subprocess
+        import tempfile
+        import time
+
+        with tempfile.TemporaryDirectory() as stack:
+            pids = Path(stack, "pids")
+            pids.mkdir()
+            # `exec -a` names the process as run_local.sh would be named in its command line.
+            up = subprocess.Popen(["bash", "-c", "exec -a run_local.sh sleep 300"])
+            try:
+                time.sleep(0.2)
+                (pids / "foreground.pid").write_text(str(up.pid))
+                (pids / "foreground.marker").write_text("run_local.sh")
+                env = dict(os.environ, AFFINITY_STACK_DIR=stack)
+                down = subprocess.run([str(ROOT / "scripts/stack.sh"), "down"], env=env,
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual(down.returncode, 0, down.stderr)
+                self.assertEqual(up.wait(timeout=5), -15, "ended by TERM, as Ctrl-C's cleanup would be")
+                self.assertIn(f"stopped make up (run_local.sh, pid {up.pid})", down.stderr)
+                self.assertFalse((pids / "foreground.pid").exists())
+            finally:
+                if up.poll() is None:
+                    up.kill()

@@ -10,45 +10,97 @@
 //! `affinity-admin identity-token --site SITE --customer ID --secret HEX [--ttl SECONDS] [--email E]
 //! [--phone DIGITS]` prints a signed identity token for a demo store, as a merchant's server makes
 //! one (README, "Identity tokens"). It needs no AWS: the secret is the one `create-demo-tenant` printed.
+//!
+//! Arguments are parsed by clap: `--help` on the command or any subcommand prints its usage, and an
+//! unknown flag or a missing value is a usage error (exit status 2), never taken as a site id.
 
 use affinity::config::{self, Needs, Tables};
 use affinity::install::Install;
 use affinity::kms::Kms;
 use affinity::store::dynamo::DynamoStore;
+use clap::{Parser, Subcommand};
 
-const USAGE: &str = "usage: affinity-admin create-demo-tenant [SITE_ID]\n       \
-affinity-admin identity-token --site SITE --customer ID --secret HEX [--ttl SECONDS] [--email E] [--phone DIGITS]";
+/// Operator commands of Affinity: against the tables and KMS key of the environment (the local
+/// stack's `.stack/env`, or AWS).
+#[derive(Debug, Parser)]
+#[command(name = "affinity-admin", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-/// The token of `identity-token`'s arguments, expiring `--ttl` seconds (default 3600) from now.
-fn identity_token(args: &[String]) -> Result<String, Box<dyn std::error::Error>> {
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create (or re-key) a complete demo store: a KMS-sealed pepper, an API key and an identity
+    /// secret. Prints {"site_id", "tenant_id", "api_key", "identity_secret"} (shown only here).
+    /// Needs the tenants table (TENANTS_TABLE) and KMS_KEY_ID in the environment (.stack/env locally).
+    CreateDemoTenant {
+        /// The store's site id: 1-128 characters of letters, digits and `_=/+.-`.
+        #[arg(default_value = "demo", value_parser = parse_site_id)]
+        site_id: String,
+    },
+    /// Print a signed identity token, as a merchant's server makes one for a logged-in customer
+    /// (README, "Identity tokens"). Needs no AWS.
+    IdentityToken {
+        /// The store's site id.
+        #[arg(long)]
+        site: String,
+        /// The customer id the token vouches for.
+        #[arg(long)]
+        customer: String,
+        /// The store's identity secret (hex), as create-demo-tenant printed it.
+        #[arg(long)]
+        secret: String,
+        /// Seconds until the token expires.
+        #[arg(long, default_value_t = 3600)]
+        ttl: i64,
+        /// The customer's email: its SHA-256 (trimmed, lower-cased) goes into the token.
+        #[arg(long)]
+        email: Option<String>,
+        /// The customer's phone (E.164 digits): its SHA-256 goes into the token.
+        #[arg(long)]
+        phone: Option<String>,
+    },
+}
+
+/// A site id as the API takes it, else why not.
+fn parse_site_id(s: &str) -> Result<String, String> {
+    if affinity::event::is_valid_id(s) {
+        Ok(s.to_string())
+    } else {
+        Err("the site id must be 1-128 characters of letters, digits and _=/+.-".into())
+    }
+}
+
+/// The token for `customer` of `site`, expiring `ttl` seconds from now.
+fn identity_token(
+    site: &str,
+    customer: &str,
+    secret: &str,
+    ttl: i64,
+    email: Option<&str>,
+    phone: Option<&str>,
+) -> Result<String, Box<dyn std::error::Error>> {
     use affinity::identity::{sha256_hex, sign, Claims, IdentitySecret};
-    let opt = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let site = opt("--site").ok_or(USAGE)?;
-    let customer = opt("--customer").ok_or(USAGE)?;
-    affinity::ids::CustomerId::parse(&customer).map_err(|r| format!("--customer {r}"))?;
-    let secret = IdentitySecret::from_text(&opt("--secret").ok_or(USAGE)?)?;
-    let ttl: i64 = opt("--ttl").as_deref().unwrap_or("3600").parse()?;
+    affinity::ids::CustomerId::parse(customer).map_err(|r| format!("--customer {r}"))?;
+    let secret = IdentitySecret::from_text(secret)?;
     let now_s = affinity::now_ms() / 1000;
     Ok(sign(
         &secret,
-        &site,
+        site,
         &Claims {
-            customer_id: customer,
+            customer_id: customer.to_string(),
             expires_s: now_s + ttl,
-            email_sha256: opt("--email").map(|e| sha256_hex(&e.trim().to_lowercase())),
-            phone_sha256: opt("--phone").map(|p| sha256_hex(p.trim().trim_start_matches('+'))),
+            email_sha256: email.map(|e| sha256_hex(&e.trim().to_lowercase())),
+            phone_sha256: phone.map(|p| sha256_hex(p.trim().trim_start_matches('+'))),
         },
     ))
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let cli = Cli::parse();
+    match run(cli.command).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("affinity-admin: {e}");
@@ -57,16 +109,9 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("create-demo-tenant") => {
-            let site_id = args.get(1).cloned().unwrap_or_else(|| "demo".to_string());
-            if !affinity::event::is_valid_id(&site_id) {
-                return Err(
-                    "the site id must be 1-128 characters of letters, digits and _=/+.-".into(),
-                );
-            }
+async fn run(command: Command) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        Command::CreateDemoTenant { site_id } => {
             let tables = Tables::from_env(Needs {
                 tenants: true,
                 ..Needs::default()
@@ -90,10 +135,82 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             );
             Ok(())
         }
-        Some("identity-token") => {
-            println!("{}", identity_token(&args[1..])?);
+        Command::IdentityToken {
+            site,
+            customer,
+            secret,
+            ttl,
+            email,
+            phone,
+        } => {
+            let token = identity_token(
+                &site,
+                &customer,
+                &secret,
+                ttl,
+                email.as_deref(),
+                phone.as_deref(),
+            )?;
+            println!("{token}");
             Ok(())
         }
-        _ => Err(USAGE.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_is_not_a_site_id() {
+        let err =
+            Cli::try_parse_from(["affinity-admin", "create-demo-tenant", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        let err =
+            Cli::try_parse_from(["affinity-admin", "create-demo-tenant", "--bogus"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        let err = Cli::try_parse_from(["affinity-admin", "create-demo-tenant", "a b"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+    }
+
+    #[test]
+    fn site_ids_and_defaults() {
+        match Cli::try_parse_from(["affinity-admin", "create-demo-tenant"]).map(|c| c.command) {
+            Ok(Command::CreateDemoTenant { site_id }) => assert_eq!(site_id, "demo"),
+            other => panic!("{other:?}"),
+        }
+        match Cli::try_parse_from(["affinity-admin", "create-demo-tenant", "shop-2"])
+            .map(|c| c.command)
+        {
+            Ok(Command::CreateDemoTenant { site_id }) => assert_eq!(site_id, "shop-2"),
+            other => panic!("{other:?}"),
+        }
+        let parsed = Cli::try_parse_from([
+            "affinity-admin",
+            "identity-token",
+            "--site",
+            "demo",
+            "--customer",
+            "c1",
+            "--secret",
+            "00",
+        ])
+        .map(|c| c.command);
+        match parsed {
+            Ok(Command::IdentityToken { ttl, email, .. }) => {
+                assert_eq!(ttl, 3600);
+                assert_eq!(email, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let err = Cli::try_parse_from(["affinity-admin", "identity-token", "--site", "demo"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
     }
 }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// Most shoppers one lookup request may ask for (the API's limit).
+pub const MAX_LOOKUP_SHOPPERS: usize = 100;
+
 /// Which ingest route a batch goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -161,6 +164,16 @@ impl ApiClient {
         )
     }
 
+    /// The URL of the lookup route (`POST .../recommendations/lookup`, API key): known shoppers'
+    /// preferences and recommendations.
+    pub fn lookup_url(&self) -> String {
+        format!(
+            "{}/v1/sites/{}/recommendations/lookup",
+            self.base,
+            encode_segment(&self.site)
+        )
+    }
+
     /// Posts one request body (`{"events": [...]}`) to `route`.
     pub fn post_events(&self, route: Route, body: &[u8]) -> Result<PostAnswer, ApiError> {
         let mut request = self
@@ -213,18 +226,47 @@ impl ApiClient {
         self.get_json(&self.export_url(shopper_id))
     }
 
+    /// Asks the lookup route for the guest ids `shopper_ids` (at most [`MAX_LOOKUP_SHOPPERS`]),
+    /// `limit` recommendations each: the API's JSON answer, `{"results": [...]}` in the order
+    /// asked (each `{"index", "matched", "shopper_id", "preferred_categories", "preferred_brands",
+    /// "items"}` or `{"index", "error"}`). Needs the API key.
+    pub fn lookup(&self, shopper_ids: &[&str], limit: u32) -> Result<serde_json::Value, ApiError> {
+        let shoppers: Vec<_> = shopper_ids
+            .iter()
+            .map(|id| serde_json::json!({ "shopper_id": id }))
+            .collect();
+        let body = serde_json::json!({"shoppers": shoppers, "limit": limit}).to_string();
+        let mut request = self
+            .agent
+            .post(self.lookup_url())
+            .header("Content-Type", "application/json");
+        if let Some(key) = &self.api_key {
+            request = request.header("Authorization", format!("Bearer {key}"));
+        }
+        json_answer(read_answer(request.send(body.as_bytes()))?)
+    }
+
+    /// Whether requests carry an API key.
+    pub fn has_api_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
     /// GETs `url` with the API key; a 2xx JSON answer, else the error.
     fn get_json(&self, url: &str) -> Result<serde_json::Value, ApiError> {
         let mut request = self.agent.get(url);
         if let Some(key) = &self.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
         }
-        let (status, text) = read_answer(request.call())?;
-        if !(200..=299).contains(&status) {
-            return Err(ApiError::Status { status, body: text });
-        }
-        serde_json::from_str(&text).map_err(|e| ApiError::BadAnswer(format!("{e}: {text}")))
+        json_answer(read_answer(request.call())?)
     }
+}
+
+/// The JSON of a 2xx answer, else the error.
+fn json_answer((status, text): (u16, String)) -> Result<serde_json::Value, ApiError> {
+    if !(200..=299).contains(&status) {
+        return Err(ApiError::Status { status, body: text });
+    }
+    serde_json::from_str(&text).map_err(|e| ApiError::BadAnswer(format!("{e}: {text}")))
 }
 
 /// The status and body text of a sent request, or why there is none.

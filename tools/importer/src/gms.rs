@@ -26,11 +26,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::event::{
-    is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
-    Product, MAX_QUANTITY,
-};
-use crate::source::{read_rows, InputError, Parsed, Row, RowError};
+use crate::source::reader::*;
 use crate::values::{parse_micros, parse_yyyymmdd};
 
 const COLUMNS: [&str; 11] = [

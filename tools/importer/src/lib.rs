@@ -5,6 +5,8 @@
 //!   every row that is bad or skipped ([`source::Parsed`]);
 //! * [`shape`] moves timestamps to now and groups events into requests;
 //! * [`send`] posts the requests with a pool of threads through [`client`];
+//! * [`guest`] maps file user ids to the live route's guest ids; [`report`] picks the busiest
+//!   shoppers and reads what the service holds about them;
 //! * [`replay`] ties it together for the command line ([`cli`]).
 
 #![warn(missing_docs)]
@@ -13,8 +15,10 @@ pub mod cli;
 pub mod client;
 pub mod event;
 pub mod gms;
+pub mod guest;
 pub mod rees46;
 pub mod replay;
+pub mod report;
 pub mod send;
 pub mod shape;
 pub mod source;

@@ -10,8 +10,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::cli::{Format, ReplayArgs};
-use crate::client::{ApiClient, ApiError, Route};
+use crate::client::{ApiClient, Route};
 use crate::event::{format_epoch_ms, Event};
+use crate::guest::guest_id;
+use crate::report::{count_by_shopper, top_shoppers, write_counts, write_lookups, Reported};
 use crate::send::{send_batches, SendOptions, SendTotals};
 use crate::shape::{import_batches, live_batches, shift_to_now, split_large_purchases, Batch};
 use crate::source::{InputError, Parsed};
@@ -35,8 +37,6 @@ pub const SAME_IMPORT_TOLERANCE_MS: i64 = 3_600_000;
 pub const SHIFT_MARGIN_MS: i64 = 5_000;
 /// The live route takes events at most this old.
 pub const LIVE_MAX_AGE_MS: i64 = 7 * 86_400_000;
-/// Recommendations asked per reported shopper.
-pub const RECOMMENDATIONS_LIMIT: u32 = 10;
 /// Bad-row reason of an event too large for any request.
 pub const TOO_LARGE: &str = "event too large for one request (over 1 MiB)";
 
@@ -185,6 +185,17 @@ fn run_inner(
     } else {
         Route::Import
     };
+    // The live route's guest ids: each file user id under a long, stable one (crate::guest).
+    let mut file_ids: HashMap<String, String> = HashMap::new();
+    if route == Route::Live {
+        for event in &mut parsed.events {
+            let guest = guest_id(args.format.name(), &event.shopper_id);
+            file_ids
+                .entry(guest.clone())
+                .or_insert_with(|| event.shopper_id.clone());
+            event.shopper_id = guest;
+        }
+    }
     if args.keep_times {
         if let Some(newest) = parsed.events.iter().map(|e| e.timestamp_ms).max() {
             let days = (now_ms - newest) as f64 / 86_400_000.0;
@@ -268,7 +279,14 @@ fn run_inner(
 
     let shopper_counts = count_by_shopper(&parsed.events);
     let products: HashSet<&str> = parsed.events.iter().flat_map(Event::product_ids).collect();
-    let top = top_shoppers(&shopper_counts, args.report);
+    let top: Vec<Reported> = top_shoppers(&shopper_counts, args.report)
+        .into_iter()
+        .map(|(shopper_id, activity)| Reported {
+            user_id: file_ids.get(&shopper_id).cloned(),
+            shopper_id,
+            activity,
+        })
+        .collect();
 
     let mut exit = EXIT_OK;
     let mut totals = SendTotals::default();
@@ -277,10 +295,7 @@ fn run_inner(
         Route::Import => "import",
     };
     if args.dry_run {
-        for (shopper, events) in &top {
-            let line = serde_json::json!({"shopper_id": shopper, "events": events});
-            writeln!(out, "{line}")?;
-        }
+        write_counts(&top, out)?;
     } else {
         let (api, site) = match (&args.api, &args.site) {
             (Some(api), Some(site)) => (api.as_str(), site.as_str()),
@@ -423,73 +438,26 @@ fn run_inner(
     Ok(exit)
 }
 
-/// GETs the recommendations of each shopper in `top` and writes one JSON line per shopper.
-/// A shopper whose request fails gets a line with `error`; the exit status is then 1.
+/// Writes the report lines of `top` ([`crate::report`]): through the lookup route with the API
+/// key, else (no key) only their counts, with a warning. Returns the exit status: 1 when a shopper
+/// could not be looked up.
 fn report_shoppers(
     client: &ApiClient,
-    top: &[(String, u64)],
+    top: &[Reported],
     out: &mut dyn Write,
     err: &Stderr<'_, '_>,
 ) -> io::Result<u8> {
-    let mut exit = EXIT_OK;
-    for (shopper, events) in top {
-        let line = match client.recommendations(shopper, RECOMMENDATIONS_LIMIT) {
-            Ok(answer) => {
-                let field = |name: &str| {
-                    answer
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_else(|| serde_json::Value::Array(Vec::new()))
-                };
-                serde_json::json!({
-                    "shopper_id": shopper,
-                    "events": events,
-                    "preferred_categories": field("preferred_categories"),
-                    "preferred_brands": field("preferred_brands"),
-                    "items": field("items"),
-                })
-            }
-            Err(e) => {
-                say(
-                    err,
-                    &format!("affinity-import: recommendations of {shopper}: {e}"),
-                )?;
-                exit = EXIT_API;
-                let unreachable = matches!(e, ApiError::Unreachable(_));
-                let line = serde_json::json!({
-                    "shopper_id": shopper,
-                    "events": events,
-                    "error": e.to_string(),
-                });
-                if unreachable {
-                    writeln!(out, "{line}")?;
-                    break;
-                }
-                line
-            }
-        };
-        writeln!(out, "{line}")?;
+    if !client.has_api_key() {
+        say(
+            err,
+            "warning: no --api-key: the shoppers' preferences and recommendations are read through the \
+             API-key lookup route, so only their event counts are shown",
+        )?;
+        write_counts(top, out)?;
+        return Ok(EXIT_OK);
     }
-    Ok(exit)
-}
-
-/// Events per shopper.
-pub fn count_by_shopper(events: &[Event]) -> HashMap<&str, u64> {
-    let mut counts: HashMap<&str, u64> = HashMap::new();
-    for event in events {
-        *counts.entry(event.shopper_id.as_str()).or_default() += 1;
-    }
-    counts
-}
-
-/// The `n` shoppers with the most events, most first; ties by shopper id.
-pub fn top_shoppers(counts: &HashMap<&str, u64>, n: usize) -> Vec<(String, u64)> {
-    let mut all: Vec<(&str, u64)> = counts.iter().map(|(s, c)| (*s, *c)).collect();
-    all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-    all.into_iter()
-        .take(n)
-        .map(|(s, c)| (s.to_string(), c))
-        .collect()
+    let answered = write_lookups(client, top, out, &|text| say(err, text))?;
+    Ok(if answered { EXIT_OK } else { EXIT_API })
 }
 
 fn progress_bar(total: u64, visible: bool) -> ProgressBar {
@@ -575,20 +543,6 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn top_shoppers_most_events_first_ties_by_id() {
-        let counts: HashMap<&str, u64> = [("b", 3), ("a", 3), ("c", 7), ("d", 1)].into();
-        assert_eq!(
-            top_shoppers(&counts, 3),
-            vec![
-                ("c".to_string(), 7),
-                ("a".to_string(), 3),
-                ("b".to_string(), 3)
-            ]
-        );
-        assert!(top_shoppers(&counts, 0).is_empty());
-    }
 
     #[test]
     fn durations() {

@@ -344,6 +344,16 @@ pub fn for_each_row<R: Read>(
     Ok(())
 }
 
+/// What every source reader ([`crate::rees46`], [`crate::gms`], [`crate::uci`]) uses: the event
+/// types and id checks, and the row reading of this module. `use crate::source::reader::*;`.
+pub mod reader {
+    pub use super::{read_rows, InputError, Parsed, Row, RowError};
+    pub use crate::event::{
+        is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
+        Product, MAX_QUANTITY,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

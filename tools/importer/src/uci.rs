@@ -19,11 +19,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 
-use crate::event::{
-    is_valid_id, is_valid_product_id, is_valid_shopper_id, Event, EventType, Item, Product,
-    MAX_QUANTITY,
-};
-use crate::source::{read_rows, InputError, Parsed, Row, RowError};
+use crate::source::reader::*;
 use crate::values::{parse_price, parse_utc_datetime};
 
 const COLUMNS: [&str; 6] = [

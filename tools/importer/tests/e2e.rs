@@ -8,9 +8,10 @@ use std::process::Command as Process;
 
 use affinity_importer::cli::{Cli, Command};
 use affinity_importer::event::format_epoch_ms;
+use affinity_importer::guest::guest_id;
 use affinity_importer::replay::run;
 use clap::Parser;
-use common::{accept_all, data_file, recommendations_for, FakeApi};
+use common::{accept_all, data_file, lookup_for, FakeApi};
 use serde_json::{json, Value};
 
 const NOW: i64 = 1_800_000_000_000;
@@ -59,8 +60,8 @@ fn replay_file(api: &FakeApi, site: &str, format: &str, flags: &str) -> (u8, Vec
 #[test]
 fn import_sends_the_rows_retries_what_a_503_did_not_store_and_reports() {
     let api = FakeApi::start(|req, n| {
-        if req.method == "GET" {
-            return recommendations_for(&req.path);
+        if req.path.ends_with("/recommendations/lookup") {
+            return lookup_for(req);
         }
         match n {
             // 12 events: 2 not stored, 1 rejected, 9 accepted.
@@ -91,7 +92,10 @@ fn import_sends_the_rows_retries_what_a_503_did_not_store_and_reports() {
     assert_eq!(code, 0, "stderr: {err}");
 
     let requests = api.requests();
-    let posts: Vec<_> = requests.iter().filter(|r| r.method == "POST").collect();
+    let posts: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/events/import"))
+        .collect();
     assert_eq!(posts.len(), 2);
     for post in &posts {
         assert_eq!(post.path, "/v1/sites/demo-shop/events/import");
@@ -131,19 +135,23 @@ fn import_sends_the_rows_retries_what_a_503_did_not_store_and_reports() {
     // The retry holds exactly the two events the 503 named, in order.
     assert_eq!(posts[1].events(), vec![first[2].clone(), first[5].clone()]);
 
-    // Recommendations of the 5 most active shoppers (1 event each here: ties by id).
-    let gets: Vec<_> = requests.iter().filter(|r| r.method == "GET").collect();
-    assert_eq!(gets.len(), 5);
+    // Preferences and recommendations of the 5 most active shoppers (1 event each here: ties by
+    // id), in one request to the API-key lookup route.
+    let lookups: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == "/v1/sites/demo-shop/recommendations/lookup")
+        .collect();
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(requests.len(), 3);
     let mut by_count: Vec<&str> = shoppers.clone();
     by_count.sort_unstable();
     by_count.dedup();
-    for (get, shopper) in gets.iter().zip(&by_count) {
-        assert_eq!(
-            get.path,
-            format!("/v1/sites/demo-shop/shoppers/{shopper}/recommendations?limit=10")
-        );
-        assert_eq!(get.header("authorization"), Some("Bearer k3y"));
-    }
+    let asked: Vec<Value> = by_count[..5]
+        .iter()
+        .map(|s| json!({"shopper_id": s}))
+        .collect();
+    assert_eq!(lookups[0].json(), json!({"shoppers": asked, "limit": 10}));
+    assert_eq!(lookups[0].header("authorization"), Some("Bearer k3y"));
 
     assert_eq!(lines.len(), 6);
     assert_eq!(lines[0]["shopper_id"], by_count[0]);
@@ -220,8 +228,8 @@ fn a_503_that_names_nothing_retries_the_whole_request() {
 #[test]
 fn shifted_live_replay_sends_each_shoppers_runs_in_order() {
     let api = FakeApi::start(|req, _| {
-        if req.method == "GET" {
-            recommendations_for(&req.path)
+        if req.path.ends_with("/recommendations/lookup") {
+            lookup_for(req)
         } else {
             accept_all(req)
         }
@@ -231,13 +239,13 @@ fn shifted_live_replay_sends_each_shoppers_runs_in_order() {
         &api,
         "s",
         "rees46",
-        "--shift-to-now --live --concurrency 3 --report 2",
+        "--shift-to-now --live --concurrency 3 --report 2 --api-key k3y",
     );
     assert_eq!(code, 0, "{err}");
     let posts: Vec<_> = api
         .requests()
         .into_iter()
-        .filter(|r| r.method == "POST")
+        .filter(|r| r.path == "/v1/sites/s/events")
         .collect();
     let mut seen = HashSet::new();
     let mut per_shopper: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -269,12 +277,13 @@ fn shifted_live_replay_sends_each_shoppers_runs_in_order() {
     }
     // The last event is now minus 5 seconds.
     assert_eq!(Some(latest), format_epoch_ms(NOW - 5_000));
-    // The busiest shopper (515136153, 51 events) needed several requests.
+    // The busiest shopper (515136153, 51 events) needed several requests, under its guest id.
+    let busiest = guest_id("rees46", "515136153");
     let most = per_shopper.values().map(Vec::len).max().unwrap_or(0);
     assert_eq!(most, 51);
     let busiest_requests = posts
         .iter()
-        .filter(|p| p.events()[0]["shopper_id"] == "515136153")
+        .filter(|p| p.events()[0]["shopper_id"] == busiest.as_str())
         .count();
     assert!(busiest_requests >= 3, "{busiest_requests}");
     let totals = lines.last().expect("totals");
@@ -283,6 +292,15 @@ fn shifted_live_replay_sends_each_shoppers_runs_in_order() {
     assert_eq!(totals["bad_rows"], json!({"row cut off": 1}));
     assert_eq!(lines.len(), 3);
     assert_eq!(lines[0]["events"].as_u64(), Some(most as u64));
+    // The report shows the file's id beside the guest id it was sent under, and what the lookup
+    // route answered for it.
+    assert_eq!(lines[0]["user_id"], "515136153");
+    assert_eq!(lines[0]["shopper_id"], busiest.as_str());
+    assert_eq!(lines[0]["preferred_brands"][0]["name"], "samsung");
+    // Every guest id on the wire is a mapped one: 32 hex digits, never a file id.
+    assert!(per_shopper
+        .keys()
+        .all(|g| g.len() == 32 && g.bytes().all(|b| b.is_ascii_hexdigit())));
 }
 
 #[test]
@@ -383,6 +401,9 @@ fn binary_dry_run_needs_no_api_and_a_wrong_format_exits_2() {
 /// of a shopper lists the events at `stored_ts` (the RFC 3339 times the first import sent).
 fn store_holding(stored: std::sync::Arc<std::sync::Mutex<BTreeMap<String, i64>>>) -> FakeApi {
     FakeApi::start(move |req, _| {
+        if req.path.ends_with("/recommendations/lookup") {
+            return lookup_for(req);
+        }
         if req.method == "GET" && req.path.ends_with("/export") {
             let events: Vec<Value> = stored
                 .lock()

@@ -187,3 +187,27 @@ pub fn recommendations_for(path: &str) -> (u16, String) {
         .to_string(),
     )
 }
+
+/// The fake lookup route (`POST .../recommendations/lookup`): one matched result per shopper asked,
+/// in order, each with the answer of [`recommendations_for`].
+pub fn lookup_for(request: &Recorded) -> (u16, String) {
+    let body = request.json();
+    let results: Vec<serde_json::Value> = body["shoppers"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let shopper = s["shopper_id"].as_str().unwrap_or("?");
+            let (_, one) =
+                recommendations_for(&format!("/v1/sites/x/shoppers/{shopper}/recommendations"));
+            let mut one: serde_json::Value = serde_json::from_str(&one).unwrap_or_default();
+            one["index"] = serde_json::json!(i);
+            one["matched"] = serde_json::json!(true);
+            one["shopper_id"] = serde_json::json!(format!("g:{shopper}"));
+            one
+        })
+        .collect();
+    (200, serde_json::json!({ "results": results }).to_string())
+}
