@@ -35,7 +35,7 @@ pub const MAX_GUEST_IDS: usize = 16;
 pub const MAX_IDENTITY_KEYS: usize = 8;
 
 /// The largest DynamoDB item a profile can become, in bytes as DynamoDB sizes items (attribute names
-/// and values, UTF-8), keys included, whatever clients send. The worst case measures 67,085 bytes, a
+/// and values, UTF-8), keys included, whatever clients send. The worst case measures 69,572 bytes, a
 /// sixth of DynamoDB's 400 KB item limit.
 ///
 /// The sum of the bounds: categories and brands [`MAX_AFFINITY_BYTES`] each (plus one name that

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::deletion::{Completion, DeletionJobs, ItemPage, Lease, ShopperRecords, TenantItems};
 use super::memory::{lock, MemoryStore};
 use super::tenants::{TenantDirectory, WebhookReceipts};
-use super::{split_claimant, ProfileRecord, ProfileStore, StoreError, StoredEvent};
+use super::{split_claimant, ProfileRecord, StoreError, StoredEvent};
 use crate::deletion::{DataTable, DeletionJob, DeletionState, ItemKey, MAX_PAGE_SIZE};
 use crate::tenant::TenantStatus;
 

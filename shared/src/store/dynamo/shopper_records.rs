@@ -9,7 +9,7 @@ use super::tenant_items::key_attrs;
 use super::{event_from_item, event_pk, profile_pk, DynamoStore};
 use crate::deletion::{DataTable, ItemKey, MAX_PAGE_SIZE};
 use crate::store::deletion::{ShopperRecords, TenantItems};
-use crate::store::{ProfileRecord, ProfileStore, StoreError, StoredEvent};
+use crate::store::{ProfileRecord, StoreError, StoredEvent};
 
 impl DynamoStore {
     /// The event items of `guest_id` (strongly consistent `Query` on the events table's key): all of
