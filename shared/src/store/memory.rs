@@ -162,12 +162,8 @@ impl RecommendSource for MemoryStore {
         &self,
         query: &RecommendQuery<'_>,
     ) -> Result<RecommendRead, StoreError> {
-        let &RecommendQuery {
-            site_id,
-            shopper_key,
-            with_popularity,
-            lists,
-        } = query;
+        let (site_id, shopper_key) = (query.site_id, query.shopper_key);
+        let (with_popularity, lists) = (query.with_popularity, query.lists);
         self.read_check()?;
         Ok(RecommendRead {
             lists: self.lists_of(site_id, lists),
@@ -286,11 +282,7 @@ impl PopularityStore for MemoryStore {
     }
 
     async fn save_popularity(&self, write: &PopularityWrite<'_>) -> Result<(), StoreError> {
-        let &PopularityWrite {
-            site_id,
-            popularity,
-            expected,
-        } = write;
+        let (site_id, popularity, expected) = (write.site_id, write.popularity, write.expected);
         if lock(&self.fail_popularity_of).as_deref() == Some(site_id) {
             return Err(StoreError::Unavailable(
                 "injected popularity write failure".into(),
