@@ -107,9 +107,12 @@ mod memory_tests {
     /// proven for them that a stranger also claimed, and a shared computer now customer 99's.
     async fn store() -> MemoryStore {
         let store = MemoryStore::default();
-        let mut profile = Profile::default();
-        profile.guest_ids = (290..300).map(device).collect();
-        profile.guest_ids.push("shared-computer-0001".into());
+        let mut guest_ids: Vec<String> = (290..300).map(device).collect();
+        guest_ids.push("shared-computer-0001".into());
+        let profile = Profile {
+            guest_ids,
+            ..Profile::default()
+        };
         assert!(profile.guest_ids.len() <= MAX_GUEST_IDS);
         let mut writes = vec![write(
             "c:42",
