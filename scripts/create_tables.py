@@ -6,7 +6,8 @@ Every AWS::DynamoDB::Table resource becomes a table named after its logical id
 `export VAR=name` line per table, VAR being the Globals environment variable that holds the
 table's !Ref (TENANTS_TABLE, ...).
 
-Idempotent: an existing table is left as it is (its TTL is still switched on if missing).
+Idempotent: an existing table is left as it is, except that a global secondary index of the template it
+lacks is added (a stack made before the index existed) and its TTL is switched on if missing.
 
 Usage: create_tables.py [--template template.yaml]
 """
@@ -60,6 +61,27 @@ def create_table_request(name: str, props: dict) -> dict:
     return req
 
 
+def add_missing_indexes(ddb, name: str, props: dict) -> None:
+    """Adds each global secondary index of `props` that the existing table `name` lacks, and waits for it."""
+    have = {i["IndexName"] for i in ddb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])}
+    wanted = create_table_request(name, props).get("GlobalSecondaryIndexes", [])
+    for idx in (i for i in wanted if i["IndexName"] not in have):
+        used = {k["AttributeName"] for k in idx["KeySchema"]}
+        ddb.update_table(
+            TableName=name,
+            AttributeDefinitions=[a for a in props["AttributeDefinitions"] if a["AttributeName"] in used],
+            GlobalSecondaryIndexUpdates=[{"Create": idx}],
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            indexes = ddb.describe_table(TableName=name)["Table"].get("GlobalSecondaryIndexes", [])
+            if any(i["IndexName"] == idx["IndexName"] and i.get("IndexStatus") == "ACTIVE" for i in indexes):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"index {idx['IndexName']} of {name} not ACTIVE after 30 s")
+            time.sleep(0.2)
+
+
 def ensure_table(ddb, name: str, props: dict) -> str:
     try:
         ddb.create_table(**create_table_request(name, props))
@@ -74,6 +96,7 @@ def ensure_table(ddb, name: str, props: dict) -> str:
             raise TimeoutError(f"table {name} not ACTIVE after 30 s")
         time.sleep(0.2)
 
+    add_missing_indexes(ddb, name, props)
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         current = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]

@@ -12,14 +12,20 @@
 //! profile.
 //!
 //! Claims ([`Event::claims`]: an email or phone typed into a storefront form) never decide where an
-//! event goes: each becomes a [`ProfileRecord::Claim`] to the event's profile only when its key holds
-//! nothing yet, so a claim never moves a link nor takes over a proven one.
+//! event goes. A claim takes the identity key's own item, the messaging lookup's, as a
+//! [`ProfileRecord::Claim`] to the event's profile when that key holds nothing or another profile's
+//! claim (among claims the most recent decides); a claim never moves a proven link
+//! ([`ProfileRecord::Alias`]), which replaces any claim. Every claim that does not hold the key (it
+//! met a proven link, or a newer claim or a proven link displaced it) is kept as a claimant item
+//! ([`claimant_key`]), so erasure finds every browser that sent an address.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crate::event::Event;
 use crate::profile::{Decay, Profile};
-use crate::store::{customer_key, guest_key, ProfileRecord, ProfileWrite, StoreError};
+use crate::store::{
+    claimant_key, customer_key, guest_key, ProfileRecord, ProfileWrite, StoreError,
+};
 
 /// Profile records by shopper key, as read for one request.
 pub type Records = HashMap<String, ProfileRecord>;
@@ -182,7 +188,9 @@ pub struct GroupPlan {
 /// The writes that fold `group` into the profile at `canonical`: the profile itself, an alias for
 /// each guest id newly linked to it by a proven identity (whose own profile, if any, is merged first)
 /// and for each proven email or phone key (pointing at the profile it was last seen with), and a
-/// claim for each claimed email or phone key that holds nothing yet.
+/// claim for each claimed email or phone key: at the key itself when it holds nothing or another
+/// profile's claim (never a proven link), else a claimant item (once per profile); a claim displaced
+/// from a key becomes its profile's claimant item.
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when the canonical item became an alias since it was read: re-read, plan
@@ -207,6 +215,26 @@ pub fn plan_group(
             version: 0,
         },
         expected: records.get(key).map(ProfileRecord::version),
+        overwrite: false,
+    };
+    let claim = |key: String, expected: Option<u64>| ProfileWrite {
+        key,
+        record: ProfileRecord::Claim {
+            linked_to: canonical.to_string(),
+            version: 0,
+        },
+        expected,
+        overwrite: false,
+    };
+    // That `profile`'s browser claimed `identity`: an item of its own, written blind.
+    let claimant = |identity: &str, profile: &str| ProfileWrite {
+        key: claimant_key(identity, profile),
+        record: ProfileRecord::Claim {
+            linked_to: profile.to_string(),
+            version: 0,
+        },
+        expected: None,
+        overwrite: true,
     };
     let links_here = |key: &str| matches!(records.get(key), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == canonical);
     let mut writes = Vec::new();
@@ -231,22 +259,40 @@ pub fn plan_group(
     let claims: BTreeSet<&String> = group
         .iter()
         .flat_map(|(_, e)| e.claims.iter())
-        .filter(|k| !identities.contains(k) && !records.contains_key(*k))
+        .filter(|k| !identities.contains(k))
         .collect();
-    writes.extend(
-        identities
-            .into_iter()
-            .filter(|k| !links_here(k))
-            .map(|k| alias(k)),
-    );
-    writes.extend(claims.into_iter().map(|k| ProfileWrite {
-        key: k.clone(),
-        record: ProfileRecord::Claim {
-            linked_to: canonical.to_string(),
-            version: 0,
-        },
-        expected: None,
-    }));
+    // A claim an identity key held, that a write here displaces: kept as the claimant's own item.
+    let displaced = |k: &str| match records.get(k) {
+        Some(ProfileRecord::Claim { linked_to, .. }) if linked_to != canonical => {
+            Some(claimant(k, linked_to))
+        }
+        _ => None,
+    };
+    for k in identities.into_iter().filter(|k| !links_here(k)) {
+        writes.extend(displaced(k));
+        writes.push(alias(k));
+    }
+    for k in claims {
+        match records.get(k.as_str()) {
+            // The lookup's item is free: this claim holds it.
+            None => writes.push(claim(k.clone(), None)),
+            // Among claims the most recent holds it; the one it displaces keeps its own item.
+            Some(ProfileRecord::Claim {
+                linked_to, version, ..
+            }) if linked_to != canonical => {
+                writes.extend(displaced(k));
+                writes.push(claim(k.clone(), Some(*version)));
+            }
+            // A proven link keeps it; this claim is kept as an item of its own, once per profile
+            // (its recent identity keys say it was written).
+            Some(ProfileRecord::Alias { linked_to, .. })
+                if linked_to != canonical && !profile.identity_keys.contains(k) =>
+            {
+                writes.push(claimant(k, canonical));
+            }
+            Some(_) => {}
+        }
+    }
     let mut ordered: Vec<&Event> = group.iter().map(|(_, e)| e).collect();
     ordered.sort_by_key(|e| e.timestamp_ms);
     let mut plan = GroupPlan::default();
@@ -271,6 +317,7 @@ pub fn plan_group(
                 version: 0,
             },
             expected,
+            overwrite: false,
         },
     );
     plan.writes = writes;
@@ -436,11 +483,18 @@ mod tests {
             "the claim decides nothing"
         );
         let plan = plan_group("g:x", &events, &records, &Decay::default()).expect("plan");
-        let writes: Vec<(&str, &ProfileRecord)> = plan
+        let (claimants, writes): (Vec<&ProfileWrite>, Vec<&ProfileWrite>) = plan
             .writes
             .iter()
-            .map(|w| (w.key.as_str(), &w.record))
+            .partition(|w| w.key.starts_with("claim:"));
+        // The claim of the proven key, as an item of its own (for erasure), written blind.
+        let claimants: Vec<(&str, bool)> = claimants
+            .iter()
+            .map(|w| (w.key.as_str(), w.overwrite))
             .collect();
+        assert_eq!(claimants, [("claim:e:owned#g:x", true)]);
+        let writes: Vec<(&str, &ProfileRecord)> =
+            writes.iter().map(|w| (w.key.as_str(), &w.record)).collect();
         assert_eq!(writes.len(), 2, "the profile and one claim: {writes:?}");
         assert_eq!(writes[0].0, "g:x");
         assert_eq!(
@@ -454,5 +508,101 @@ mod tests {
             ),
             "the proven e:owned is left alone"
         );
+    }
+
+    #[test]
+    fn among_claims_the_most_recent_takes_the_lookup_but_never_from_a_proven_link() {
+        let mut claimer = ev(
+            json!({"type":"view","shopper_id":"victim-browser-0001","product":{"id":"p"},"timestamp":NOW-1}),
+            &[],
+        );
+        claimer.claims = vec!["e:claimed".into(), "e:proven".into()];
+        let events = vec![(0, claimer)];
+        let records: Records = [
+            (
+                "e:claimed".to_string(),
+                ProfileRecord::Claim {
+                    linked_to: "g:attacker-browser-01".into(),
+                    version: 4,
+                },
+            ),
+            ("e:proven".to_string(), alias("c:7")),
+        ]
+        .into();
+        let plan = plan_group(
+            "g:victim-browser-0001",
+            &events,
+            &records,
+            &Decay::default(),
+        )
+        .expect("plan");
+        let heads: Vec<(&str, Option<u64>, &ProfileRecord)> = plan
+            .writes
+            .iter()
+            .filter(|w| w.key.starts_with("e:"))
+            .map(|w| (w.key.as_str(), w.expected, &w.record))
+            .collect();
+        assert_eq!(
+            heads,
+            [(
+                "e:claimed",
+                Some(4),
+                &ProfileRecord::Claim {
+                    linked_to: "g:victim-browser-0001".into(),
+                    version: 0
+                }
+            )],
+            "the newer claim moves the older one, on its version; the proven e:proven is left alone"
+        );
+        let claimants: Vec<(&str, &ProfileRecord)> = plan
+            .writes
+            .iter()
+            .filter(|w| w.overwrite)
+            .map(|w| (w.key.as_str(), &w.record))
+            .collect();
+        assert_eq!(
+            claimants,
+            [
+                (
+                    "claim:e:claimed#g:attacker-browser-01",
+                    &ProfileRecord::Claim {
+                        linked_to: "g:attacker-browser-01".into(),
+                        version: 0
+                    }
+                ),
+                (
+                    "claim:e:proven#g:victim-browser-0001",
+                    &ProfileRecord::Claim {
+                        linked_to: "g:victim-browser-0001".into(),
+                        version: 0
+                    }
+                )
+            ],
+            "the displaced claim and the claim of the proven key are kept for erasure"
+        );
+        // Planned again on what it wrote: the claimant items are not written twice.
+        let ProfileRecord::Profile { profile, .. } = &plan.writes[0].record else {
+            panic!("the profile first")
+        };
+        let mut after = records.clone();
+        after.insert(
+            "g:victim-browser-0001".into(),
+            ProfileRecord::Profile {
+                profile: profile.clone(),
+                version: 1,
+            },
+        );
+        after.insert("e:claimed".into(), heads[0].2.clone());
+        let mut again = events[0].1.clone();
+        again.event_id = "another-event-id-1".into();
+        let plan = plan_group(
+            "g:victim-browser-0001",
+            &[(0, again)],
+            &after,
+            &Decay::default(),
+        )
+        .expect("plan");
+        let keys: Vec<&str> = plan.writes.iter().map(|w| w.key.as_str()).collect();
+        assert_eq!(keys, ["g:victim-browser-0001"]);
     }
 }

@@ -5,6 +5,7 @@
 //! recommendations from their whole history.
 
 use affinity::identity::{derived_identity_secret, sign, Claims, IdentitySecret};
+use affinity::pii::DerivedPeppers;
 use affinity::store::{customer_key, guest_key, ProfileRecord, ProfileStore};
 use affinity::tenant::Tenant;
 use affinity_tests::*;
@@ -226,26 +227,8 @@ async fn a_claimed_email_or_phone_reads_nothing_and_moves_no_link() {
             "{field}: {recs}"
         );
         // The merchant's messaging lookup by that address still finds the victim.
-        let deps = recommend_deps().await;
-        let (status, body) = json_of(
-            recommend::handle(
-                &deps,
-                request_with(
-                    "POST",
-                    &format!("/v1/sites/{}/recommendations/lookup", t.site_id),
-                    &[
-                        ("content-type", "application/json"),
-                        ("authorization", &format!("Bearer {key}")),
-                    ],
-                    &json!({ "shoppers": [Value::Object(
-                        [(field.to_string(), json!(value))].into_iter().collect()
-                    )] })
-                    .to_string(),
-                ),
-            )
-            .await,
-        );
-        assert_eq!(status, 200, "{body}");
+        let asked = Value::Object([(field.to_string(), json!(value))].into_iter().collect());
+        let body = lookup(&t.site_id, &key, json!([asked])).await;
         assert_eq!(
             body["results"][0]["shopper_id"],
             customer_key("77001"),
@@ -272,22 +255,7 @@ async fn a_claim_made_first_is_replaced_by_the_proven_link() {
         "the claim is kept, for the lookup and erasure"
     );
     victim(&t.site_id, &key).await;
-    let deps = recommend_deps().await;
-    let (_, body) = json_of(
-        recommend::handle(
-            &deps,
-            request_with(
-                "POST",
-                &format!("/v1/sites/{}/recommendations/lookup", t.site_id),
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &format!("Bearer {key}")),
-                ],
-                &json!({"shoppers":[{"email": VICTIM_EMAIL}]}).to_string(),
-            ),
-        )
-        .await,
-    );
+    let body = lookup(&t.site_id, &key, json!([{"email": VICTIM_EMAIL}])).await;
     assert_eq!(
         body["results"][0]["shopper_id"],
         customer_key("77001"),
@@ -495,4 +463,186 @@ async fn a_token_sent_to_a_store_without_an_identity_secret_proves_nothing_and_l
     let (status, answer) =
         json_of(recommend::handle(&recommend, request("GET", &path, None, "")).await);
     assert_eq!(status, 200, "{answer}");
+}
+
+/// The messaging lookup's answer for `shoppers`, as the merchant's server asks it (API key).
+async fn lookup(site: &str, api_key: &str, shoppers: Value) -> Value {
+    let deps = recommend_deps().await;
+    let (status, body) = json_of(
+        recommend::handle(
+            &deps,
+            request_with(
+                "POST",
+                &format!("/v1/sites/{site}/recommendations/lookup"),
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", &format!("Bearer {api_key}")),
+                ],
+                &json!({ "shoppers": shoppers }).to_string(),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// The profile the messaging lookup answers one email with.
+async fn lookup_email(site: &str, api_key: &str, email: &str) -> Value {
+    lookup(site, api_key, json!([{ "email": email }])).await["results"][0]["shopper_id"].clone()
+}
+
+/// Issue 10 §3: links live as their own items. 300 devices log in as one customer with valid tokens:
+/// the profile item stays small (it lists only the most recent guest ids), export lists all 300, and
+/// erasure deletes every one of them, found through the `by_link` index.
+#[tokio::test]
+async fn three_hundred_devices_of_one_customer_are_all_exported_and_erased_and_the_profile_stays_small(
+) {
+    use affinity::deletion::shopper;
+    use affinity::profile::MAX_GUEST_IDS;
+    let (t, _, secret) = shop("links300").await;
+    let site = &t.site_id;
+    let tok = token(&secret, site, "c-300", now_s() + 3600);
+    let ts = affinity::now_ms() - 60_000;
+    let device = |i: usize| format!("device-of-c300-{i:06}");
+    for batch in 0..15 {
+        let events: Vec<Value> = (batch * 20..batch * 20 + 20)
+            .map(|i| {
+                json!({"type":"view","shopper_id": device(i), "customer_id":"c-300",
+                    "identity_token": tok, "timestamp": ts + i as i64,
+                    "product":{"id": format!("p-{i}"), "category":"shoes"}})
+            })
+            .collect();
+        let answer = post_live(site, Value::Array(events)).await;
+        assert_eq!(
+            (
+                answer["accepted"].clone(),
+                answer["identity_unverified"].clone()
+            ),
+            (json!(20), json!(0)),
+            "{answer}"
+        );
+    }
+    let items = items_of_site(&tables().profiles, site).await;
+    let aliases = items
+        .iter()
+        .filter(|i| i.get("linked_to").and_then(|v| v.as_s().ok()) == Some(&customer_key("c-300")))
+        .count();
+    assert_eq!(aliases, 300, "one alias item per device");
+    let profile = items
+        .iter()
+        .find(|i| i.get("pk").and_then(|v| v.as_s().ok()) == Some(&format!("{site}#c:c-300")))
+        .expect("the customer's profile");
+    let size = affinity::store::dynamo::item_size(profile);
+    assert!(size < 8 * 1024, "the profile item is {size} bytes");
+    match record(site, &customer_key("c-300")).await {
+        Some(ProfileRecord::Profile { profile, .. }) => {
+            assert_eq!(profile.event_count, 300);
+            assert_eq!(profile.guest_ids.len(), MAX_GUEST_IDS);
+            assert_eq!(profile.guest_ids.last(), Some(&device(299)));
+        }
+        other => panic!("not a profile: {other:?}"),
+    }
+
+    let store = store().await;
+    let export = shopper::export(&store, site, &guest_key(&device(7)), affinity::now_ms())
+        .await
+        .expect("export");
+    let mut all: Vec<String> = (0..300).map(device).collect();
+    all.sort();
+    assert_eq!(export.linked_ids.guest_ids, all);
+    assert_eq!(export.events.len(), 300);
+
+    let report = shopper::erase(&store, site, &customer_key("c-300"))
+        .await
+        .expect("erase");
+    assert_eq!(
+        (report.profiles, report.events, report.guest_ids),
+        (301, 300, 300)
+    );
+    assert!(items_of_site(&tables().profiles, site).await.is_empty());
+    assert!(stored_events(site).await.is_empty());
+}
+
+/// Issue 10 §1: where a proven link and mere claims meet, the proven one decides; among claims only,
+/// the most recent. An attacker claims the victim's email first; the victim's own browser claims it
+/// later and takes the lookup; the merchant's import then proves it, and the attacker's new claim moves
+/// nothing. Erasure by that email finds every browser that sent it, the attacker's too.
+#[tokio::test]
+async fn the_proven_link_decides_the_lookup_and_among_claims_the_most_recent() {
+    use affinity::deletion::shopper::{self, Named};
+    let (t, key, _) = shop("atk-recent").await;
+    let site = &t.site_id;
+    let attacker = "attacker-browser-0009";
+    let victim_browser = "victim-browser-000009";
+    let claim = |guest: &str| {
+        let mut e = attacker_view(guest);
+        e["email"] = json!(VICTIM_EMAIL);
+        e
+    };
+    post_live(site, json!([claim(attacker)])).await;
+    assert_eq!(
+        lookup_email(site, &key, VICTIM_EMAIL).await,
+        guest_key(attacker),
+        "a claim alone"
+    );
+    post_live(site, json!([claim(victim_browser)])).await;
+    assert_eq!(
+        lookup_email(site, &key, VICTIM_EMAIL).await,
+        guest_key(victim_browser),
+        "among claims the most recent"
+    );
+    victim(site, &key).await;
+    assert_eq!(
+        lookup_email(site, &key, VICTIM_EMAIL).await,
+        customer_key("77001"),
+        "the proven link decides"
+    );
+    post_live(site, json!([claim(attacker)])).await;
+    assert_eq!(
+        lookup_email(site, &key, VICTIM_EMAIL).await,
+        customer_key("77001"),
+        "a claim never moves a proven link"
+    );
+    // Every browser that sent the address, and the customer it is proven for.
+    let store = store().await;
+    let subjects = shopper::subjects(
+        &store,
+        &DerivedPeppers,
+        &t,
+        Named {
+            customer_id: "77001",
+            email: Some(VICTIM_EMAIL),
+            phone: None,
+        },
+    )
+    .await
+    .expect("subjects");
+    let subjects: std::collections::BTreeSet<String> = subjects.into_iter().collect();
+    assert_eq!(
+        subjects,
+        [
+            customer_key("77001"),
+            guest_key(attacker),
+            guest_key(victim_browser)
+        ]
+        .into_iter()
+        .collect()
+    );
+    // Erasing the attacker's browser removes its claim items, and nothing of the victim's.
+    let report = shopper::erase(&store, site, &guest_key(attacker))
+        .await
+        .expect("erase");
+    assert_eq!((report.profiles, report.events), (2, 2), "{report:?}");
+    assert_eq!(
+        lookup_email(site, &key, VICTIM_EMAIL).await,
+        customer_key("77001")
+    );
+    let left: Vec<String> = items_of_site(&tables().profiles, site)
+        .await
+        .iter()
+        .filter_map(|i| i.get("pk")?.as_s().ok().cloned())
+        .filter(|pk| pk.contains(attacker))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }

@@ -598,6 +598,7 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
                     version: 0,
                 },
                 expected: None,
+                overwrite: false,
             }],
         )
         .await

@@ -2,7 +2,7 @@
 //! recommendation reads make, and the aggregate function folding stored events into lists.
 
 use affinity::recommender::neighbours::{ListKey, Neighbour, NeighbourList};
-use affinity::store::{ListWrite, NeighbourStore, RecommendSource};
+use affinity::store::{ListWrite, NeighbourStore, RecommendQuery, RecommendSource};
 use affinity_tests::*;
 use serde_json::json;
 
@@ -82,7 +82,12 @@ async fn lists_are_written_conditionally_and_read_in_the_recommendation_round_tr
     assert_eq!(got[&ink], (list("paper", 4.0), 2));
     // The recommendation's first read brings the lists with the tenant; a list is never a profile.
     let read = store
-        .recommend_read(&site, "g:nobody", true, std::slice::from_ref(&sofa))
+        .recommend_read(&RecommendQuery {
+            site_id: &site,
+            shopper_key: "g:nobody",
+            with_popularity: true,
+            lists: std::slice::from_ref(&sofa),
+        })
         .await
         .expect("read");
     assert!(read.tenant.is_some() && read.profile.is_none());

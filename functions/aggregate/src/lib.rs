@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 use affinity::popularity::applied_fingerprint;
 use affinity::profile::Decay;
 use affinity::recommender::neighbours::CoVisitWeights;
-use affinity::store::{NeighbourStore, PopularityStore, ProfileStore, StoreError, StoredEvent};
+use affinity::store::{
+    NeighbourStore, PopularityStore, PopularityWrite, ProfileStore, StoreError, StoredEvent,
+};
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use serde::Serialize;
 
@@ -167,7 +169,12 @@ async fn fold_popularity<S: PopularityStore>(
             return Ok(Outcome::Applied { fresh, dups });
         }
         pop.trim();
-        match deps.store.save_popularity(site_id, &pop, version).await {
+        let write = PopularityWrite {
+            site_id,
+            popularity: &pop,
+            expected: version,
+        };
+        match deps.store.save_popularity(&write).await {
             Ok(()) => return Ok(Outcome::Applied { fresh, dups }),
             Err(StoreError::TenantInactive) => return Ok(Outcome::Inactive),
             Err(StoreError::Conflict) if attempt + 1 < ATTEMPTS => attempt += 1,

@@ -13,7 +13,9 @@ use affinity::http::{self, ApiError};
 use affinity::identity::{self, IdentitySecretSource};
 use affinity::pii::PepperSource;
 use affinity::profile::{Decay, Profile};
-use affinity::store::{customer_key, guest_key, ProfileRecord, RecommendSource, TenantLookup};
+use affinity::store::{
+    customer_key, guest_key, ProfileRecord, RecommendQuery, RecommendSource, TenantLookup,
+};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 
@@ -146,12 +148,12 @@ async fn recommend<S: RecommendSource, K: PepperSource + IdentitySecretSource>(
     let cached = deps.popularity.get(site_id);
     let read = deps
         .store
-        .recommend_read(
+        .recommend_read(&RecommendQuery {
             site_id,
-            &guest_key(shopper_id),
-            cached.is_none(),
-            &list.first_lists(),
-        )
+            shopper_key: &guest_key(shopper_id),
+            with_popularity: cached.is_none(),
+            lists: &list.first_lists(),
+        })
         .await?;
     let tenant = admit_tenant_evicting(read.tenant, Access::Storefront, &deps.peppers)?;
     let popularity = cached.or_else(|| {

@@ -6,7 +6,9 @@
 //! Answer: `{"results": [...]}`, one per identity in order, each `{"index", "matched", "shopper_id",
 //! "preferred_categories", "preferred_brands", "items"}` (the storefront shape; `shopper_id` is the
 //! matched profile's key, never the email or phone), or `{"index", "error": {"field", "reason"}}`.
-//! An unknown identity gets trending products. Emails and phones are hashed with the tenant's key and
+//! An unknown identity gets trending products. An email or phone answers with its proven profile when
+//! one exists, else with the profile of the browser that claimed it most recently (docs/DESIGN.md,
+//! "Links"). Emails and phones are hashed with the tenant's key and
 //! go no further; they are looked up only under the tenant's messaging consent (else 403).
 //!
 //! Round trips: the tenant, then every identity and the popularity together, then the profiles that
@@ -219,8 +221,11 @@ where
         found.extend(deps.store.lookup_read(site_id, chunk, false).await?.0);
     }
     let now = deps.clock.now_ms();
-    // An email or phone key holds one link: a proven alias, or a claim (the first browser that sent
-    // it) until a proven link replaces it; so where both were ever seen, the proven one decides.
+    // An email or phone key's own item holds one link: a proven alias (an identity token or the
+    // import route), or else the claim of the browser that sent it most recently. A proven link
+    // replaces any claim and no claim replaces it, so where both were ever seen the proven one
+    // decides; among claims only, the most recent (the other claimants are items of their own,
+    // `claim:{key}#{profile}`, for erasure, never read here).
     let resolve = |k: &str| -> Option<(String, &Profile)> {
         let mut key = k;
         for _ in 0..3 {

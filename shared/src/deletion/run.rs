@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::errors::DeletionError;
 use super::job::{Begin, DeletionJob, DeletionSettings, DeletionState, RunOutcome, Step, Trigger};
 use crate::clock::Clock;
-use crate::store::deletion::{Completion, DeletionJobs, TenantItems};
+use crate::store::deletion::{Completion, DeletionJobs, Lease, TenantItems};
 use crate::store::StoreError;
 use crate::tenant::{Tenant, TenantStatus};
 
@@ -113,7 +113,12 @@ pub async fn run<S: DeletionJobs + TenantItems>(
     }
     let run_id = uuid::Uuid::new_v4().to_string();
     let Some(mut job) = store
-        .acquire_lease(tenant_id, &run_id, now, deadline_ms)
+        .acquire_lease(&Lease {
+            tenant_id,
+            run_id: &run_id,
+            now_ms: now,
+            until_ms: deadline_ms,
+        })
         .await?
     else {
         return Ok(match store.deletion(tenant_id).await? {

@@ -2,8 +2,10 @@
 //! export holds, over the [`ShopperRecords`] port.
 //!
 //! A shopper is a person: the profile at `g:{guest id}` or `c:{customer id}`; a guest linked to a
-//! customer is that customer. The customer's profile lists every guest id whose history it holds and the
-//! identity keys (keyed hashes of email and phone) that point at it. A shared device that has logged in
+//! customer is that customer. Every link (a guest id or identity key, keyed hash of email or phone, to
+//! the profile, proven or claimed) is an item of its own, found by the profile it points to through the
+//! profiles table's `by_link` index, however many there are; the profile lists only its recent guest
+//! ids. A shared device that has logged in
 //! as another customer since keeps its link and its other events; only its events carrying this
 //! shopper's customer id are theirs.
 
@@ -14,7 +16,9 @@ use serde::Serialize;
 use super::errors::ErasureError;
 use crate::pii::{self, PepperSource};
 use crate::store::deletion::ShopperRecords;
-use crate::store::{customer_key, guest_key, ProfileRecord, StoreError, StoredEvent};
+use crate::store::{
+    customer_key, guest_key, split_claimant, ProfileRecord, StoreError, StoredEvent,
+};
 use crate::tenant::Tenant;
 
 /// Everything that identifies one shopper (a person) in a tenant: the profile that holds their history,
@@ -128,8 +132,11 @@ fn alias_target(record: Option<&ProfileRecord>) -> Option<&str> {
     }
 }
 
-/// Resolves the shopper at `shopper_key` (`g:{guest id}` or `c:{customer id}`) of `site_id`, in up to
-/// three reads.
+/// Resolves the shopper at `shopper_key` (`g:{guest id}` or `c:{customer id}`) of `site_id`: the asked
+/// item and its canonical profile; every link to the canonical profile and to each guest id linked to it
+/// (claims made before the guest logged in), from the `by_link` index
+/// ([`ShopperRecords::links_to`]); and the items of the profile's recent guest ids, which show the
+/// shared devices.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
@@ -151,15 +158,22 @@ pub async fn resolve<S: ShopperRecords>(
         let canonical_key = [canonical.clone()];
         records.extend(store.shopper_profiles(site_id, &canonical_key).await?);
     }
+    let linked = store.links_to(site_id, &canonical).await?;
     let mut guests: BTreeSet<String> = [shopper_key, canonical.as_str()]
-        .iter()
+        .into_iter()
+        .chain(linked.keys().map(String::as_str))
         .filter_map(|k| k.strip_prefix("g:").map(str::to_string))
         .collect();
+    records.extend(linked);
+    for g in &guests {
+        let key = guest_key(g);
+        if key != canonical {
+            records.extend(store.links_to(site_id, &key).await?);
+        }
+    }
     let mut customer = canonical.strip_prefix("c:").map(str::to_string);
-    let mut identities: BTreeSet<String> = BTreeSet::new();
     if let Some(ProfileRecord::Profile { profile, .. }) = records.get(&canonical) {
         guests.extend(profile.guest_ids.iter().cloned());
-        identities.extend(profile.identity_keys.iter().cloned());
         if customer.is_none() {
             customer.clone_from(&profile.customer_id);
         }
@@ -167,32 +181,24 @@ pub async fn resolve<S: ShopperRecords>(
     let missing: Vec<String> = guests
         .iter()
         .map(|g| guest_key(g))
-        .chain(identities.iter().cloned())
         .filter(|k| !records.contains_key(k))
         .collect();
     if !missing.is_empty() {
         records.extend(store.shopper_profiles(site_id, &missing).await?);
     }
-    Ok(person(
-        shopper_key,
-        canonical,
-        customer,
-        guests,
-        identities,
-        records,
-    ))
+    Ok(person(shopper_key, canonical, customer, guests, records))
 }
 
 /// The rules of who is who, once the items are read: a device that logged in as someone else since is
 /// linked to that shopper now (a shared guest id); only items of this person are kept (the canonical
-/// profile, the asked key, aliases to the canonical profile and plain profiles of their guest ids; an
-/// email or phone key that moved on to another profile is not this person's any more).
+/// profile, the asked key, links to the canonical profile or to their guest ids, and plain profiles of
+/// their guest ids; an email or phone key that moved on to another profile is not this person's any
+/// more). Their identity keys are those of the links kept.
 fn person(
     asked: &str,
     canonical: String,
     customer_id: Option<String>,
     mut guests: BTreeSet<String>,
-    identities: BTreeSet<String>,
     mut records: BTreeMap<String, ProfileRecord>,
 ) -> Shopper {
     let shared: BTreeSet<String> = guests
@@ -201,28 +207,32 @@ fn person(
         .cloned()
         .collect();
     guests.retain(|g| !shared.contains(g));
+    let theirs =
+        |to: &str| to == canonical || to.strip_prefix("g:").is_some_and(|g| guests.contains(g));
     records.retain(|k, r| {
         k == &canonical
             || k == asked
             || match r {
                 ProfileRecord::Alias { linked_to, .. } | ProfileRecord::Claim { linked_to, .. } => {
-                    linked_to == &canonical
+                    theirs(linked_to)
                 }
                 ProfileRecord::Profile { .. } => {
                     k.strip_prefix("g:").is_some_and(|g| guests.contains(g))
                 }
             }
     });
-    let identity_keys = identities
-        .into_iter()
-        .filter(|k| records.contains_key(k))
+    let identity_keys: BTreeSet<String> = records
+        .keys()
+        .map(|k| split_claimant(k).map_or(k.as_str(), |(identity, _)| identity))
+        .filter(|k| k.starts_with("e:") || k.starts_with("p:"))
+        .map(str::to_string)
         .collect();
     Shopper {
         ids: ShopperIds {
             canonical,
             customer_id,
             guest_ids: guests.into_iter().collect(),
-            identity_keys,
+            identity_keys: identity_keys.into_iter().collect(),
             shared_guest_ids: shared.into_iter().collect(),
         },
         records,
@@ -240,15 +250,19 @@ pub async fn erase<S: ShopperRecords>(
     site_id: &str,
     shopper_key: &str,
 ) -> Result<ErasureReport, StoreError> {
-    let shopper = resolve(store, site_id, shopper_key).await?;
-    let keys = shopper.erasure_keys(shopper_key);
-    let sources = shopper.event_sources();
-    let mut report = ErasureReport {
-        guest_ids: shopper.ids.guest_ids.len(),
-        ..ErasureReport::default()
-    };
-    for _round in 0..2 {
-        report.profiles += store.erase_profiles(site_id, &keys).await?;
+    let mut report = ErasureReport::default();
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    let mut sources: BTreeSet<(String, Option<String>)> = BTreeSet::new();
+    for round in 0..2 {
+        // The second look resolves again: links the index showed late, or a request wrote meanwhile.
+        let shopper = resolve(store, site_id, shopper_key).await?;
+        if round == 0 {
+            report.guest_ids = shopper.ids.guest_ids.len();
+        }
+        keys.extend(shopper.erasure_keys(shopper_key));
+        sources.extend(shopper.event_sources());
+        let all: Vec<String> = keys.iter().cloned().collect();
+        report.profiles += store.erase_profiles(site_id, &all).await?;
         for (guest, customer) in &sources {
             report.events += store
                 .erase_events(site_id, guest, customer.as_deref())
@@ -331,8 +345,9 @@ pub struct Named<'a> {
 }
 
 /// The shopper keys a privacy request is about: the customer id's, then the profiles that the
-/// customer's email and phone (as keyed hashes under the tenant's pepper) point at. A tenant without a
-/// pepper never linked an email or phone.
+/// customer's email and phone (as keyed hashes under the tenant's pepper) point at, and every profile
+/// whose browser claimed them ([`ShopperRecords::claimants`]). A tenant without a pepper never linked
+/// an email or phone.
 ///
 /// # Errors
 /// [`ErasureError::PepperUnavailable`]; [`ErasureError::Storage`].
@@ -360,7 +375,7 @@ pub async fn subjects<S: ShopperRecords, K: PepperSource>(
     {
         identities.push(format!("p:{}", k.0));
     }
-    let targets: BTreeSet<String> = if identities.is_empty() {
+    let mut targets: BTreeSet<String> = if identities.is_empty() {
         BTreeSet::new()
     } else {
         store
@@ -376,6 +391,9 @@ pub async fn subjects<S: ShopperRecords, K: PepperSource>(
             })
             .collect()
     };
+    for identity in &identities {
+        targets.extend(store.claimants(&tenant.site_id, identity).await?);
+    }
     for target in targets {
         if !out.contains(&target) {
             out.push(target);
@@ -385,78 +403,5 @@ pub async fn subjects<S: ShopperRecords, K: PepperSource>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::profile::Profile;
-
-    fn alias(to: &str) -> ProfileRecord {
-        ProfileRecord::Alias {
-            linked_to: to.into(),
-            version: 1,
-        }
-    }
-
-    fn profile() -> ProfileRecord {
-        ProfileRecord::Profile {
-            profile: Box::default(),
-            version: 1,
-        }
-    }
-
-    #[test]
-    fn a_guest_that_logged_in_as_someone_else_since_is_a_shared_device() {
-        let records = BTreeMap::from([
-            ("c:42".to_string(), profile()),
-            ("g:g1".to_string(), alias("c:42")),
-            ("g:gs".to_string(), alias("c:99")),
-            ("e:moved".to_string(), alias("c:99")),
-            ("e:own".to_string(), alias("c:42")),
-        ]);
-        let guests = BTreeSet::from(["g1".to_string(), "gs".to_string()]);
-        let identities = BTreeSet::from(["e:moved".to_string(), "e:own".to_string()]);
-        let s = person(
-            "g:g1",
-            "c:42".into(),
-            Some("42".into()),
-            guests,
-            identities,
-            records,
-        );
-        assert_eq!(s.ids.guest_ids, ["g1"]);
-        assert_eq!(s.ids.shared_guest_ids, ["gs"]);
-        assert_eq!(s.ids.identity_keys, ["e:own"]);
-        assert_eq!(
-            s.records.keys().collect::<Vec<_>>(),
-            ["c:42", "e:own", "g:g1"]
-        );
-        assert_eq!(
-            s.event_sources(),
-            [
-                ("g1".to_string(), None),
-                ("gs".to_string(), Some("42".to_string()))
-            ]
-        );
-        assert_eq!(s.erasure_keys("g:g1"), ["c:42", "e:own", "g:g1"]);
-    }
-
-    #[test]
-    fn the_export_shows_event_fingerprints_in_hex_and_names_the_kind() {
-        let mut p = Profile::default();
-        p.seen.push(255);
-        let record = ProfileRecord::Profile {
-            profile: Box::new(p),
-            version: 3,
-        };
-        let v = profile_json("g:g1", &record);
-        assert_eq!(v["seen"], serde_json::json!(["00000000000000ff"]));
-        assert_eq!(
-            (v["key"].as_str(), v["kind"].as_str()),
-            (Some("g:g1"), Some("profile"))
-        );
-        let v = profile_json("g:g2", &alias("c:1"));
-        assert_eq!(
-            v,
-            serde_json::json!({"key": "g:g2", "kind": "alias", "linked_to": "c:1"})
-        );
-    }
-}
+#[path = "shopper_tests.rs"]
+mod tests;

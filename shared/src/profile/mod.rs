@@ -26,17 +26,25 @@ pub const MAX_CART_LINES: usize = 100;
 pub const MAX_CART_BYTES: usize = 32 * 1024;
 /// Event ids remembered for de-duplication of retried batches.
 pub const MAX_SEEN: usize = 256;
+/// Most guest ids a profile lists (the most recent, for display and to find shared devices). Every
+/// link is its own item ([`crate::store::ProfileRecord::Alias`]) found through the profiles table's
+/// `by_link` index, so erasure and export never depend on this list being whole.
+pub const MAX_GUEST_IDS: usize = 16;
+/// Most identity keys (`e:{hex}` / `p:{hex}`, 66 bytes) a profile lists, the most recent; the links
+/// and claims themselves are items of their own, as for [`MAX_GUEST_IDS`].
+pub const MAX_IDENTITY_KEYS: usize = 8;
 
 /// The largest DynamoDB item a profile can become, in bytes as DynamoDB sizes items (attribute names
-/// and values, UTF-8), keys included, whatever clients send. The worst case measures 67,085 bytes, a
+/// and values, UTF-8), keys included, whatever clients send. The worst case measures 69,572 bytes, a
 /// sixth of DynamoDB's 400 KB item limit.
 ///
 /// The sum of the bounds: categories and brands [`MAX_AFFINITY_BYTES`] each (plus one name that
 /// crosses the budget), the cart [`MAX_CART_BYTES`], [`MAX_RECENT_VIEWS`] and [`MAX_PURCHASED`]
-/// product ids of at most 128 bytes, [`MAX_SEEN`] 8-byte fingerprints, a 128-byte customer id. The
-/// test `the_worst_case_profile_stays_under_its_bound` builds it (the longest ids and names, in 4-byte
-/// characters, through [`Profile::apply`]) and measures the item. `guest_ids` and `identity_keys`
-/// are not counted here: their bounds belong to the identity-linking rules.
+/// product ids of at most 128 bytes, [`MAX_SEEN`] 8-byte fingerprints, a 128-byte customer id,
+/// [`MAX_GUEST_IDS`] guest ids of at most 128 bytes and [`MAX_IDENTITY_KEYS`] 66-byte identity keys
+/// (the links themselves are items of their own, however many a shopper has). The test
+/// `the_worst_case_profile_stays_under_its_bound` builds it (the longest ids and names, in 4-byte
+/// characters, hundreds of guests and emails, through [`Profile::apply`]) and measures the item.
 pub const MAX_PROFILE_ITEM_BYTES: usize = 72 * 1024;
 
 /// What an affinity costs in a stored profile, over-estimated: its name's UTF-8 bytes plus 40 (the
@@ -165,14 +173,16 @@ pub struct Profile {
     /// Purchased products, newest first, distinct, at most [`MAX_PURCHASED`].
     #[serde(default)]
     pub purchased: Vec<Seen>,
-    /// The guest ids whose history this profile holds.
+    /// The most recent guest ids whose history this profile holds, oldest first, at most
+    /// [`MAX_GUEST_IDS`] (every link is its own item: [`crate::store::ProfileRecord::Alias`]).
     #[serde(default)]
     pub guest_ids: Vec<String>,
     /// The customer id, once the shopper logged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
-    /// Identity keys (keyed hashes of email and phone, `e:{hex}` / `p:{hex}`) linked to this profile, or
-    /// claimed by its browsers (see [`crate::store::ProfileRecord::Claim`]).
+    /// The most recent identity keys (keyed hashes of email and phone, `e:{hex}` / `p:{hex}`) linked to
+    /// this profile or claimed by its browsers, oldest first, at most [`MAX_IDENTITY_KEYS`] (the links
+    /// and claims are items of their own: [`crate::store::ProfileRecord::Claim`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identity_keys: Vec<String>,
     /// Fingerprints (first 8 bytes of SHA-256) of the last [`MAX_SEEN`] event ids applied, newest last.
@@ -282,6 +292,14 @@ fn bound_cart(cart: &mut Vec<Line>) {
     cart.drain(..drop);
 }
 
+/// Puts `item` last in `list` (moving it there if present), keeping the newest `max`.
+fn note(list: &mut Vec<String>, item: &str, max: usize) {
+    list.retain(|x| x != item);
+    list.push(item.to_string());
+    let excess = list.len().saturating_sub(max);
+    list.drain(..excess);
+}
+
 fn remember(list: &mut Vec<Seen>, id: &str, at: i64, max: usize) {
     if let Some(pos) = list.iter().position(|s| s.id == id) {
         if list[pos].at >= at {
@@ -360,16 +378,12 @@ impl Profile {
             _ => {}
         }
         self.apply_cart(e);
-        if !self.guest_ids.iter().any(|g| g == &e.shopper_id) {
-            self.guest_ids.push(e.shopper_id.clone());
-        }
+        note(&mut self.guest_ids, &e.shopper_id, MAX_GUEST_IDS);
         if e.customer_id.is_some() {
             self.customer_id.clone_from(&e.customer_id);
         }
         for k in e.identities.iter().chain(&e.claims) {
-            if !self.identity_keys.contains(k) {
-                self.identity_keys.push(k.clone());
-            }
+            note(&mut self.identity_keys, k, MAX_IDENTITY_KEYS);
         }
         self.seen.push(event_fingerprint(&e.event_id));
         if self.seen.len() > MAX_SEEN {
@@ -420,8 +434,16 @@ impl Profile {
     /// Brings the profile within its bounds: the strongest categories and brands, strongest first,
     /// within [`MAX_AFFINITIES`] and [`MAX_AFFINITY_BYTES`]; the newest cart lines within
     /// [`MAX_CART_LINES`] and [`MAX_CART_BYTES`]; the newest views, purchases and seen ids within their
-    /// counts. After it the stored item is at most [`MAX_PROFILE_ITEM_BYTES`].
+    /// counts, the newest guest ids and identity keys within theirs. After it the stored item is at
+    /// most [`MAX_PROFILE_ITEM_BYTES`].
     pub fn trim(&mut self) {
+        for (list, max) in [
+            (&mut self.guest_ids, MAX_GUEST_IDS),
+            (&mut self.identity_keys, MAX_IDENTITY_KEYS),
+        ] {
+            let excess = list.len().saturating_sub(max);
+            list.drain(..excess);
+        }
         top(&mut self.categories);
         top(&mut self.brands);
         bound_cart(&mut self.cart);
@@ -458,7 +480,7 @@ impl Profile {
         }
         for g in &other.guest_ids {
             if !self.guest_ids.contains(g) {
-                self.guest_ids.push(g.clone());
+                note(&mut self.guest_ids, g, MAX_GUEST_IDS);
             }
         }
         if self.customer_id.is_none() {
@@ -466,7 +488,7 @@ impl Profile {
         }
         for k in &other.identity_keys {
             if !self.identity_keys.contains(k) {
-                self.identity_keys.push(k.clone());
+                note(&mut self.identity_keys, k, MAX_IDENTITY_KEYS);
             }
         }
         for s in &other.seen {

@@ -139,12 +139,17 @@ fn the_worst_case_profile_stays_under_its_bound() {
     let mut t = T0;
     let mut next = |kind: &str, extra: serde_json::Value| {
         t += 1;
-        let mut v = json!({"type": kind, "shopper_id": "g".repeat(128), "customer_id": customer,
+        // Every event from another 128-byte guest id, with another email and phone key: hundreds
+        // of devices and addresses linked to one customer.
+        let mut v = json!({"type": kind, "shopper_id": format!("{t:g>128}"), "customer_id": customer,
             "event_id": format!("{:0>128}", t), "timestamp": t});
         v.as_object_mut()
             .expect("object")
             .extend(extra.as_object().expect("object").clone());
-        ev(v)
+        let mut e = ev(v);
+        e.identities = vec![format!("e:{t:0>64}")];
+        e.claims = vec![format!("p:{t:0>64}")];
+        e
     };
     let mut events = Vec::new();
     // More distinct categories and brands than any bound, in purchases of 100 items each.
@@ -189,6 +194,14 @@ fn the_worst_case_profile_stays_under_its_bound() {
     assert_eq!(p.recent_views.len(), MAX_RECENT_VIEWS);
     assert_eq!(p.purchased.len(), MAX_PURCHASED);
     assert_eq!(p.seen.len(), MAX_SEEN);
+    assert!(events.len() > 400, "{} guests and emails", events.len());
+    assert_eq!(p.guest_ids.len(), MAX_GUEST_IDS);
+    assert!(p.guest_ids.iter().all(|g| g.len() == 128));
+    assert_eq!(
+        p.guest_ids.last(),
+        Some(&events[events.len() - 1].shopper_id)
+    );
+    assert_eq!(p.identity_keys.len(), MAX_IDENTITY_KEYS);
     // Each list is full up to its byte budget: the worst case is reached, not avoided.
     assert!(p.categories.len() * (MAX_NAME_BYTES + 40) > MAX_AFFINITY_BYTES - 300);
     assert!(p.cart.len() * (128 + 2 * MAX_NAME_BYTES + 64) > MAX_CART_BYTES - 700);

@@ -14,7 +14,7 @@ pub use crate::deletion::{
 };
 
 use super::tenants::TenantDirectory;
-use super::{ProfileRecord, StoreError, StoredEvent};
+use super::{ProfileRecord, ProfileStore, StoreError, StoredEvent};
 use crate::tenant::Tenant;
 
 /// The last write of a deletion: all of it, or nothing.
@@ -28,6 +28,20 @@ pub struct Completion<'a> {
     pub pointer_site: Option<&'a str>,
     /// Replace the tenant record by this site tombstone, provided the record is still `deleting`.
     pub site_tombstone: Option<&'a Tenant>,
+}
+
+/// A run's claim on a deletion job: `run_id` holds `tenant_id`'s job until `until_ms`, if no other
+/// run's lease is unexpired at `now_ms` (epoch ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease<'a> {
+    /// The tenant whose job it is.
+    pub tenant_id: &'a str,
+    /// The run taking it.
+    pub run_id: &'a str,
+    /// Now, epoch ms.
+    pub now_ms: i64,
+    /// When the lease ends, epoch ms.
+    pub until_ms: i64,
 }
 
 /// Deletion jobs (and, once completed, their tombstones), the queue the schedule reads, and (through
@@ -62,18 +76,15 @@ pub trait DeletionJobs: TenantDirectory {
         replaces: Option<i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Takes the lease of `tenant_id`'s running job for `run_id` until `until_ms`, when no unexpired
-    /// lease is held at `now_ms`, counting the run; returns the job as stored then. `None`: no running
-    /// job, or another run holds the lease.
+    /// Takes the lease of the tenant's running job (see [`Lease`]), when no unexpired lease is held,
+    /// counting the run; returns the job as stored then. `None`: no running job, or another run holds
+    /// the lease.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
     fn acquire_lease(
         &self,
-        tenant_id: &str,
-        run_id: &str,
-        now_ms: i64,
-        until_ms: i64,
+        lease: &Lease<'_>,
     ) -> impl Future<Output = Result<Option<DeletionJob>, StoreError>> + Send;
 
     /// Saves the job (the checkpoint), if `run_id` still holds its lease.
@@ -158,8 +169,8 @@ pub trait TenantItems: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// One shopper's records: their profile items, their events, and erasing both.
-pub trait ShopperRecords: Send + Sync {
+/// One shopper's records: their profile items, their links, their events, and erasing them.
+pub trait ShopperRecords: ProfileStore {
     /// The profile items at `keys` (shopper keys; missing ones are absent), strongly consistent.
     ///
     /// # Errors
@@ -168,7 +179,32 @@ pub trait ShopperRecords: Send + Sync {
         &self,
         site_id: &str,
         keys: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, ProfileRecord>, StoreError>> + Send {
+        ProfileStore::profiles(self, site_id, keys)
+    }
+
+    /// The link items (aliases and claims, by shopper key) that point at the profile `profile_key`:
+    /// the profiles table's `by_link` index, every page. The index is eventually consistent (a link
+    /// written in the last second may be missing: erasure looks twice).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn links_to(
+        &self,
+        site_id: &str,
+        profile_key: &str,
     ) -> impl Future<Output = Result<HashMap<String, ProfileRecord>, StoreError>> + Send;
+
+    /// The profile keys whose browsers claimed `identity_key` (an email or phone key) and do not hold
+    /// its own item: its claimant items ([`crate::store::claimant_key`]), from the `by_claim` index (eventually consistent, as [`ShopperRecords::links_to`]), sorted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
+    fn claimants(
+        &self,
+        site_id: &str,
+        identity_key: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// The events of `guest_id` (all, or only those carrying `customer_id`), strongly consistent.
     ///

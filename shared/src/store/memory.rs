@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use super::{
-    EventSink, ListWrite, NeighbourStore, PopularityStore, ProfileRecord, ProfileStore,
-    ProfileWrite, RecommendRead, RecommendSource, StoreError, StoredEvent, TenantLookup,
+    EventSink, ListWrite, NeighbourStore, PopularityStore, PopularityWrite, ProfileRecord,
+    ProfileStore, ProfileWrite, RecommendQuery, RecommendRead, RecommendSource, StoreError,
+    StoredEvent, TenantLookup,
 };
 use crate::deletion::DeletionJob;
 use crate::popularity::Popularity;
@@ -115,12 +116,12 @@ impl ProfileStore for MemoryStore {
             let current = p
                 .get(&(site_id.to_string(), w.key.clone()))
                 .map(ProfileRecord::version);
-            if current != w.expected {
+            if current != w.expected && !w.overwrite {
                 return Err(StoreError::Conflict);
             }
         }
         for w in writes {
-            let version = w.expected.map_or(1, |v| v + 1);
+            let version = w.expected.filter(|_| !w.overwrite).map_or(1, |v| v + 1);
             let record = match w.record {
                 ProfileRecord::Profile { profile, .. } => {
                     ProfileRecord::Profile { profile, version }
@@ -159,11 +160,10 @@ impl EventSink for MemoryStore {
 impl RecommendSource for MemoryStore {
     async fn recommend_read(
         &self,
-        site_id: &str,
-        shopper_key: &str,
-        with_popularity: bool,
-        lists: &[ListKey],
+        query: &RecommendQuery<'_>,
     ) -> Result<RecommendRead, StoreError> {
+        let (site_id, shopper_key) = (query.site_id, query.shopper_key);
+        let (with_popularity, lists) = (query.with_popularity, query.lists);
         self.read_check()?;
         Ok(RecommendRead {
             lists: self.lists_of(site_id, lists),
@@ -281,12 +281,8 @@ impl PopularityStore for MemoryStore {
             .unwrap_or_default())
     }
 
-    async fn save_popularity(
-        &self,
-        site_id: &str,
-        popularity: &Popularity,
-        expected: u64,
-    ) -> Result<(), StoreError> {
+    async fn save_popularity(&self, write: &PopularityWrite<'_>) -> Result<(), StoreError> {
+        let (site_id, popularity, expected) = (write.site_id, write.popularity, write.expected);
         if lock(&self.fail_popularity_of).as_deref() == Some(site_id) {
             return Err(StoreError::Unavailable(
                 "injected popularity write failure".into(),

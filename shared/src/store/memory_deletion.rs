@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 
-use super::deletion::{Completion, DeletionJobs, ItemPage, ShopperRecords, TenantItems};
+use super::deletion::{Completion, DeletionJobs, ItemPage, Lease, ShopperRecords, TenantItems};
 use super::memory::{lock, MemoryStore};
 use super::tenants::{TenantDirectory, WebhookReceipts};
-use super::{ProfileRecord, ProfileStore, StoreError, StoredEvent};
+use super::{split_claimant, ProfileRecord, StoreError, StoredEvent};
 use crate::deletion::{DataTable, DeletionJob, DeletionState, ItemKey, MAX_PAGE_SIZE};
 use crate::tenant::TenantStatus;
 
@@ -131,22 +131,16 @@ impl DeletionJobs for MemoryStore {
         Ok(())
     }
 
-    async fn acquire_lease(
-        &self,
-        tenant_id: &str,
-        run_id: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<Option<DeletionJob>, StoreError> {
+    async fn acquire_lease(&self, lease: &Lease<'_>) -> Result<Option<DeletionJob>, StoreError> {
         let mut jobs = lock(&self.deletions);
-        let Some(job) = jobs.get_mut(tenant_id).filter(|j| {
+        let Some(job) = jobs.get_mut(lease.tenant_id).filter(|j| {
             j.state == DeletionState::Running
-                && (j.lease_until_ms == 0 || j.lease_until_ms < now_ms)
+                && (j.lease_until_ms == 0 || j.lease_until_ms < lease.now_ms)
         }) else {
             return Ok(None);
         };
-        job.lease_owner = Some(run_id.to_string());
-        job.lease_until_ms = until_ms;
+        job.lease_owner = Some(lease.run_id.to_string());
+        job.lease_until_ms = lease.until_ms;
         job.runs += 1;
         Ok(Some(job.clone()))
     }
@@ -212,12 +206,10 @@ impl TenantItems for MemoryStore {
             .into_iter()
             .filter(|k| after.as_ref().is_none_or(|a| k > a));
         let keys: Vec<ItemKey> = rest.by_ref().take(size).collect();
-        let next = match (rest.next(), keys.last()) {
-            (Some(_), Some(last)) => {
-                Some(serde_json::to_string(last).map_err(|e| StoreError::Corrupt(e.to_string()))?)
-            }
-            _ => None,
-        };
+        let last = keys.last().filter(|_| rest.next().is_some());
+        let next = last
+            .map(|k| serde_json::to_string(k).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?;
         Ok(ItemPage { keys, next })
     }
 
@@ -252,12 +244,43 @@ impl TenantItems for MemoryStore {
 }
 
 impl ShopperRecords for MemoryStore {
-    async fn shopper_profiles(
+    async fn links_to(
         &self,
         site_id: &str,
-        keys: &[String],
+        profile_key: &str,
     ) -> Result<HashMap<String, ProfileRecord>, StoreError> {
-        ProfileStore::profiles(self, site_id, keys).await
+        self.read_check()?;
+        Ok(lock(&self.profiles)
+            .iter()
+            .filter(|((s, _), r)| {
+                s == site_id
+                    && matches!(r, ProfileRecord::Alias { linked_to, .. }
+                        | ProfileRecord::Claim { linked_to, .. } if linked_to == profile_key)
+            })
+            .map(|((_, k), r)| (k.clone(), r.clone()))
+            .collect())
+    }
+
+    async fn claimants(
+        &self,
+        site_id: &str,
+        identity_key: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        self.read_check()?;
+        let mut out: Vec<String> = lock(&self.profiles)
+            .iter()
+            .filter_map(|((s, k), r)| match (r, split_claimant(k)) {
+                (ProfileRecord::Claim { linked_to, .. }, Some((identity, _)))
+                    if s == site_id && identity == identity_key =>
+                {
+                    Some(linked_to.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     async fn shopper_events(

@@ -49,7 +49,26 @@ pub fn customer_key(customer_id: &str) -> String {
     crate::ids::ShopperKey::Customer(customer_id.to_string()).to_key()
 }
 
-/// A stored profile item: a profile, or an alias that sends a linked guest id to its customer profile.
+/// The key of a claimant item: `claim:{identity key}#{profile key}`, the claim one profile's browser
+/// made of an email or phone key whose own item it does not hold (`#` is in no guest id, customer id or identity key, so the split is
+/// exact; the prefix keeps these items apart from the identity keys' own).
+pub fn claimant_key(identity_key: &str, profile_key: &str) -> String {
+    format!("claim:{identity_key}#{profile_key}")
+}
+
+/// The identity key and the profile key of a claimant item's key ([`claimant_key`]); `None` for any
+/// other key.
+pub fn split_claimant(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix("claim:")?.split_once('#')
+}
+
+/// A stored profile item: a profile, or a link (its own small item) from a guest id or an identity key
+/// to a profile.
+///
+/// Links are found from both ends without a list in the profile (docs/DESIGN.md, "Links"): every
+/// [`ProfileRecord::Alias`] and [`ProfileRecord::Claim`] is in the profiles table's sparse `by_link`
+/// index under the profile it points to, and every claimant item ([`claimant_key`]) also in
+/// `by_claim` under its identity key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProfileRecord {
     /// A profile, with the version used for optimistic concurrency.
@@ -67,9 +86,11 @@ pub enum ProfileRecord {
         /// Version of the stored item.
         version: u64,
     },
-    /// An email or phone key that a storefront sent without proof (typed into a form): it points at
-    /// the profile of the first browser that claimed it, for the messaging lookup and erasure. A claim
-    /// never links profiles, never replaces an [`ProfileRecord::Alias`], and a proven link replaces it.
+    /// An email or phone key that a storefront sent without proof (typed into a form). At the identity
+    /// key itself (the messaging lookup's item) it points at the profile of the browser that claimed it
+    /// most recently, until a proven link replaces it; at a claimant key ([`claimant_key`]) it records
+    /// that one other profile's browser claimed it (for erasure: every browser that sent an address). A
+    /// claim never links profiles and never replaces an [`ProfileRecord::Alias`].
     Claim {
         /// The profile of the claiming browser.
         linked_to: String,
@@ -99,6 +120,9 @@ pub struct ProfileWrite {
     pub record: ProfileRecord,
     /// The version read, or `None` for a new item.
     pub expected: Option<u64>,
+    /// Written whatever is stored, `expected` ignored: claimant items ([`claimant_key`]), which only
+    /// ever hold their one claim, so writing one again changes nothing and needs no read first.
+    pub overwrite: bool,
 }
 
 /// A raw event as stored in the events table (no personal data: PII never reaches this type).
@@ -193,6 +217,21 @@ pub struct RecommendRead {
     pub lists: HashMap<ListKey, NeighbourList>,
 }
 
+/// A recommendation's first read: the tenant of `site_id`, the profile item at `shopper_key`, (when
+/// `with_popularity`) the popularity and the neighbour lists at `lists` (at most
+/// [`MAX_LISTS_PER_READ`]; more are not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecommendQuery<'a> {
+    /// The tenant.
+    pub site_id: &'a str,
+    /// The shopper's profile key.
+    pub shopper_key: &'a str,
+    /// Whether to read the popularity (not cached yet).
+    pub with_popularity: bool,
+    /// The neighbour lists wanted.
+    pub lists: &'a [ListKey],
+}
+
 /// Most neighbour lists one recommendation read asks for (a `BatchGetItem` takes 100 keys, and the
 /// tenant, profile and popularity come with them).
 pub const MAX_LISTS_PER_READ: usize = 90;
@@ -264,17 +303,13 @@ pub trait EventSink: Send + Sync {
 
 /// The recommendation route's reads.
 pub trait RecommendSource: Send + Sync {
-    /// Tenant, profile item, (when `with_popularity`) popularity and the neighbour lists at `lists`
-    /// (at most [`MAX_LISTS_PER_READ`]; more are not read) in one round trip.
+    /// What [`RecommendQuery`] asks for, in one round trip.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
     fn recommend_read(
         &self,
-        site_id: &str,
-        shopper_key: &str,
-        with_popularity: bool,
-        lists: &[ListKey],
+        query: &RecommendQuery<'_>,
     ) -> impl Future<Output = Result<RecommendRead, StoreError>> + Send;
 
     /// The profile item at `key` (when given) and the neighbour lists at `lists` (at most
@@ -315,6 +350,18 @@ pub trait RecommendSource: Send + Sync {
     ) -> impl Future<Output = Result<Option<ProfileRecord>, StoreError>> + Send;
 }
 
+/// One conditional popularity write: `popularity` for `site_id`, if the stored version is still
+/// `expected` (0: the item must not exist yet).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PopularityWrite<'a> {
+    /// The tenant.
+    pub site_id: &'a str,
+    /// What to store (already trimmed).
+    pub popularity: &'a Popularity,
+    /// The version read, 0 for a new item.
+    pub expected: u64,
+}
+
 /// Reads and writes tenant popularity (the aggregate function).
 pub trait PopularityStore: Send + Sync {
     /// The popularity of `site_id` and its version (0 when none yet).
@@ -326,15 +373,14 @@ pub trait PopularityStore: Send + Sync {
         site_id: &str,
     ) -> impl Future<Output = Result<(Popularity, u64), StoreError>> + Send;
 
-    /// Writes popularity if its version is still `expected` and the tenant is still active.
+    /// Writes the popularity of [`PopularityWrite`] if its version is still the expected one and the
+    /// tenant is still active.
     ///
     /// # Errors
     /// [`StoreError::Conflict`], [`StoreError::TenantInactive`], [`StoreError::Unavailable`].
     fn save_popularity(
         &self,
-        site_id: &str,
-        popularity: &Popularity,
-        expected: u64,
+        write: &PopularityWrite<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

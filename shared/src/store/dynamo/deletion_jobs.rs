@@ -9,7 +9,7 @@ use super::attrs::{build_err, conflict_or_unavailable, corrupt, n, s, unavailabl
 use super::{tenant_pk, tenant_to_item, DynamoStore};
 use crate::clock::Clock;
 use crate::deletion::{Begin, DeletionJob, DeletionSettings, RunOutcome, Trigger};
-use crate::store::deletion::{Completion, DeletionJobs};
+use crate::store::deletion::{Completion, DeletionJobs, Lease};
 use crate::store::tenants::tenant_pointer_pk;
 use crate::store::StoreError;
 
@@ -109,13 +109,13 @@ impl DeletionJobs for DynamoStore {
         Ok(())
     }
 
-    async fn acquire_lease(
-        &self,
-        tenant_id: &str,
-        run_id: &str,
-        now_ms: i64,
-        until_ms: i64,
-    ) -> Result<Option<DeletionJob>, StoreError> {
+    async fn acquire_lease(&self, lease: &Lease<'_>) -> Result<Option<DeletionJob>, StoreError> {
+        let &Lease {
+            tenant_id,
+            run_id,
+            now_ms,
+            until_ms,
+        } = lease;
         let r = self
             .client()
             .update_item()

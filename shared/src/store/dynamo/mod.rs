@@ -28,6 +28,7 @@ use attrs::{corrupt, s, unavailable, Item};
 pub use batch::{BACKOFF_BASE_MS, BATCH_ATTEMPTS};
 pub use deletion_jobs::{deletion_pk, QUEUE_PK};
 pub use neighbours::list_pk;
+pub use profiles::{BY_CLAIM, BY_LINK, CLAIM_ATTR, LINK_ATTR};
 pub use size::item_size;
 pub use webhooks::{webhook_pk, WEBHOOK_RECEIPT_TTL_S};
 

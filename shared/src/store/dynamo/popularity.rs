@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Put, ReturnConsumedCapacity, Trans
 use super::attrs::{build_err, corrupt, n, s, unavailable, version_of, Item};
 use super::{tenant_pk, DynamoStore};
 use crate::popularity::Popularity;
-use crate::store::{PopularityStore, StoreError};
+use crate::store::{PopularityStore, PopularityWrite, StoreError};
 
 pub(super) fn popularity_from_item(item: Item) -> Result<(Popularity, u64), StoreError> {
     let version = version_of(&item)?;
@@ -31,12 +31,12 @@ impl PopularityStore for DynamoStore {
         }
     }
 
-    async fn save_popularity(
-        &self,
-        site_id: &str,
-        popularity: &Popularity,
-        expected: u64,
-    ) -> Result<(), StoreError> {
+    async fn save_popularity(&self, write: &PopularityWrite<'_>) -> Result<(), StoreError> {
+        let &PopularityWrite {
+            site_id,
+            popularity,
+            expected,
+        } = write;
         let mut item: Item = serde_dynamo::to_item(popularity).map_err(corrupt)?;
         item.insert("pk".into(), s(site_id));
         item.insert("site_id".into(), s(site_id));

@@ -8,13 +8,26 @@ use super::attrs::{build_err, corrupt, n, s, unavailable, version_of, Item};
 use super::batch::keys_of;
 use super::{profile_pk, tenant_from_item, tenant_pk, DynamoStore};
 use crate::profile::Profile;
-use crate::store::{ProfileRecord, ProfileStore, ProfileWrite, StoreError};
+use crate::store::{split_claimant, ProfileRecord, ProfileStore, ProfileWrite, StoreError};
 use crate::tenant::Tenant;
+
+/// The profiles table's sparse index of links by the profile they point to: partition key
+/// [`LINK_ATTR`], `{site_id}#{profile key}`, on every alias and claim item.
+pub const BY_LINK: &str = "by_link";
+/// The attribute [`BY_LINK`] is keyed by.
+pub const LINK_ATTR: &str = "link_pk";
+/// The profiles table's sparse index of claimant items by the identity key they claim: partition key
+/// [`CLAIM_ATTR`], `{site_id}#{identity key}`.
+pub const BY_CLAIM: &str = "by_claim";
+/// The attribute [`BY_CLAIM`] is keyed by.
+pub const CLAIM_ATTR: &str = "claim_pk";
 
 pub(super) fn profile_from_item(mut item: Item) -> Result<ProfileRecord, StoreError> {
     let version = version_of(&item)?;
     if let Some(AttributeValue::S(to)) = item.remove("linked_to") {
-        let claim = matches!(item.get("claim"), Some(AttributeValue::Bool(true)));
+        // A claim at an identity key says so; a claimant item is one by its `claim_pk`.
+        let claim = matches!(item.get("claim"), Some(AttributeValue::Bool(true)))
+            || item.contains_key(CLAIM_ATTR);
         return Ok(if claim {
             ProfileRecord::Claim {
                 linked_to: to,
@@ -57,17 +70,27 @@ fn profile_to_item(
     record: &ProfileRecord,
     version: u64,
 ) -> Result<Item, StoreError> {
+    let link = |linked_to: &str| {
+        HashMap::from([
+            ("linked_to".to_string(), s(linked_to)),
+            (LINK_ATTR.to_string(), s(profile_pk(site_id, linked_to))),
+        ])
+    };
     let mut item: Item = match record {
         ProfileRecord::Profile { profile, .. } => {
             serde_dynamo::to_item(profile.as_ref()).map_err(corrupt)?
         }
-        ProfileRecord::Alias { linked_to, .. } => {
-            HashMap::from([("linked_to".to_string(), s(linked_to.clone()))])
+        ProfileRecord::Alias { linked_to, .. } => link(linked_to),
+        ProfileRecord::Claim { linked_to, .. } => {
+            let mut item = link(linked_to);
+            match split_claimant(key) {
+                Some((identity, _)) => {
+                    item.insert(CLAIM_ATTR.to_string(), s(profile_pk(site_id, identity)))
+                }
+                None => item.insert("claim".to_string(), AttributeValue::Bool(true)),
+            };
+            item
         }
-        ProfileRecord::Claim { linked_to, .. } => HashMap::from([
-            ("linked_to".to_string(), s(linked_to.clone())),
-            ("claim".to_string(), AttributeValue::Bool(true)),
-        ]),
     };
     item.insert("pk".into(), s(profile_pk(site_id, key)));
     item.insert("site_id".into(), s(site_id));
@@ -129,12 +152,13 @@ impl ProfileStore for DynamoStore {
         let puts: Vec<Put> = writes
             .iter()
             .map(|w| {
-                let version = w.expected.map_or(1, |v| v + 1);
+                let version = w.expected.filter(|_| !w.overwrite).map_or(1, |v| v + 1);
                 let item = profile_to_item(site_id, &w.key, &w.record, version)?;
                 let b = Put::builder()
                     .table_name(&self.tables().profiles)
                     .set_item(Some(item));
                 let b = match w.expected {
+                    _ if w.overwrite => b,
                     None => b.condition_expression("attribute_not_exists(pk)"),
                     Some(v) => b
                         .condition_expression("version = :v")

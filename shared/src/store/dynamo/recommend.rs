@@ -13,7 +13,9 @@ use super::profiles::{profile_from_item, profiles_from_items};
 use super::{profile_pk, tenant_from_item, tenant_pk, DynamoStore};
 use crate::popularity::Popularity;
 use crate::recommender::neighbours::{ListKey, NeighbourList};
-use crate::store::{ProfileRecord, RecommendRead, RecommendSource, StoreError, MAX_LISTS_PER_READ};
+use crate::store::{
+    ProfileRecord, RecommendQuery, RecommendRead, RecommendSource, StoreError, MAX_LISTS_PER_READ,
+};
 
 /// The profile item at `key` and the lists among `items` (one profiles-table answer).
 fn split_profiles_table(
@@ -63,11 +65,14 @@ fn profiles_table_keys(
 impl RecommendSource for DynamoStore {
     async fn recommend_read(
         &self,
-        site_id: &str,
-        shopper_key: &str,
-        with_popularity: bool,
-        lists: &[ListKey],
+        query: &RecommendQuery<'_>,
     ) -> Result<RecommendRead, StoreError> {
+        let &RecommendQuery {
+            site_id,
+            shopper_key,
+            with_popularity,
+            lists,
+        } = query;
         let tables = self.tables();
         // The profile is read strongly consistent (a shopper's own last event counts); lists with it.
         let mut request = HashMap::from([

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 
 use super::attrs::{key_of, s, unavailable, Item};
+use super::profiles::{profiles_from_items, BY_CLAIM, BY_LINK, CLAIM_ATTR, LINK_ATTR};
 use super::tenant_items::key_attrs;
 use super::{event_from_item, event_pk, profile_pk, DynamoStore};
 use crate::deletion::{DataTable, ItemKey, MAX_PAGE_SIZE};
 use crate::store::deletion::{ShopperRecords, TenantItems};
-use crate::store::{ProfileRecord, ProfileStore, StoreError, StoredEvent};
+use crate::store::{ProfileRecord, StoreError, StoredEvent};
 
 impl DynamoStore {
     /// The event items of `guest_id` (strongly consistent `Query` on the events table's key): all of
@@ -49,13 +50,69 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Every item of the profiles table's sparse `index` whose partition key `attr` is `value`, all
+    /// pages (a GSI: eventually consistent).
+    async fn profile_index_items(
+        &self,
+        index: &str,
+        attr: &str,
+        value: String,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let r = self
+                .client()
+                .query()
+                .table_name(&self.tables().profiles)
+                .index_name(index)
+                .key_condition_expression("#k = :v")
+                .expression_attribute_names("#k", attr)
+                .expression_attribute_values(":v", s(value.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            out.extend(r.items.unwrap_or_default());
+            match r.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
 impl ShopperRecords for DynamoStore {
-    async fn shopper_profiles(
+    async fn links_to(
         &self,
         site_id: &str,
-        keys: &[String],
+        profile_key: &str,
     ) -> Result<HashMap<String, ProfileRecord>, StoreError> {
-        ProfileStore::profiles(self, site_id, keys).await
+        let items = self
+            .profile_index_items(BY_LINK, LINK_ATTR, profile_pk(site_id, profile_key))
+            .await?;
+        profiles_from_items(site_id, items)
+    }
+
+    async fn claimants(
+        &self,
+        site_id: &str,
+        identity_key: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let items = self
+            .profile_index_items(BY_CLAIM, CLAIM_ATTR, profile_pk(site_id, identity_key))
+            .await?;
+        let mut out: Vec<String> = profiles_from_items(site_id, items)?
+            .into_values()
+            .filter_map(|r| match r {
+                ProfileRecord::Claim { linked_to, .. } => Some(linked_to),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     async fn shopper_events(

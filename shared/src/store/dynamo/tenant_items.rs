@@ -63,11 +63,11 @@ impl TenantItems for DynamoStore {
             .iter()
             .map(|i| key_of(i, attrs))
             .collect::<Result<_, _>>()?;
-        let next = match r.last_evaluated_key {
-            Some(k) if !k.is_empty() => Some(encode_cursor(&k)?),
-            _ => None,
-        };
-        Ok(ItemPage { keys, next })
+        let next = r.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok(ItemPage {
+            keys,
+            next: next.as_ref().map(encode_cursor).transpose()?,
+        })
     }
 
     async fn live_items(
