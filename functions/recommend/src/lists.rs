@@ -19,14 +19,12 @@ use affinity::http::ApiError;
 use affinity::popularity::Popularity;
 use affinity::profile::{Decay, Profile};
 use affinity::rank::Reason;
-use affinity::recommender::neighbours::{ListKey, ListKind, NeighbourList, SESSION_GAP_MS};
-use affinity::recommender::{self, Context, Params, Pick};
+use affinity::recommender::neighbours::{ListKey, ListKind, NeighbourList};
+use affinity::recommender::{self, session, Context, Params, Pick};
 use serde::Serialize;
 
 /// Most anchor products in `product_ids`.
 pub const MAX_ANCHORS: usize = 20;
-/// Most products of the shopper's session whose neighbour lists are read for `for_you`.
-pub const SESSION_LISTS: usize = 10;
 /// Candidates ranked before `similar` keeps those in the anchor's category.
 const CANDIDATES: usize = 500;
 
@@ -203,22 +201,6 @@ impl ListRequest {
             _ => Vec::new(),
         }
     }
-}
-
-/// The shopper's latest session: their last views while the gaps stay within [`SESSION_GAP_MS`],
-/// oldest first, at most [`SESSION_LISTS`].
-pub fn session(p: &Profile) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut edge = None;
-    for s in &p.recent_views {
-        if edge.is_some_and(|t: i64| t - s.at > SESSION_GAP_MS) || out.len() >= SESSION_LISTS {
-            break;
-        }
-        out.push(s.id.clone());
-        edge = Some(s.at);
-    }
-    out.reverse();
-    out
 }
 
 /// One recommended product, as the storefront renders it: no score, nothing about the shopper beyond
