@@ -2,7 +2,7 @@
 //!
 //! | type | anchors | ranked by | purchased products |
 //! |---|---|---|---|
-//! | `for_you` (default) | the shopper's session (+ `product_id` on screen) | the session recommender: co-viewed neighbours, recency-weighted, lifted by category affinity; then preferred categories/brands, then trending | left out |
+//! | `for_you` (default) | the shopper's session (+ `product_id` on screen) | the session recommender: co-viewed neighbours, recency-weighted, lifted by the session's categories (and the shopper's, at the weight `make eval` tuned); then the session's categories' popular products, then preferred categories/brands, then trending | left out |
 //! | `also_viewed` | `product_id` / `product_ids` | co-viewed neighbours of the anchors, then trending | left out |
 //! | `similar` | `product_id` / `product_ids` | co-viewed neighbours in the anchor's category, then the category's popular products | left out |
 //! | `bought_together` | `product_id` / `product_ids`, else the cart | co-bought neighbours (cart additions and orders), then co-viewed ones | kept: a complement bought before (ink, filters, batteries) is often bought again, and Affinity cannot tell consumables from durable goods; the anchors and the cart's lines are left out |
@@ -416,14 +416,7 @@ fn similar(
             {
                 continue;
             }
-            picks.push(Pick {
-                product_id: p.id.clone(),
-                category: p.category.clone(),
-                brand: p.brand.clone(),
-                score: 0.0,
-                reason: Reason::SameCategory,
-                because_of: None,
-            });
+            picks.push(Pick::same_category(p, 0.0));
         }
     }
     picks

@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::popularity::Popularity;
+use crate::popularity::{Popularity, ProductScore};
 use crate::profile::{Decay, Profile};
 use crate::rank::{self, Reason};
 use neighbours::{CoVisitWeights, NeighbourList};
@@ -120,6 +120,21 @@ pub struct Pick {
     /// The product of the session that brought this one (`viewed_with` and `viewed_before`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub because_of: Option<String>,
+}
+
+impl Pick {
+    /// A popular product `p` of a category the session (or the product page) is in ("also in
+    /// sofas"), scored `score`.
+    pub fn same_category(p: &ProductScore, score: f64) -> Self {
+        Self {
+            product_id: p.id.clone(),
+            category: p.category.clone(),
+            brand: p.brand.clone(),
+            score,
+            reason: Reason::SameCategory,
+            because_of: None,
+        }
+    }
 }
 
 /// What the recommender knows of the moment.
@@ -350,15 +365,9 @@ fn fill_from_session_categories(
             {
                 continue;
             }
-            picks.push(Pick {
-                product_id: p.id.clone(),
-                category: p.category.clone(),
-                brand: p.brand.clone(),
-                score: (floor * 0.75 * share * p.score / top)
-                    .min(picks.last().map_or(1.0, |q| q.score)),
-                reason: Reason::SameCategory,
-                because_of: None,
-            });
+            let score =
+                (floor * 0.75 * share * p.score / top).min(picks.last().map_or(1.0, |q| q.score));
+            picks.push(Pick::same_category(p, score));
         }
     }
 }
@@ -367,7 +376,6 @@ fn fill_from_session_categories(
 mod tests {
     use super::neighbours::{test_event, Builder, SessionEvent};
     use super::*;
-    use crate::popularity::ProductScore;
 
     fn ev(id: &str, at: i64) -> SessionEvent<'_> {
         test_event(id, at, None)
