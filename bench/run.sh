@@ -17,13 +17,18 @@
 #
 # Knobs (environment): BENCH_CONCURRENCY (4: clients, and instances per function), BENCH_ROUNDS (3),
 # BENCH_COLDSTART_RUNS (20), BENCH_RECOMMEND_REQUESTS (2000), BENCH_NULL_REQUESTS (1000),
-# BENCH_SKIP=criterion,coldstart,sizes,stack (any of them), BENCH_KEEP_STACK=1 (leave the stack up
-# at the end, for a look at it: `AFFINITY_STACK_DIR=.stack/bench scripts/stack.sh down` stops it).
+# BENCH_SKIP=criterion,coldstart,sizes,stack (any of them; inside the stack phase also floor,
+# http-ingest, null: the steps recommendations do not need), BENCH_KEEP_STACK=1 (leave the stack up
+# at the end, for a look at it: `AFFINITY_STACK_DIR=.stack/bench scripts/stack.sh down` stops it),
+# BENCH_RESULTS (another results directory: then BENCHMARKS.md is not rewritten), AFFINITY_STACK_DIR.
+# Recommendations alone (their p50/p99 against one GetItem), into a scratch directory:
+#   BENCH_SKIP=criterion,coldstart,sizes,floor,http-ingest,null BENCH_ROUNDS=1 \
+#     BENCH_RESULTS=/tmp/rec AFFINITY_STACK_DIR=.stack/NAME bench/run.sh
 # The stack lives in .stack/bench (its own ports and pids), beside any `make up`; it is stopped at
 # the end, pass or fail.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export AFFINITY_STACK_DIR="$ROOT/.stack/bench"
+export AFFINITY_STACK_DIR="${AFFINITY_STACK_DIR:-$ROOT/.stack/bench}"
 # shellcheck source=../scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
 cd "$ROOT"
@@ -35,7 +40,7 @@ REC_REQUESTS="${BENCH_RECOMMEND_REQUESTS:-2000}"
 NULL_REQUESTS="${BENCH_NULL_REQUESTS:-1000}"
 SKIP="${BENCH_SKIP:-}"
 DATA="$ROOT/data/rees46-2019-oct-sample.csv"
-RESULTS="$ROOT/bench/results"
+RESULTS="${BENCH_RESULTS:-$ROOT/bench/results}"
 FUNCTIONS=(ingest recommend aggregate consent tenant-delete)
 SERVED=(ingest recommend aggregate) # the functions the stack phase calls
 export PATH="$VENV/bin:$PATH"        # cargo-lambda and its zig
@@ -298,11 +303,14 @@ PYEOF
       usage_since - ingest direct "$dir" >"$RESULTS/round$r-ingest-usage.json"
     }
     # Alternate the order, so neither always runs on the emptier tables.
-    if ((r % 2 == 1)); then floor; ingest; else ingest; floor; fi
+    if skipped floor; then
+      ingest
+    elif ((r % 2 == 1)); then floor; ingest; else ingest; floor; fi
     step "round $r: draining the events stream into aggregate"
     drain "$RESULTS/round$r-aggregate-usage.json"
   done
 
+  if ! skipped http-ingest; then
   step "ingest replay through the HTTP API (gateway.py, cargo lambda; $CONCURRENCY clients)"
   site="bench-$run_id-http"
   "$BENCH" tenant --site "$site" >/dev/null
@@ -312,13 +320,16 @@ PYEOF
   settle
   usage_since "$STACK_DIR/mark.json" ingest >"$RESULTS/http-ingest-usage.json"
   drain "$RESULTS/http-aggregate-usage.json"
+  fi
 
+  if ! skipped null; then
   step "the way in alone: requests answered before any DynamoDB call (HTTP API, and direct)"
   for kind in ingest recommend; do
     "$BENCH" null --api "$API" --site "$site" --kind "$kind" --requests "$NULL_REQUESTS" --concurrency "$CONCURRENCY" >"$RESULTS/null-http-$kind.json"
     # shellcheck disable=SC2046
     "$BENCH" null $(direct_args "$kind" "$LOGS/null-direct") --site "$site" --kind "$kind" --requests "$NULL_REQUESTS" --concurrency "$CONCURRENCY" >"$RESULTS/null-direct-$kind.json"
   done
+  fi
 
   step "recommendations: $REC_REQUESTS reads, $CONCURRENCY at a time, straight into the function and through the HTTP API"
   rec_site="bench-$run_id-r$ROUNDS"
@@ -343,6 +354,10 @@ PYEOF
   fi
 fi
 
+if [[ -n "${BENCH_RESULTS:-}" ]]; then
+  step "done: raw results in $RESULTS (BENCHMARKS.md left as it is)"
+  exit 0
+fi
 step "writing BENCHMARKS.md"
 "$PY" bench/report.py "$RESULTS" "$ROOT/BENCHMARKS.md"
 step "done: BENCHMARKS.md, raw results in bench/results/"

@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use affinity::event::EventType;
 use affinity::profile::Seen;
 use affinity::recommender::neighbours::{
-    fold_event, CoVisitWeights, ListKey, ListKind, NeighbourList, SessionEvent, SESSION_GAP_MS,
-    SESSION_WINDOW,
+    fold_event, session_before, CoVisitWeights, ListKey, ListKind, NeighbourList, SessionEvent,
+    SESSION_GAP_MS, SESSION_WINDOW,
 };
 use affinity::store::{
     guest_key, ListWrite, NeighbourStore, ProfileRecord, ProfileStore, StoreError, StoredEvent,
@@ -51,32 +51,6 @@ impl Step {
                 product_id: id.to_string(),
             })
     }
-}
-
-/// The products viewed in the session that `at_ms` continues, oldest first, distinct: from `seen`
-/// (each product at its latest view before `at_ms`), walking back while gaps stay within
-/// [`SESSION_GAP_MS`].
-pub fn session_before(seen: &[(String, i64)], at_ms: i64) -> Vec<String> {
-    let mut latest: HashMap<&str, i64> = HashMap::new();
-    for (id, t) in seen {
-        if *t < at_ms {
-            let e = latest.entry(id.as_str()).or_insert(*t);
-            *e = (*e).max(*t);
-        }
-    }
-    let mut by_time: Vec<(&str, i64)> = latest.into_iter().collect();
-    by_time.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    let mut out = Vec::new();
-    let mut edge = at_ms;
-    for (id, t) in by_time {
-        if edge - t > SESSION_GAP_MS {
-            break;
-        }
-        out.push(id.to_string());
-        edge = t;
-    }
-    out.reverse();
-    out
 }
 
 /// The folds of `events` (one tenant's, any order), given each shopper's earlier views from their

@@ -2,7 +2,7 @@
 //!
 //! | type | anchors | ranked by | purchased products |
 //! |---|---|---|---|
-//! | `for_you` (default) | the shopper's session (+ `product_id` on screen) | the session recommender: co-viewed neighbours, recency-weighted, lifted by category affinity; then preferred categories/brands, then trending | left out |
+//! | `for_you` (default) | the shopper's session (+ `product_id` on screen) | the session recommender: co-viewed neighbours, recency-weighted, lifted by the session's categories (and the shopper's, at the weight `make eval` tuned); then the session's categories' popular products, then preferred categories/brands, then trending | left out |
 //! | `also_viewed` | `product_id` / `product_ids` | co-viewed neighbours of the anchors, then trending | left out |
 //! | `similar` | `product_id` / `product_ids` | co-viewed neighbours in the anchor's category, then the category's popular products | left out |
 //! | `bought_together` | `product_id` / `product_ids`, else the cart | co-bought neighbours (cart additions and orders), then co-viewed ones | kept: a complement bought before (ink, filters, batteries) is often bought again, and Affinity cannot tell consumables from durable goods; the anchors and the cart's lines are left out |
@@ -19,14 +19,12 @@ use affinity::http::ApiError;
 use affinity::popularity::Popularity;
 use affinity::profile::{Decay, Profile};
 use affinity::rank::Reason;
-use affinity::recommender::neighbours::{ListKey, ListKind, NeighbourList, SESSION_GAP_MS};
-use affinity::recommender::{self, Context, Params, Pick};
+use affinity::recommender::neighbours::{ListKey, ListKind, NeighbourList};
+use affinity::recommender::{self, session, Context, Params, Pick};
 use serde::Serialize;
 
 /// Most anchor products in `product_ids`.
 pub const MAX_ANCHORS: usize = 20;
-/// Most products of the shopper's session whose neighbour lists are read for `for_you`.
-pub const SESSION_LISTS: usize = 10;
 /// Candidates ranked before `similar` keeps those in the anchor's category.
 const CANDIDATES: usize = 500;
 
@@ -203,22 +201,6 @@ impl ListRequest {
             _ => Vec::new(),
         }
     }
-}
-
-/// The shopper's latest session: their last views while the gaps stay within [`SESSION_GAP_MS`],
-/// oldest first, at most [`SESSION_LISTS`].
-pub fn session(p: &Profile) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut edge = None;
-    for s in &p.recent_views {
-        if edge.is_some_and(|t: i64| t - s.at > SESSION_GAP_MS) || out.len() >= SESSION_LISTS {
-            break;
-        }
-        out.push(s.id.clone());
-        edge = Some(s.at);
-    }
-    out.reverse();
-    out
 }
 
 /// One recommended product, as the storefront renders it: no score, nothing about the shopper beyond
@@ -434,14 +416,7 @@ fn similar(
             {
                 continue;
             }
-            picks.push(Pick {
-                product_id: p.id.clone(),
-                category: p.category.clone(),
-                brand: p.brand.clone(),
-                score: 0.0,
-                reason: Reason::SameCategory,
-                because_of: None,
-            });
+            picks.push(Pick::same_category(p, 0.0));
         }
     }
     picks

@@ -8,7 +8,7 @@
 //! lists (the aggregate function) and the evaluation's training sessions into lists in memory
 //! (`tools/eval`), so the evaluation measures what is served.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -302,30 +302,96 @@ pub fn fold_event(
     changed
 }
 
-/// Neighbour lists in memory, built from sessions (the evaluation's training data, tests).
+/// The products viewed in the session that `at_ms` continues, oldest first, distinct: from `seen`
+/// (each product at its latest view before `at_ms`), walking back while gaps stay within
+/// [`SESSION_GAP_MS`]. The aggregate function reads `seen` from the shopper's profile (its last views)
+/// and the batch; the evaluation from the session's earlier events.
+pub fn session_before(seen: &[(String, i64)], at_ms: i64) -> Vec<String> {
+    let mut latest: HashMap<&str, i64> = HashMap::new();
+    for (id, t) in seen {
+        if *t < at_ms {
+            let e = latest.entry(id.as_str()).or_insert(*t);
+            *e = (*e).max(*t);
+        }
+    }
+    let mut by_time: Vec<(&str, i64)> = latest.into_iter().collect();
+    by_time.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let mut out = Vec::new();
+    let mut edge = at_ms;
+    for (id, t) in by_time {
+        if edge - t > SESSION_GAP_MS {
+            break;
+        }
+        out.push(id.to_string());
+        edge = t;
+    }
+    out.reverse();
+    out
+}
+
+/// How the aggregate function's event source batches the stream (`template.yaml`: `BatchSize: 1000`,
+/// `MaximumBatchingWindowInSeconds: 30`): each batch reads the lists it touches, folds its events and
+/// writes every touched list back [`NeighbourList::bound`]ed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// Most events per batch.
+    pub max_events: usize,
+    /// Longest span of a batch's event times, ms (the batching window, read as event time).
+    pub window_ms: i64,
+}
+
+impl Default for Batching {
+    fn default() -> Self {
+        Self {
+            max_events: 1000,
+            window_ms: 30_000,
+        }
+    }
+}
+
+/// Neighbour lists in memory, folded from events the way the aggregate function folds the stream:
+/// [`fold_event`] per event, and every list a batch touched [`NeighbourList::bound`]ed at the batch's
+/// end (its stored form), so the evaluation reads the lists production stores.
 #[derive(Debug, Clone, Default)]
 pub struct Builder {
     /// The weighting.
     pub weights: CoVisitWeights,
     /// Lists by product id.
     pub lists: HashMap<String, NeighbourList>,
+    /// The stream's batching.
+    pub batching: Batching,
+    touched: HashSet<String>,
+    batch_events: usize,
+    batch_start_ms: Option<i64>,
 }
 
 impl Builder {
-    /// An empty builder.
+    /// An empty builder, batched like the aggregate function's event source.
     pub fn new(weights: CoVisitWeights) -> Self {
         Self {
             weights,
-            lists: HashMap::new(),
+            ..Self::default()
         }
     }
 
-    /// Folds one event of a session whose earlier products are `before`.
+    /// Folds one event whose session's earlier products are `before` (oldest first, as
+    /// [`session_before`] gives them); events come in time order. Ends the current batch first when
+    /// `e` falls outside it.
     pub fn add_event(&mut self, before: &[&str], e: SessionEvent<'_>) {
-        fold_event(&mut self.lists, before, e, &self.weights);
+        let start = *self.batch_start_ms.get_or_insert(e.at_ms);
+        if self.batch_events >= self.batching.max_events
+            || e.at_ms - start >= self.batching.window_ms
+        {
+            self.flush();
+            self.batch_start_ms = Some(e.at_ms);
+        }
+        self.batch_events += 1;
+        self.touched
+            .extend(fold_event(&mut self.lists, before, e, &self.weights));
     }
 
-    /// Folds a whole session, events in time order.
+    /// Folds a whole session, events in time order (one batch per session when sessions are folded
+    /// one after another within the window).
     pub fn add_session(&mut self, events: &[SessionEvent<'_>]) {
         let mut before: Vec<&str> = Vec::with_capacity(events.len());
         for e in events {
@@ -336,12 +402,33 @@ impl Builder {
         }
     }
 
-    /// Trims every list to [`MAX_NEIGHBOURS`] (what is stored).
-    pub fn finish(mut self) -> HashMap<String, NeighbourList> {
-        for l in self.lists.values_mut() {
-            l.trim();
+    /// Ends the batch: every list it touched takes its stored form ([`NeighbourList::bound`]).
+    pub fn flush(&mut self) {
+        for id in self.touched.drain() {
+            if let Some(l) = self.lists.get_mut(&id) {
+                l.bound();
+            }
         }
+        self.batch_events = 0;
+        self.batch_start_ms = None;
+    }
+
+    /// Ends the last batch: the lists as stored.
+    pub fn finish(mut self) -> HashMap<String, NeighbourList> {
+        self.flush();
         self.lists
+    }
+}
+
+/// A test event `at` ms after 1,000,000: events within a second, no decay to speak of (a co-visit
+/// halves in 7 days).
+#[cfg(test)]
+pub(crate) fn test_event<'a>(id: &'a str, at: i64, category: Option<&'a str>) -> SessionEvent<'a> {
+    SessionEvent {
+        id,
+        category,
+        brand: None,
+        at_ms: 1_000_000 + at,
     }
 }
 
@@ -349,15 +436,8 @@ impl Builder {
 mod tests {
     use super::*;
 
-    /// Events within a second: no decay to speak of (a co-visit halves in 7 days).
     fn ev(id: &str, at: i64) -> SessionEvent<'_> {
-        let at = 1_000_000 + at;
-        SessionEvent {
-            id,
-            category: Some("c"),
-            brand: None,
-            at_ms: at,
-        }
+        test_event(id, at, Some("c"))
     }
 
     #[test]
@@ -439,5 +519,24 @@ mod tests {
         l.trim();
         assert_eq!(l.neighbours.len(), MAX_NEIGHBOURS);
         assert_eq!(l.neighbours[0].id, format!("n{}", 3 * TRIM_AT - 1));
+    }
+
+    #[test]
+    fn a_batch_stores_its_lists_bounded_as_the_aggregate_function_writes_them() {
+        let mut b = Builder::new(CoVisitWeights::default());
+        // 150 sessions of "hub" then another product, within the batch window: hub's list passes
+        // MAX_NEIGHBOURS (and stays under TRIM_AT, where a fold trims it).
+        for s in 0..(MAX_NEIGHBOURS as i64 + 50) {
+            let other = format!("p{s}");
+            b.add_session(&[ev("hub", 2 * s), ev(&other, 2 * s + 1)]);
+        }
+        // Still in one batch (under a second, under 1,000 events): the list holds them all.
+        assert_eq!(b.lists["hub"].neighbours.len(), MAX_NEIGHBOURS + 50);
+        // An event past the batching window ends the batch: the lists it touched are bounded.
+        b.add_session(&[ev("x", 60_000), ev("y", 60_001)]);
+        assert_eq!(b.lists["hub"].neighbours.len(), MAX_NEIGHBOURS);
+        let l = b.finish();
+        assert!(l.values().all(|l| l.neighbours.len() <= MAX_NEIGHBOURS));
+        assert_eq!(l["x"].neighbours.len(), 1);
     }
 }
