@@ -550,7 +550,10 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         (status, body["error"]["code"].as_str()),
         (410, Some("site_deleted"))
     );
-    assert_eq!(recommendations_status(&t.site_id, "late-guest-00000").await, 410);
+    assert_eq!(
+        recommendations_status(&t.site_id, "late-guest-00000").await,
+        410
+    );
 
     // The first pass ends; then a request that read the tenant before the mark still writes (ingest's
     // event and profile writes are not conditional). The pass after the grace period finds them.
@@ -582,11 +585,12 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         "still inside the grace period"
     );
     let now = affinity::now_ms();
-    let late: StoredEvent =
-        serde_json::from_value(json!({"site_id": t.site_id, "shopper_id": "in-flight-000000",
+    let late: StoredEvent = serde_json::from_value(
+        json!({"site_id": t.site_id, "shopper_id": "in-flight-000000",
         "event_id": "in-flight-1", "type": "view", "ts": now, "received_ms": now,
-        "expires_at": now / 1000 + 86_400, "product": {"id": "p1"}}))
-        .expect("stored event");
+        "expires_at": now / 1000 + 86_400, "product": {"id": "p1"}}),
+    )
+    .expect("stored event");
     assert!(store.put_events(vec![late]).await.is_empty());
     store
         .save_profiles(
@@ -615,7 +619,10 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
     assert_eq!(status, 410);
     let (status, _) = live(&t.site_id, during).await;
     assert_eq!(status, 410);
-    assert_eq!(recommendations_status(&t.site_id, "late-guest-00000").await, 410);
+    assert_eq!(
+        recommendations_status(&t.site_id, "late-guest-00000").await,
+        410
+    );
     let (status, _) = json_of(
         tenant_delete::handle(
             &deps,
@@ -879,14 +886,16 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
     );
 
     // A guest linked to a customer is that customer: erasing g4 erases customer 43.
-    let (status, body) = shopper_call(&deps, "DELETE", &path("g4-0000000000000", ""), Some(&key)).await;
+    let (status, body) =
+        shopper_call(&deps, "DELETE", &path("g4-0000000000000", ""), Some(&key)).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
         json!({"found": true, "profiles": 2, "events": 2, "guest_ids": 1})
     );
     // An anonymous guest.
-    let (status, body) = shopper_call(&deps, "DELETE", &path("g5-0000000000000", ""), Some(&key)).await;
+    let (status, body) =
+        shopper_call(&deps, "DELETE", &path("g5-0000000000000", ""), Some(&key)).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
@@ -904,7 +913,8 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
         .collect();
     assert_eq!(snapshot(site, &t.tenant_id).await, without(&before, &gone));
     // Erasing again finds nothing; g3 is still there.
-    let (status, body) = shopper_call(&deps, "DELETE", &path("g5-0000000000000", ""), Some(&key)).await;
+    let (status, body) =
+        shopper_call(&deps, "DELETE", &path("g5-0000000000000", ""), Some(&key)).await;
     assert_eq!((status, body["found"].as_bool()), (200, Some(false)));
     let g3 = store
         .profiles(site, &[guest_key("g3-0000000000000")])
@@ -932,7 +942,10 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["found"], true);
     assert_eq!(doc["linked_ids"]["customer_id"], "42");
-    assert_eq!(doc["linked_ids"]["guest_ids"], json!(["g1-0000000000000", "g2-0000000000000"]));
+    assert_eq!(
+        doc["linked_ids"]["guest_ids"],
+        json!(["g1-0000000000000", "g2-0000000000000"])
+    );
     let ids: Vec<&str> = doc["events"]
         .as_array()
         .expect("events")
@@ -940,7 +953,10 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
         .map(|e| e["event_id"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(ids, ["e1", "e2", "e3", "e9", "e10", "e11"]);
-    assert_eq!(doc["linked_ids"]["shared_guest_ids"], json!(["gs-0000000000000"]));
+    assert_eq!(
+        doc["linked_ids"]["shared_guest_ids"],
+        json!(["gs-0000000000000"])
+    );
     let kinds: BTreeMap<&str, &str> = doc["profiles"]
         .as_array()
         .expect("profiles")
@@ -954,7 +970,11 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
         .collect();
     assert_eq!(
         kinds,
-        BTreeMap::from([("c:42", "profile"), ("g:g1-0000000000000", "alias"), ("g:g2-0000000000000", "alias")])
+        BTreeMap::from([
+            ("c:42", "profile"),
+            ("g:g1-0000000000000", "alias"),
+            ("g:g2-0000000000000", "alias")
+        ])
     );
     let profile = doc["profiles"]
         .as_array()
@@ -1285,7 +1305,10 @@ async fn customers_data_request_produces_the_export() {
         "the customer, and the browser its email was given on"
     );
     assert_eq!(docs[0]["requested"], "c:191167");
-    assert_eq!(docs[0]["linked_ids"]["guest_ids"], json!(["dev-x-0000000000"]));
+    assert_eq!(
+        docs[0]["linked_ids"]["guest_ids"],
+        json!(["dev-x-0000000000"])
+    );
     assert_eq!(docs[0]["events"].as_array().map(Vec::len), Some(2));
     assert_eq!(docs[1]["requested"], "g:dev-y-0000000000");
     let email_key = docs[1]["linked_ids"]["identity_keys"][0]

@@ -819,7 +819,10 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
     let (s, b) = json_of(
         tenant_delete::handle(
             &deps,
-            call("DELETE", format!("/v1/sites/{site}/shoppers/newsletter-00000")),
+            call(
+                "DELETE",
+                format!("/v1/sites/{site}/shoppers/newsletter-00000"),
+            ),
             in_a_minute(),
         )
         .await,

@@ -202,7 +202,14 @@ async fn a_repeated_batch_changes_nothing() {
         "{b1}"
     );
     let before = store
-        .profiles(&site, &["g:g0-0000000000000".into(), "g:g1-0000000000000".into(), "g:g2-0000000000000".into()])
+        .profiles(
+            &site,
+            &[
+                "g:g0-0000000000000".into(),
+                "g:g1-0000000000000".into(),
+                "g:g2-0000000000000".into(),
+            ],
+        )
         .await
         .expect("read");
     let (s2, b2) = post(&path, None, &json!({ "events": events })).await;
@@ -212,7 +219,14 @@ async fn a_repeated_batch_changes_nothing() {
         "{b2}"
     );
     let after = store
-        .profiles(&site, &["g:g0-0000000000000".into(), "g:g1-0000000000000".into(), "g:g2-0000000000000".into()])
+        .profiles(
+            &site,
+            &[
+                "g:g0-0000000000000".into(),
+                "g:g1-0000000000000".into(),
+                "g:g2-0000000000000".into(),
+            ],
+        )
         .await
         .expect("read");
     assert_eq!(before, after, "profiles (and their versions) are unchanged");
@@ -435,7 +449,11 @@ async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
     let recs = store
         .profiles(
             &site,
-            &[customer_key("42"), guest_key("phone-0000000000"), guest_key("laptop-000000000")],
+            &[
+                customer_key("42"),
+                guest_key("phone-0000000000"),
+                guest_key("laptop-000000000"),
+            ],
         )
         .await
         .expect("read");
@@ -548,7 +566,12 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
             "{bad}"
         );
     }
-    assert_eq!(recommendations("no-such-site", "fan-000000000000", "").await.0, 404);
+    assert_eq!(
+        recommendations("no-such-site", "fan-000000000000", "")
+            .await
+            .0,
+        404
+    );
 
     // Every item of this tenant in every table is one these requests put there.
     let t = tables();

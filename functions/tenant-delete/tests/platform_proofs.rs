@@ -56,7 +56,9 @@ impl AccessTokenOpener for Remembering {
         tenant_id: &str,
         ciphertext: &[u8],
     ) -> Result<Secret, affinity::kms::KmsError> {
-        DerivedPeppers.open_access_token(tenant_id, ciphertext).await
+        DerivedPeppers
+            .open_access_token(tenant_id, ciphertext)
+            .await
     }
 }
 
@@ -166,7 +168,10 @@ fn assert_untouched(w: &World, id: &str) {
     assert!(t.messaging_consent);
     assert_eq!(w.deps.store.events.lock().expect("lock").len(), 2);
     assert!(w.deps.store.deletions.lock().expect("lock").is_empty());
-    assert!(w.deps.peppers.forgotten().is_empty(), "no deletion, no forgetting");
+    assert!(
+        w.deps.peppers.forgotten().is_empty(),
+        "no deletion, no forgetting"
+    );
     assert!(!w
         .deps
         .store
