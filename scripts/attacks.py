@@ -50,7 +50,6 @@ import boto3
 from local_api import Checks, call
 
 SECRET_CATEGORY = "health.intimate.pregnancy_test"
-SECRET_BRAND = "clearblue"
 # README "Limits": one profile item in DynamoDB is at most 72 KiB (MAX_PROFILE_ITEM_BYTES).
 MAX_PROFILE_ITEM_BYTES = 72 * 1024
 
@@ -128,13 +127,16 @@ def item_bytes(item: dict) -> int:
 VICTIM_EMAIL, VICTIM_PHONE = "jane.victim@example.com", "+14155550123"
 
 
-def victim(s: Store, c: Checks) -> None:
-    """Customer 77001's private purchase, imported by the merchant's server (trusted) with the address."""
-    status, answer = s.imported([{"type": "purchase", "shopper_id": guest(), "customer_id": "77001",
+def victim(s: Store, c: Checks) -> str:
+    """Customer 77001's private purchase, imported by the merchant's server (trusted) with the address,
+    from a guest id that becomes the customer's alias; returns that guest id."""
+    victim_guest = guest()
+    status, answer = s.imported([{"type": "purchase", "shopper_id": victim_guest, "customer_id": "77001",
                                   "email": VICTIM_EMAIL, "phone": VICTIM_PHONE,
                                   "timestamp": int(time.time() * 1000) - 60_000,
-                                  "items": [{"id": "test-kit", "category": SECRET_CATEGORY, "brand": SECRET_BRAND}]}])
+                                  "items": [{"id": "test-kit", "category": SECRET_CATEGORY, "brand": "clearblue"}]}])
     c.check("the victim's history is imported", status == 200 and answer.get("accepted") == 1, (status, answer))
+    return victim_guest
 
 
 def view(shopper: str, **extra) -> dict:
@@ -146,6 +148,29 @@ def customer_events(s: Store) -> int:
     return -1 if item is None else int(item.get("event_count", {}).get("N", "-1"))
 
 
+def settle(s: Store) -> None:
+    """Waits (at most 20 s) until the store's trend is the same twice a second apart: the stream pump
+    aggregates popularity after the events, and two answers compared must see the same trend."""
+    deadline, last = time.monotonic() + 20, None
+    while time.monotonic() < deadline:
+        _, t = s.recs(guest(), "?type=trending&limit=20")
+        now = items_of(t) if isinstance(t, dict) else None
+        if now and now == last:
+            return
+        last = now
+        time.sleep(1)
+
+
+def same_as_a_stranger(s: Store, shopper: str, query: str, control: str) -> tuple[bool, dict]:
+    """Whether `shopper`'s answer (with `query`) lists exactly what `control`'s does without one. The
+    trend names every popular product, the victim's purchase included, so the proof is the comparison:
+    an answer that read the victim's profile is personalized by it and differs."""
+    settle(s)
+    _, mine = s.recs(shopper, query)
+    _, theirs = s.recs(control)
+    return isinstance(mine, dict) and bool(mine.get("items")) and items_of(mine) == items_of(theirs), mine
+
+
 def claimed(s: Store, c: Checks, what: str, claim: dict) -> None:
     """A claim in the attacker's browser beside an identical unclaimed view in a control browser."""
     before = customer_events(s)
@@ -155,10 +180,8 @@ def claimed(s: Store, c: Checks, what: str, claim: dict) -> None:
     ok = status == 200 and answer.get("accepted") == 1 and answer.get("identity_unverified") == 1
     record = s.profile_item("g:" + attacker)
     alias = record is not None and "linked_to" in record
-    _, mine = s.recs(attacker)
-    _, theirs = s.recs(control)
-    text = json.dumps(mine)
-    read = SECRET_CATEGORY in text or SECRET_BRAND in text or items_of(mine) != items_of(theirs)
+    same, _ = same_as_a_stranger(s, attacker, "", control)
+    read = not same
     untouched = customer_events(s) == before
     line = {"attack": what, "answer": {k: answer.get(k) for k in ("accepted", "identity_unverified")},
             "alias_made": alias, "victim_read": read, "victim_profile_changed": not untouched}
@@ -208,7 +231,7 @@ def main() -> int:
     # --- forged, expired, other-site tokens ---------------------------------------------------------------
     s = Store(args.admin, "atk-token")
     other = Store(args.admin, "atk-other")
-    victim(s, c)
+    victim_guest = victim(s, c)
     now_s = int(time.time())
     tokens = {
         "forged token": sign("00" * 32, s.site, "77001", now_s + 3600),
@@ -218,12 +241,16 @@ def main() -> int:
     }
     for what, token in tokens.items():
         claimed(s, c, what, {"customer_id": "77001", "identity_token": token})
-        attacker = guest()
-        status, answer = s.recs(attacker, f"?identity_token={token}")
-        text = json.dumps(answer)
-        c.check(f"{what}: recommendations with it read nothing of the victim",
-                status in (200, 400, 401, 403) and SECRET_CATEGORY not in text and SECRET_BRAND not in text,
-                (status, answer))
+        # The victim's own guest id (an alias of customer 77001, e.g. a stolen cookie) asking with the
+        # bad token: the route follows it to the customer only when the token proves that customer.
+        same, answer = same_as_a_stranger(s, victim_guest, f"?identity_token={token}", guest())
+        c.check(f"{what}: the victim's guest id with it gets no more than a stranger", same, answer)
+    # The check can fail: the same guest id with the customer's valid token reads the victim's profile.
+    valid = sign(s.secret, s.site, "77001", now_s + 3600)
+    same, answer = same_as_a_stranger(s, victim_guest, f"?identity_token={valid}", guest())
+    print(json.dumps({"attack": "control: the victim's guest id with the victim's valid token",
+                      "personalized": not same}))
+    c.check("control: with the valid token the same request is personalized", not same, answer)
 
     # --- profile bloat ------------------------------------------------------------------------------------
     s = Store(args.admin, "atk-bloat")
@@ -274,8 +301,8 @@ def main() -> int:
         crowd += [{"type": "view", "shopper_id": g, "timestamp": now - 20_000 + i,
                    "product": {"id": f"k{j}", "category": "kitchen", "brand": "acme"}} for j in range(3)]
         if i < 3:
-            crowd.append({"type": "view", "shopper_id": g, "timestamp": now - 19_000 + i,
-                          "product": {"id": "g1", "category": "garden", "brand": "leaf"}})
+            crowd += [{"type": "view", "shopper_id": g, "timestamp": now - 19_000 + i,
+                       "product": {"id": f"g{j}", "category": "garden", "brand": "leaf"}} for j in range(1, 4)]
     c.check("device: the crowd's views accepted", s.live(crowd)[0] == 200)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
