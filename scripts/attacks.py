@@ -242,6 +242,9 @@ def main() -> int:
     s = Store(args.admin, "atk-token")
     other = Store(args.admin, "atk-other")
     victim_guest = victim(s, c)
+    # Another product of the victim's private category, popular in the store: an answer that read the
+    # victim's profile recommends it for that preference (reason `preferred_category`).
+    s.live([{"type": "view", "shopper_id": guest(), "product": {"id": "vitamins", "category": SECRET_CATEGORY}}])
     now_s = int(time.time())
     tokens = {
         "forged token": sign("00" * 32, s.site, "77001", now_s + 3600),
