@@ -10,9 +10,10 @@ names the binary; such a store has messaging consent, an API key and an identity
   claimed email, phone  the victim's address typed into the attacker's browser: counted, no alias made,
                         the answer is the unclaimed one, the merchant's lookup still finds the victim
   short guest id        a 15-character `shopper_id`: refused alone (field `shopper_id`), its good
-                        neighbour kept; an all-short request is a 400 naming `shopper_id`
-  identity tokens       forged, expired and other-site tokens prove nothing (counted, no link, the
-                        guest-only answer)
+                        neighbour kept; a request of short ids alone accepts nothing
+  identity tokens       forged, expired and other-site tokens prove nothing (counted, no link; the
+                        victim's own guest id with one gets only the trend, with the valid token the
+                        victim's private category: the control)
   profile bloat         300 distinct cart lines with long multi-byte names to one shopper: every request
                         200, its next event 200, the stored profile item under 72 KiB (README "Limits")
   event without id      an event with an email and no event_id: neither the address nor its unkeyed
