@@ -3,6 +3,8 @@
 #   scripts/local_checks.sh check_events_doc   every example of docs/EVENTS.md, on a store of its own
 #   scripts/local_checks.sh local_deletion     a throw-away store deleted through the HTTP route and
 #                                              finished by the schedule (scripts/local_deletion.py)
+#   scripts/local_checks.sh attacks            issue 10's attacker over HTTP, each on a store of its own
+#                                              (scripts/attacks.py)
 # Each prints "NAME: N passed, M failed" and exits non-zero on a failure.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -30,5 +32,8 @@ case "${1:-}" in
   local_deletion)
     "$PY" scripts/local_deletion.py --admin "$admin" --scheduler-log "$STACK_DIR/logs/scheduler.log"
     ;;
-  *) echo "usage: $0 check_events_doc|local_deletion" >&2; exit 2 ;;
+  attacks)
+    "$PY" scripts/attacks.py --admin "$admin"
+    ;;
+  *) echo "usage: $0 check_events_doc|local_deletion|attacks" >&2; exit 2 ;;
 esac

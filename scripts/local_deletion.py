@@ -81,13 +81,13 @@ def main() -> int:
     phone = {"id": "p-phone", "category": "electronics.smartphone", "brand": "acme", "price": 199.5}
     case = {"id": "p-case", "category": "electronics.accessories", "brand": "acme", "price": 9.99}
     events = [
-        {"type": "view", "shopper_id": "guest-a", "timestamp": now - 3000, "product": phone},
-        {"type": "view", "shopper_id": "guest-a", "timestamp": now - 2000, "product": case},
-        {"type": "cart_add", "shopper_id": "guest-a", "timestamp": now - 1000, "product": phone},
-        {"type": "purchase", "shopper_id": "guest-a", "timestamp": now, "order_id": "o-1", "currency": "USD",
+        {"type": "view", "shopper_id": "guest-a-0000000000", "timestamp": now - 3000, "product": phone},
+        {"type": "view", "shopper_id": "guest-a-0000000000", "timestamp": now - 2000, "product": case},
+        {"type": "cart_add", "shopper_id": "guest-a-0000000000", "timestamp": now - 1000, "product": phone},
+        {"type": "purchase", "shopper_id": "guest-a-0000000000", "timestamp": now, "order_id": "o-1", "currency": "USD",
          "items": [{"id": "p-phone", "category": "electronics.smartphone", "brand": "acme", "price": 199.5}]},
-        {"type": "search", "shopper_id": "guest-b", "timestamp": now, "query": "phone case"},
-        {"type": "view", "shopper_id": "guest-b", "timestamp": now, "product": case},
+        {"type": "search", "shopper_id": "guest-b-0000000000", "timestamp": now, "query": "phone case"},
+        {"type": "view", "shopper_id": "guest-b-0000000000", "timestamp": now, "product": case},
     ]
     status, answer = call("POST", f"/v1/sites/{site}/events", {"events": events})
     c.check("6 events accepted", status == 200 and isinstance(answer, dict) and answer.get("accepted") == 6,

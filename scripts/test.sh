@@ -15,7 +15,8 @@
 #   6b. Schemathesis: the functions behind scripts/gateway.py (scripts/run_local.sh --no-reload, a
 #      store from affinity-admin) fuzzed against openapi.yaml (scripts/fuzz_api.sh, two runs)
 #   6c. on the same running stack: every example of docs/EVENTS.md (scripts/check_events_doc.py) and a
-#      store deleted through DELETE /v1/tenants/{id}, finished by the schedule (scripts/local_deletion.py)
+#      store deleted through DELETE /v1/tenants/{id}, finished by the schedule (scripts/local_deletion.py),
+#      and issue 10's attacker over HTTP (scripts/attacks.py)
 #   7. sam build: the arm64 release binaries that `sam deploy` would upload (scripts/sam_build.sh)
 #   8. the storefront kit (issue 12): its JS unit tests (node --test in storefront/), its size budgets
 #      (scripts/storefront_size.sh: esbuild-minified, gzip -9), and the browser suite in headless
@@ -105,8 +106,9 @@ if AFFINITY_SKIP_SETUP=1 "$ROOT/scripts/stack.sh" up; then
     passed_n=$((passed_n + 2 - bad))
   fi
 
-  # docs/EVENTS.md's examples and a store's deletion through the schedule, on the same running stack.
-  for local_check in check_events_doc local_deletion; do
+  # docs/EVENTS.md's examples, a store's deletion through the schedule and issue 10's attacker
+  # (scripts/attacks.py), on the same running stack.
+  for local_check in check_events_doc local_deletion attacks; do
     step "$local_check (scripts/local_checks.sh, on the running stack)"
     scripts/local_checks.sh "$local_check" | tee "$out"
     [[ ${PIPESTATUS[0]} == 0 ]] || failed+=("$local_check")

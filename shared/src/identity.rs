@@ -243,44 +243,54 @@ pub trait IdentitySecretSource: Send + Sync {
 }
 
 /// Tenants' identity secrets, decrypted with KMS on first use and kept for a bounded time per warm
-/// Lambda, like the pepper ([`crate::kms::Peppers`]): an entry is used only for the same ciphertext
-/// (a rotated or re-installed secret is read again) and for at most `ttl`.
+/// Lambda, like the pepper ([`crate::kms::Peppers`]) and in the same cache ([`crate::kms::KeyCache`]):
+/// an entry is used only for the same ciphertext (a rotated or re-installed secret is read again), for
+/// at most `ttl` on the given clock, and leaves at once on [`IdentitySecrets::forget`].
 pub struct IdentitySecrets {
     kms: crate::kms::Kms,
-    ttl: std::time::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<String, CachedSecret>>,
-}
-
-struct CachedSecret {
-    at: std::time::Instant,
-    ciphertext: Vec<u8>,
-    secret: std::sync::Arc<IdentitySecret>,
+    cache: crate::kms::KeyCache<IdentitySecret>,
 }
 
 impl std::fmt::Debug for IdentitySecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IdentitySecrets")
-            .field("ttl", &self.ttl)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
 
 impl IdentitySecrets {
-    /// A cache over `kms` keeping each secret for `ttl` (use [`crate::kms::PEPPER_TTL`]).
+    /// A cache over `kms` keeping each secret for `ttl` (use [`crate::kms::PEPPER_TTL`]; a longer one
+    /// is cut to it) on the system clock.
     pub fn new(kms: crate::kms::Kms, ttl: std::time::Duration) -> Self {
+        Self::with_clock(kms, ttl, crate::clock::system())
+    }
+
+    /// As [`IdentitySecrets::new`], with the time from `clock`.
+    pub fn with_clock(
+        kms: crate::kms::Kms,
+        ttl: std::time::Duration,
+        clock: crate::clock::SharedClock,
+    ) -> Self {
         Self {
             kms,
-            ttl,
-            entries: Default::default(),
+            cache: crate::kms::KeyCache::new(ttl, clock),
         }
     }
 
     /// Forgets a tenant's secret at once (its deletion started).
     pub fn forget(&self, tenant_id: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(tenant_id);
+        self.cache.forget(tenant_id);
+    }
+
+    /// How many secrets are held now, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
     }
 }
 
@@ -293,39 +303,16 @@ impl IdentitySecretSource for IdentitySecrets {
             .identity_secret_ciphertext
             .as_deref()
             .ok_or(crate::kms::KmsError::Missing("identity secret"))?;
-        {
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            let now = std::time::Instant::now();
-            entries.retain(|_, c| now.duration_since(c.at) < self.ttl);
-            if let Some(c) = entries.get(&tenant.tenant_id) {
-                if c.ciphertext == ciphertext {
-                    return Ok(c.secret.clone());
-                }
-            }
+        if let Some(secret) = self.cache.get(&tenant.tenant_id, ciphertext) {
+            return Ok(secret);
         }
         let secret = std::sync::Arc::new(
             self.kms
                 .open_identity_secret(&tenant.tenant_id, ciphertext)
                 .await?,
         );
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= crate::kms::PEPPER_CACHE_MAX {
-            if let Some(oldest) = entries
-                .iter()
-                .min_by_key(|(_, c)| c.at)
-                .map(|(k, _)| k.clone())
-            {
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(
-            tenant.tenant_id.clone(),
-            CachedSecret {
-                at: std::time::Instant::now(),
-                ciphertext: ciphertext.to_vec(),
-                secret: secret.clone(),
-            },
-        );
+        self.cache
+            .put(&tenant.tenant_id, ciphertext, secret.clone());
         Ok(secret)
     }
 }
@@ -536,5 +523,46 @@ mod tests {
     fn a_secret_never_prints() {
         assert_eq!(format!("{:?}", secret()), "IdentitySecret(..)");
         assert!(IdentitySecret::from_text("zz").is_err());
+    }
+
+    /// A cache over a KMS client that is never reached: every read below is served from memory.
+    #[cfg(feature = "test-doubles")]
+    fn secrets_on(clock: &crate::clock::ManualClock) -> IdentitySecrets {
+        let conf = aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new("us-east-1"))
+            .build();
+        let kms = crate::kms::Kms::new(aws_sdk_kms::Client::from_conf(conf), "alias/unused");
+        IdentitySecrets::with_clock(kms, crate::kms::PEPPER_TTL, clock.shared())
+    }
+
+    #[cfg(feature = "test-doubles")]
+    #[tokio::test]
+    async fn an_identity_secret_leaves_memory_after_its_ttl_on_the_clock_and_at_once_on_forget() {
+        let clock = crate::clock::ManualClock::at(1_700_000_000_000);
+        let secrets = secrets_on(&clock);
+        let mut tenant = crate::tenant::Tenant::new(
+            crate::tenant::Platform::Shopify,
+            "ttl.myshopify.com",
+            "ttl-site",
+            "2026-12-02T05:00:00Z",
+        );
+        tenant.identity_secret_ciphertext = Some(b"ct-1".to_vec());
+        secrets
+            .cache
+            .put(&tenant.tenant_id, b"ct-1", std::sync::Arc::new(secret()));
+        clock.advance(5 * 60 * 1000 - 1);
+        let held = secrets.identity_secret(&tenant).await.expect("from memory");
+        assert_eq!(*held, secret());
+        clock.advance(1);
+        assert!(secrets.cache.get(&tenant.tenant_id, b"ct-1").is_none());
+        assert_eq!(secrets.len(), 0, "evicted after 5 minutes, not just hidden");
+
+        secrets
+            .cache
+            .put(&tenant.tenant_id, b"ct-1", std::sync::Arc::new(secret()));
+        assert_eq!(secrets.len(), 1);
+        secrets.forget(&tenant.tenant_id);
+        assert!(secrets.is_empty(), "forget drops it with no time passing");
     }
 }

@@ -543,14 +543,17 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         tenant_delete::handle(&deps, operator_request(&t.tenant_id, false), in_a_minute()).await,
     );
     assert_eq!(status, 202);
-    let during = json!([{"type": "view", "shopper_id": "late-guest", "event_id": "during-1",
+    let during = json!([{"type": "view", "shopper_id": "late-guest-00000", "event_id": "during-1",
         "product": {"id": "p1", "category": "c"}}]);
     let (status, body) = live(&t.site_id, during.clone()).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (410, Some("site_deleted"))
     );
-    assert_eq!(recommendations_status(&t.site_id, "late-guest").await, 410);
+    assert_eq!(
+        recommendations_status(&t.site_id, "late-guest-00000").await,
+        410
+    );
 
     // The first pass ends; then a request that read the tenant before the mark still writes (ingest's
     // event and profile writes are not conditional). The pass after the grace period finds them.
@@ -582,17 +585,18 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
         "still inside the grace period"
     );
     let now = affinity::now_ms();
-    let late: StoredEvent =
-        serde_json::from_value(json!({"site_id": t.site_id, "shopper_id": "in-flight",
+    let late: StoredEvent = serde_json::from_value(
+        json!({"site_id": t.site_id, "shopper_id": "in-flight-000000",
         "event_id": "in-flight-1", "type": "view", "ts": now, "received_ms": now,
-        "expires_at": now / 1000 + 86_400, "product": {"id": "p1"}}))
-        .expect("stored event");
+        "expires_at": now / 1000 + 86_400, "product": {"id": "p1"}}),
+    )
+    .expect("stored event");
     assert!(store.put_events(vec![late]).await.is_empty());
     store
         .save_profiles(
             &t.site_id,
             vec![ProfileWrite {
-                key: guest_key("in-flight"),
+                key: guest_key("in-flight-000000"),
                 record: ProfileRecord::Profile {
                     profile: Box::default(),
                     version: 0,
@@ -610,19 +614,22 @@ async fn events_arriving_during_and_after_deletion_get_410_and_are_not_stored() 
     assert_eq!(job.deleted.profiles, count(&before, "profiles") + 1);
 
     // After: still 410, still nothing stored.
-    let after = json!([{"type": "view", "shopper_id": "late-guest", "event_id": "after-1",
+    let after = json!([{"type": "view", "shopper_id": "late-guest-00000", "event_id": "after-1",
         "product": {"id": "p1"}}]);
     let (status, _) = live(&t.site_id, after).await;
     assert_eq!(status, 410);
     let (status, _) = live(&t.site_id, during).await;
     assert_eq!(status, 410);
-    assert_eq!(recommendations_status(&t.site_id, "late-guest").await, 410);
+    assert_eq!(
+        recommendations_status(&t.site_id, "late-guest-00000").await,
+        410
+    );
     let (status, _) = json_of(
         tenant_delete::handle(
             &deps,
             request_with(
                 "GET",
-                &format!("/v1/sites/{}/shoppers/late-guest/export", t.site_id),
+                &format!("/v1/sites/{}/shoppers/late-guest-00000/export", t.site_id),
                 &[("authorization", &format!("Bearer {key}"))],
                 "",
             ),
@@ -708,16 +715,16 @@ async fn shoppers(site: &str) {
                "product": {"id": product, "category": "shoes", "brand": "acme"}})
     };
     let events = json!([
-        v("g1", "e1", "p1", 9000),
-        v("g1", "e2", "p2", 8000),
-        {"type": "purchase", "shopper_id": "g1", "customer_id": "42", "event_id": "e3", "timestamp": now - 7000,
+        v("g1-0000000000000", "e1", "p1", 9000),
+        v("g1-0000000000000", "e2", "p2", 8000),
+        {"type": "purchase", "shopper_id": "g1-0000000000000", "customer_id": "42", "event_id": "e3", "timestamp": now - 7000,
          "items": [{"id": "p1", "category": "shoes", "brand": "acme", "quantity": 1}], "currency": "USD"},
-        v("g3", "e4", "p3", 6000),
-        v("g3", "e5", "p4", 5000),
-        v("g4", "e6", "p5", 4000),
-        {"type": "cart_add", "shopper_id": "g4", "customer_id": "43", "event_id": "e7", "timestamp": now - 3500,
+        v("g3-0000000000000", "e4", "p3", 6000),
+        v("g3-0000000000000", "e5", "p4", 5000),
+        v("g4-0000000000000", "e6", "p5", 4000),
+        {"type": "cart_add", "shopper_id": "g4-0000000000000", "customer_id": "43", "event_id": "e7", "timestamp": now - 3500,
          "product": {"id": "p5", "category": "bags"}},
-        v("g5", "e8", "p6", 3000),
+        v("g5-0000000000000", "e8", "p6", 3000),
     ]);
     let (status, body) = live(site, events).await;
     assert_eq!(
@@ -729,9 +736,9 @@ async fn shoppers(site: &str) {
     let (status, body) = live(
         site,
         json!([
-            {"type": "view", "shopper_id": "g2", "customer_id": "42", "event_id": "e9", "timestamp": now - 2000,
+            {"type": "view", "shopper_id": "g2-0000000000000", "customer_id": "42", "event_id": "e9", "timestamp": now - 2000,
              "product": {"id": "p7", "category": "shoes"}},
-            {"type": "click", "shopper_id": "g2", "customer_id": "42", "event_id": "e10", "timestamp": now - 1000,
+            {"type": "click", "shopper_id": "g2-0000000000000", "customer_id": "42", "event_id": "e10", "timestamp": now - 1000,
              "product": {"id": "p8", "category": "shoes"}}
         ]),
     )
@@ -745,7 +752,7 @@ async fn shoppers(site: &str) {
     for (customer, id, t) in [("42", "e11", 800), ("99", "e12", 500)] {
         let (status, body) = live(
             site,
-            json!([{"type": "view", "shopper_id": "gs", "customer_id": customer, "event_id": id,
+            json!([{"type": "view", "shopper_id": "gs-0000000000000", "customer_id": customer, "event_id": id,
                     "timestamp": now - t, "product": {"id": format!("p-{id}"), "category": "shoes"}}]),
         )
         .await;
@@ -831,7 +838,7 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
         shopper_call(
             &deps,
             "DELETE",
-            "/v1/sites/no-such-site/shoppers/g1",
+            "/v1/sites/no-such-site/shoppers/g1-0000000000000",
             Some(&key)
         )
         .await
@@ -860,10 +867,10 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
     // Customer 99 keeps the shared computer: its link (g:gs) and its event there (e12).
     let gone: Vec<String> = [
         format!("{site}#c:42"),
-        format!("{site}#g:g1"),
-        format!("{site}#g:g2"),
-        format!("{site}#g1"),
-        format!("{site}#g2"),
+        format!("{site}#g:g1-0000000000000"),
+        format!("{site}#g:g2-0000000000000"),
+        format!("{site}#g1-0000000000000"),
+        format!("{site}#g2-0000000000000"),
         format!("{site}#gs|e11"),
     ]
     .into();
@@ -880,14 +887,16 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
     );
 
     // A guest linked to a customer is that customer: erasing g4 erases customer 43.
-    let (status, body) = shopper_call(&deps, "DELETE", &path("g4", ""), Some(&key)).await;
+    let (status, body) =
+        shopper_call(&deps, "DELETE", &path("g4-0000000000000", ""), Some(&key)).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
         json!({"found": true, "profiles": 2, "events": 2, "guest_ids": 1})
     );
     // An anonymous guest.
-    let (status, body) = shopper_call(&deps, "DELETE", &path("g5", ""), Some(&key)).await;
+    let (status, body) =
+        shopper_call(&deps, "DELETE", &path("g5-0000000000000", ""), Some(&key)).await;
     assert_eq!(status, 200);
     assert_eq!(
         body,
@@ -897,18 +906,19 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
         .into_iter()
         .chain([
             format!("{site}#c:43"),
-            format!("{site}#g:g4"),
-            format!("{site}#g4"),
-            format!("{site}#g:g5"),
-            format!("{site}#g5"),
+            format!("{site}#g:g4-0000000000000"),
+            format!("{site}#g4-0000000000000"),
+            format!("{site}#g:g5-0000000000000"),
+            format!("{site}#g5-0000000000000"),
         ])
         .collect();
     assert_eq!(snapshot(site, &t.tenant_id).await, without(&before, &gone));
     // Erasing again finds nothing; g3 is still there.
-    let (status, body) = shopper_call(&deps, "DELETE", &path("g5", ""), Some(&key)).await;
+    let (status, body) =
+        shopper_call(&deps, "DELETE", &path("g5-0000000000000", ""), Some(&key)).await;
     assert_eq!((status, body["found"].as_bool()), (200, Some(false)));
     let g3 = store
-        .profiles(site, &[guest_key("g3")])
+        .profiles(site, &[guest_key("g3-0000000000000")])
         .await
         .expect("read");
     assert_eq!(g3.len(), 1);
@@ -933,7 +943,10 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["found"], true);
     assert_eq!(doc["linked_ids"]["customer_id"], "42");
-    assert_eq!(doc["linked_ids"]["guest_ids"], json!(["g1", "g2"]));
+    assert_eq!(
+        doc["linked_ids"]["guest_ids"],
+        json!(["g1-0000000000000", "g2-0000000000000"])
+    );
     let ids: Vec<&str> = doc["events"]
         .as_array()
         .expect("events")
@@ -941,7 +954,10 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
         .map(|e| e["event_id"].as_str().unwrap_or(""))
         .collect();
     assert_eq!(ids, ["e1", "e2", "e3", "e9", "e10", "e11"]);
-    assert_eq!(doc["linked_ids"]["shared_guest_ids"], json!(["gs"]));
+    assert_eq!(
+        doc["linked_ids"]["shared_guest_ids"],
+        json!(["gs-0000000000000"])
+    );
     let kinds: BTreeMap<&str, &str> = doc["profiles"]
         .as_array()
         .expect("profiles")
@@ -955,7 +971,11 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
         .collect();
     assert_eq!(
         kinds,
-        BTreeMap::from([("c:42", "profile"), ("g:g1", "alias"), ("g:g2", "alias")])
+        BTreeMap::from([
+            ("c:42", "profile"),
+            ("g:g1-0000000000000", "alias"),
+            ("g:g2-0000000000000", "alias")
+        ])
     );
     let profile = doc["profiles"]
         .as_array()
@@ -971,7 +991,7 @@ async fn export_returns_everything_held_about_a_shopper_as_one_document() {
     let (status, by_guest) = shopper_call(
         &deps,
         "GET",
-        &format!("/v1/sites/{site}/shoppers/g2/export"),
+        &format!("/v1/sites/{site}/shoppers/g2-0000000000000/export"),
         Some(&key),
     )
     .await;
@@ -1182,7 +1202,7 @@ async fn customers_redact_erases_the_customer_once_per_webhook_id() {
              "product": {"id": "p1", "category": "shoes"}},
             {"type": "view", "shopper_id": format!("dev-a-{suffix}"), "customer_id": "191167", "event_id": format!("b-{suffix}"),
              "timestamp": now - 4000, "product": {"id": "p2", "category": "shoes"}},
-            {"type": "view", "shopper_id": "someone-else", "event_id": format!("c-{suffix}"), "timestamp": now - 3000,
+            {"type": "view", "shopper_id": "someone-else-000", "event_id": format!("c-{suffix}"), "timestamp": now - 3000,
              "product": {"id": "p3", "category": "bags"}},
             // The same person, never logged in, gave their email on another browser (newsletter form).
             {"type": "view", "shopper_id": format!("newsletter-{suffix}"), "email": "John@Example.com ",
@@ -1253,7 +1273,7 @@ async fn customers_redact_erases_the_customer_once_per_webhook_id() {
         .iter()
         .map(|e| e["shopper_id"]["S"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(shoppers, BTreeSet::from(["someone-else"]));
+    assert_eq!(shoppers, BTreeSet::from(["someone-else-000"]));
 }
 
 #[tokio::test]
@@ -1265,10 +1285,10 @@ async fn customers_data_request_produces_the_export() {
     let (status, _) = live(
         &t.site_id,
         json!([
-            {"type": "search", "shopper_id": "dev-x", "event_id": "s1", "timestamp": now - 3000, "query": "red shoes"},
-            {"type": "view", "shopper_id": "dev-x", "customer_id": "191167", "event_id": "v1", "timestamp": now - 2000,
+            {"type": "search", "shopper_id": "dev-x-0000000000", "event_id": "s1", "timestamp": now - 3000, "query": "red shoes"},
+            {"type": "view", "shopper_id": "dev-x-0000000000", "customer_id": "191167", "event_id": "v1", "timestamp": now - 2000,
              "product": {"id": "p1", "category": "shoes"}},
-            {"type": "view", "shopper_id": "dev-y", "email": "john@example.com", "event_id": "v2", "timestamp": now - 1000,
+            {"type": "view", "shopper_id": "dev-y-0000000000", "email": "john@example.com", "event_id": "v2", "timestamp": now - 1000,
              "product": {"id": "p2", "category": "shoes"}}
         ]),
     )
@@ -1286,9 +1306,12 @@ async fn customers_data_request_produces_the_export() {
         "the customer, and the browser its email was given on"
     );
     assert_eq!(docs[0]["requested"], "c:191167");
-    assert_eq!(docs[0]["linked_ids"]["guest_ids"], json!(["dev-x"]));
+    assert_eq!(
+        docs[0]["linked_ids"]["guest_ids"],
+        json!(["dev-x-0000000000"])
+    );
     assert_eq!(docs[0]["events"].as_array().map(Vec::len), Some(2));
-    assert_eq!(docs[1]["requested"], "g:dev-y");
+    assert_eq!(docs[1]["requested"], "g:dev-y-0000000000");
     let email_key = docs[1]["linked_ids"]["identity_keys"][0]
         .as_str()
         .unwrap_or("");

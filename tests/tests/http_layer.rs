@@ -90,7 +90,7 @@ async fn each_sample_event_goes_through_its_function() {
         .expect("recommend parses");
     let (s, b) = json_of(recommend::handle(&recommend_deps().await, req).await);
     assert_eq!(s, 200, "{b}");
-    assert_eq!(b["shopper_id"], "g-7f3a9c");
+    assert_eq!(b["shopper_id"], "g-7f3a9c2e4b1d0a58");
     // Issue 10: the storefront answer carries items and reasons only (preferences: the lookup route).
     assert_eq!(b["type"], "for_you");
     assert!(b.get("preferred_categories").is_none(), "{b}");
@@ -136,7 +136,7 @@ async fn only_storefront_routes_are_readable_cross_origin() {
             .get("access-control-allow-origin")
             .map(|v| v.to_str().unwrap_or("").to_string())
     };
-    let body = json!({"events": [{"type": "view", "shopper_id": "g", "product": {"id": "p"}}]})
+    let body = json!({"events": [{"type": "view", "shopper_id": "g-00000000000000", "product": {"id": "p"}}]})
         .to_string();
     let live = ingest::handle(
         &ingest_deps().await,
@@ -175,7 +175,7 @@ async fn only_storefront_routes_are_readable_cross_origin() {
         &recommend_deps().await,
         request(
             "GET",
-            &format!("/v1/sites/{site}/shoppers/g/recommendations"),
+            &format!("/v1/sites/{site}/shoppers/g-00000000000000/recommendations"),
             None,
             "",
         ),

@@ -312,18 +312,18 @@ fn events_request(site: &str, import_key: Option<&str>, events: &Value) -> Reque
 /// (customer `191167`) with a phone, another browser known only by an email, another shopper.
 fn history(now: i64) -> (Value, Value) {
     let live = json!([
-        {"type": "view", "shopper_id": "dev-a", "event_id": "a1", "timestamp": now - 9000,
+        {"type": "view", "shopper_id": "dev-a-0000000000", "event_id": "a1", "timestamp": now - 9000,
          "product": {"id": "p1", "category": "shoes", "brand": "acme"}},
-        {"type": "view", "shopper_id": "dev-a", "event_id": "a2", "timestamp": now - 8000,
+        {"type": "view", "shopper_id": "dev-a-0000000000", "event_id": "a2", "timestamp": now - 8000,
          "product": {"id": "p2", "category": "shoes", "brand": "acme"}},
-        {"type": "view", "shopper_id": "someone-else", "event_id": "o1", "timestamp": now - 7500,
+        {"type": "view", "shopper_id": "someone-else-000", "event_id": "o1", "timestamp": now - 7500,
          "product": {"id": "p2", "category": "shoes", "brand": "acme"}}
     ]);
     let import = json!([
-        {"type": "purchase", "shopper_id": "dev-a", "customer_id": "191167", "phone": "+1 650 253 0000",
+        {"type": "purchase", "shopper_id": "dev-a-0000000000", "customer_id": "191167", "phone": "+1 650 253 0000",
          "event_id": "a3", "timestamp": now - 7000, "currency": "USD",
          "items": [{"id": "p1", "category": "shoes", "brand": "acme", "price": 80.0}]},
-        {"type": "view", "shopper_id": "newsletter", "email": "John@Example.com ", "event_id": "b1",
+        {"type": "view", "shopper_id": "newsletter-00000", "email": "John@Example.com ", "event_id": "b1",
          "timestamp": now - 6000, "product": {"id": "p3", "category": "bags"}}
     ]);
     (live, import)
@@ -368,13 +368,13 @@ async fn the_ingest_role_allows_exactly_what_ingest_calls() {
     let (s, b) = json_of(ingest::handle(&deps, events_request(site, Some(&key), &import)).await);
     assert_eq!((s, b["duplicates"].as_u64()), (200, Some(2)), "{b}");
     // The guest is an alias now: its profile read follows it to the customer's.
-    let more = json!([{"type": "cart_add", "shopper_id": "dev-a", "event_id": "a4",
+    let more = json!([{"type": "cart_add", "shopper_id": "dev-a-0000000000", "event_id": "a4",
         "product": {"id": "p2", "category": "shoes"}}]);
     let (s, b) = json_of(ingest::handle(&deps, events_request(site, None, &more)).await);
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(1)), "{b}");
     // Concurrent requests for one shopper: conditional writes conflict and are retried.
     let burst = |i: usize| {
-        let e = json!([{"type": "view", "shopper_id": "dev-c", "event_id": format!("c{i}"),
+        let e = json!([{"type": "view", "shopper_id": "dev-c-0000000000", "event_id": format!("c{i}"),
             "product": {"id": format!("q{i}"), "category": "hats"}}]);
         ingest::handle(&deps, events_request(site, None, &e))
     };
@@ -384,7 +384,7 @@ async fn the_ingest_role_allows_exactly_what_ingest_calls() {
         assert_eq!(s, 200, "{b}");
     }
     // A login proven by an identity token: the tenant's identity secret is opened (KMS).
-    let login = json!([{"type": "view", "shopper_id": "dev-d", "event_id": "d1", "customer_id": "191167",
+    let login = json!([{"type": "view", "shopper_id": "dev-d-0000000000", "event_id": "d1", "customer_id": "191167",
         "identity_token": token_for(&t, "191167").await, "product": {"id": "p1", "category": "shoes"}}]);
     let (s, b) = json_of(ingest::handle(&deps, events_request(site, None, &login)).await);
     assert_eq!(
@@ -421,7 +421,7 @@ async fn the_recommend_role_allows_exactly_what_recommend_calls() {
             request(
                 "GET",
                 &format!(
-                    "/v1/sites/{site}/shoppers/dev-a/recommendations?limit=5&identity_token={}",
+                    "/v1/sites/{site}/shoppers/dev-a-0000000000/recommendations?limit=5&identity_token={}",
                     token_for(&t, "191167").await
                 ),
                 None,
@@ -445,7 +445,7 @@ async fn the_recommend_role_allows_exactly_what_recommend_calls() {
     // Messaging lookup: the tenant, the email hashed with its pepper (KMS), profiles and popularity,
     // then the profiles the aliases point to.
     let body = json!({"shoppers": [{"email": "john@example.com"}, {"customer_id": "191167"},
-        {"shopper_id": "dev-a"}, {"phone": "not a phone"}], "limit": 3});
+        {"shopper_id": "dev-a-0000000000"}, {"phone": "not a phone"}], "limit": 3});
     let (s, b) = json_of(
         recommend::handle(
             &deps,
@@ -819,7 +819,10 @@ async fn the_tenant_delete_role_allows_exactly_what_tenant_delete_calls() {
     let (s, b) = json_of(
         tenant_delete::handle(
             &deps,
-            call("DELETE", format!("/v1/sites/{site}/shoppers/newsletter")),
+            call(
+                "DELETE",
+                format!("/v1/sites/{site}/shoppers/newsletter-00000"),
+            ),
             in_a_minute(),
         )
         .await,

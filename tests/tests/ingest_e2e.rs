@@ -190,7 +190,7 @@ async fn a_repeated_batch_changes_nothing() {
     let now = affinity::now_ms();
     let events: Vec<Value> = (0..30)
         .map(|i| {
-            json!({"type": "view", "shopper_id": format!("g{}", i % 3), "timestamp": now - 1000 * i,
+            json!({"type": "view", "shopper_id": format!("g{}-0000000000000", i % 3), "timestamp": now - 1000 * i,
             "product": {"id": format!("p{i}"), "category": "shoes", "brand": "acme"}})
         })
         .collect();
@@ -202,7 +202,14 @@ async fn a_repeated_batch_changes_nothing() {
         "{b1}"
     );
     let before = store
-        .profiles(&site, &["g:g0".into(), "g:g1".into(), "g:g2".into()])
+        .profiles(
+            &site,
+            &[
+                "g:g0-0000000000000".into(),
+                "g:g1-0000000000000".into(),
+                "g:g2-0000000000000".into(),
+            ],
+        )
         .await
         .expect("read");
     let (s2, b2) = post(&path, None, &json!({ "events": events })).await;
@@ -212,7 +219,14 @@ async fn a_repeated_batch_changes_nothing() {
         "{b2}"
     );
     let after = store
-        .profiles(&site, &["g:g0".into(), "g:g1".into(), "g:g2".into()])
+        .profiles(
+            &site,
+            &[
+                "g:g0-0000000000000".into(),
+                "g:g1-0000000000000".into(),
+                "g:g2-0000000000000".into(),
+            ],
+        )
         .await
         .expect("read");
     assert_eq!(before, after, "profiles (and their versions) are unchanged");
@@ -225,13 +239,13 @@ async fn one_bad_event_never_drops_its_neighbours() {
     let site = unique_site("mixed");
     create_tenant(&store, &site).await;
     let body = json!({"events": [
-        {"type": "view", "shopper_id": "g1", "product": {"id": "p1", "category": "tv"}},
-        {"type": "teleport", "shopper_id": "g1"},
-        {"type": "purchase", "shopper_id": "g1", "items": [{"id": "p1"}, {"id": "p2", "quantity": -1}]},
-        {"type": "search", "shopper_id": "g1", "query": "oled tv", "email": "jane.doe@example.com"},
+        {"type": "view", "shopper_id": "g1-0000000000000", "product": {"id": "p1", "category": "tv"}},
+        {"type": "teleport", "shopper_id": "g1-0000000000000"},
+        {"type": "purchase", "shopper_id": "g1-0000000000000", "items": [{"id": "p1"}, {"id": "p2", "quantity": -1}]},
+        {"type": "search", "shopper_id": "g1-0000000000000", "query": "oled tv", "email": "jane.doe@example.com"},
         {"type": "view", "shopper_id": "no#hash", "product": {"id": "p3"}},
         "not an event",
-        {"type": "cart_add", "shopper_id": "g1", "product": {"id": "p1", "category": "tv"}}
+        {"type": "cart_add", "shopper_id": "g1-0000000000000", "product": {"id": "p1", "category": "tv"}}
     ]});
     let (status, b) = post(&format!("/v1/sites/{site}/events"), None, &body).await;
     assert_eq!(status, 200, "{b}");
@@ -356,14 +370,14 @@ async fn whole_requests_are_refused_only_when_unusable() {
     // A deleted store: 410 for events and recommendations, and nothing stored.
     tenant.status = affinity::tenant::TenantStatus::Deleting;
     store.put_tenant(&tenant).await.expect("mark deleting");
-    let ev = json!({"events": [{"type": "view", "shopper_id": "g", "product": {"id": "p"}}]})
+    let ev = json!({"events": [{"type": "view", "shopper_id": "g-00000000000000", "product": {"id": "p"}}]})
         .to_string();
     let (s, b) = call(request("POST", &path, Some("application/json"), &ev)).await;
     assert_eq!(
         (s, b["error"]["code"].as_str()),
         (410, Some("site_deleted"))
     );
-    assert_eq!(recommendations(&site, "g", "").await.0, 410);
+    assert_eq!(recommendations(&site, "g-00000000000000", "").await.0, 410);
     assert!(items_of_site(&tables().events, &site).await.is_empty());
 }
 
@@ -373,7 +387,7 @@ async fn text_plain_and_base64_bodies_are_read() {
     let site = unique_site("beacon");
     create_tenant(&store, &site).await;
     let deps = ingest_deps().await;
-    let body = json!({"events": [{"type": "view", "shopper_id": "g1", "product": {"id": "p1"}}]})
+    let body = json!({"events": [{"type": "view", "shopper_id": "g1-0000000000000", "product": {"id": "p1"}}]})
         .to_string();
     // navigator.sendBeacon(url, string) sends text/plain;charset=UTF-8.
     let r = request(
@@ -387,7 +401,7 @@ async fn text_plain_and_base64_bodies_are_read() {
 
     // An HTTP API event with isBase64Encoded, as API Gateway delivers binary or beacon bodies.
     use base64::Engine;
-    let body2 = json!({"events": [{"type": "view", "shopper_id": "g2", "product": {"id": "p2"}}]})
+    let body2 = json!({"events": [{"type": "view", "shopper_id": "g2-0000000000000", "product": {"id": "p2"}}]})
         .to_string();
     let mut ev: Value =
         serde_json::from_str(&repo_file("events/ingest-live.json")).expect("sample");
@@ -414,28 +428,32 @@ async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
     // Phone, anonymous: four views of shoes.
     let phone: Vec<Value> = (0..4)
         .map(|i| {
-            json!({"type": "view", "shopper_id": "phone", "timestamp": now - 60_000 + i,
+            json!({"type": "view", "shopper_id": "phone-0000000000", "timestamp": now - 60_000 + i,
             "product": {"id": format!("s{i}"), "category": "shoes"}})
         })
         .collect();
     assert_eq!(post(&path, None, &json!({"events": phone})).await.0, 200);
     // Phone logs in as customer 42.
-    let login = json!({"events": [{"type": "click", "shopper_id": "phone", "customer_id": "42", "timestamp": now - 50_000,
+    let login = json!({"events": [{"type": "click", "shopper_id": "phone-0000000000", "customer_id": "42", "timestamp": now - 50_000,
         "product": {"id": "h1", "category": "hats"}}]});
     assert_eq!(post(&path, None, &signed(login)).await.0, 200);
     // Laptop, logged in as the same customer.
-    let laptop = json!({"events": [{"type": "cart_add", "shopper_id": "laptop", "customer_id": 42, "timestamp": now - 40_000,
+    let laptop = json!({"events": [{"type": "cart_add", "shopper_id": "laptop-000000000", "customer_id": 42, "timestamp": now - 40_000,
         "product": {"id": "b1", "category": "bags"}}]});
     assert_eq!(post(&path, None, &signed(laptop)).await.0, 200);
     // The phone, anonymous again: its events still reach the customer.
-    let later = json!({"events": [{"type": "view", "shopper_id": "phone", "timestamp": now - 30_000,
+    let later = json!({"events": [{"type": "view", "shopper_id": "phone-0000000000", "timestamp": now - 30_000,
         "product": {"id": "s9", "category": "shoes"}}]});
     assert_eq!(post(&path, None, &later).await.0, 200);
 
     let recs = store
         .profiles(
             &site,
-            &[customer_key("42"), guest_key("phone"), guest_key("laptop")],
+            &[
+                customer_key("42"),
+                guest_key("phone-0000000000"),
+                guest_key("laptop-000000000"),
+            ],
         )
         .await
         .expect("read");
@@ -445,15 +463,15 @@ async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
     assert_eq!(profile.event_count, 7);
     let mut guests = profile.guest_ids.clone();
     guests.sort();
-    assert_eq!(guests, ["laptop", "phone"]);
+    assert_eq!(guests, ["laptop-000000000", "phone-0000000000"]);
     let cats: Vec<&str> = profile.categories.iter().map(|a| a.name.as_str()).collect();
     // Five shoe views (5 points) > one cart add of a bag (4) > one click on a hat (2).
     assert_eq!(cats, ["shoes", "bags", "hats"]);
     assert!(
-        matches!(recs.get(&guest_key("phone")), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
+        matches!(recs.get(&guest_key("phone-0000000000")), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
     );
     assert!(
-        matches!(recs.get(&guest_key("laptop")), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
+        matches!(recs.get(&guest_key("laptop-000000000")), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:42")
     );
 
     // Either device's guest id gets the customer's preferences.
@@ -463,8 +481,8 @@ async fn a_customer_gathers_the_history_of_its_guest_ids_across_devices() {
         .map(str::to_string)
         .expect("token");
     let query = format!("?identity_token={token}");
-    let (s, phone_recs) = recommendations(&site, "phone", &query).await;
-    let (_, laptop_recs) = recommendations(&site, "laptop", &query).await;
+    let (s, phone_recs) = recommendations(&site, "phone-0000000000", &query).await;
+    let (_, laptop_recs) = recommendations(&site, "laptop-000000000", &query).await;
     assert_eq!(s, 200);
     // Issue 10: preferences are no longer in the storefront answer; both devices get the same items.
     // (The shared preferences themselves are checked on the profile above.)
@@ -489,14 +507,14 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
     ] {
         for i in 0..n {
             events.push(
-                json!({"type": "view", "shopper_id": format!("crowd{i}"), "timestamp": now - 10_000,
+                json!({"type": "view", "shopper_id": format!("crowd-guest-{i:05}"), "timestamp": now - 10_000,
                 "product": {"id": product, "category": category, "brand": brand}}),
             );
         }
     }
     // Our shopper likes shoes and bought shoe1.
-    events.push(json!({"type": "view", "shopper_id": "fan", "timestamp": now - 5_000, "product": {"id": "shoe2", "category": "shoes", "brand": "zed"}}));
-    events.push(json!({"type": "purchase", "shopper_id": "fan", "timestamp": now - 4_000, "items": [{"id": "shoe1", "category": "shoes", "brand": "acme"}], "order_id": "o-1", "currency": "usd"}));
+    events.push(json!({"type": "view", "shopper_id": "fan-000000000000", "timestamp": now - 5_000, "product": {"id": "shoe2", "category": "shoes", "brand": "zed"}}));
+    events.push(json!({"type": "purchase", "shopper_id": "fan-000000000000", "timestamp": now - 4_000, "items": [{"id": "shoe1", "category": "shoes", "brand": "acme"}], "order_id": "o-1", "currency": "usd"}));
     let (s, b) = post(
         &format!("/v1/sites/{site}/events"),
         None,
@@ -507,7 +525,7 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
     let report = aggregate_site(&site).await;
     assert_eq!((report.applied, report.tenants), (events.len(), 1));
 
-    let (s, r) = recommendations(&site, "fan", "?limit=4").await;
+    let (s, r) = recommendations(&site, "fan-000000000000", "?limit=4").await;
     assert_eq!(s, 200, "{r}");
     let items: Vec<(&str, &str)> = r["items"]
         .as_array()
@@ -531,7 +549,7 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
         ]
     );
     assert!(r.get("preferred_categories").is_none(), "{r}");
-    assert_eq!(r["shopper_id"], "fan");
+    assert_eq!(r["shopper_id"], "fan-000000000000");
 
     let (s, unknown) = recommendations(&site, "never-seen", "?limit=2").await;
     assert_eq!(s, 200);
@@ -541,14 +559,19 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
     assert!(unknown.get("preferred_categories").is_none());
 
     for bad in ["?limit=0", "?limit=51", "?limit=ten"] {
-        let (s, b) = recommendations(&site, "fan", bad).await;
+        let (s, b) = recommendations(&site, "fan-000000000000", bad).await;
         assert_eq!(
             (s, b["error"]["field"].as_str()),
             (400, Some("limit")),
             "{bad}"
         );
     }
-    assert_eq!(recommendations("no-such-site", "fan", "").await.0, 404);
+    assert_eq!(
+        recommendations("no-such-site", "fan-000000000000", "")
+            .await
+            .0,
+        404
+    );
 
     // Every item of this tenant in every table is one these requests put there.
     let t = tables();
@@ -564,7 +587,7 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
         })
         .collect();
     profile_keys.sort();
-    let mut want: Vec<String> = ["fan"]
+    let mut want: Vec<String> = ["fan-000000000000"]
         .iter()
         .chain(
             [

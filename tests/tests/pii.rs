@@ -152,7 +152,7 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
     let (site, key, _) = tenant(true, Some("US")).await;
     let now = affinity::now_ms();
     // Phone browser: an email in mixed case with spaces, and a phone number in national form.
-    let b = import_with(&site, &key, json!([{"type": "view", "shopper_id": "g1", "timestamp": now - 5000,
+    let b = import_with(&site, &key, json!([{"type": "view", "shopper_id": "g1-0000000000000", "timestamp": now - 5000,
         "email": " Jane.Doe@Example.com ", "phone": "(650) 253-0000", "product": {"id": "p1", "category": "shoes"}}])).await;
     assert_eq!(
         (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
@@ -163,7 +163,7 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
     import_with(
         &site,
         &key,
-        json!([{"type": "click", "shopper_id": "g2", "timestamp": now - 4000,
+        json!([{"type": "click", "shopper_id": "g2-0000000000000", "timestamp": now - 4000,
         "email": "jane.doe@example.com", "product": {"id": "p2", "category": "bags"}}]),
     )
     .await;
@@ -175,12 +175,12 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
     import_with(
         &site,
         &key,
-        json!([{"type": "cart_add", "shopper_id": "g3", "timestamp": now - 3000,
+        json!([{"type": "cart_add", "shopper_id": "g3-0000000000000", "timestamp": now - 3000,
         "email_sha256": real_sha.to_uppercase(), "product": {"id": "p3", "category": "bags"}}]),
     )
     .await;
     // An invalid address is dropped and named, without its value; the view is kept.
-    let b = import_with(&site, &key, json!([{"type": "view", "shopper_id": "g4", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
+    let b = import_with(&site, &key, json!([{"type": "view", "shopper_id": "g4-0000000000000", "email": "not-an-email@@example", "product": {"id": "p"}}])).await;
     assert_eq!(b["pii_unreadable"][0]["field"], "email");
     assert_eq!(
         (
@@ -200,14 +200,14 @@ async fn with_consent_one_person_is_found_by_any_of_their_identities_flow() {
 
     let (s, r) = lookup(&site, Some(&key), json!({"shoppers": [
         {"email": "JANE.DOE@example.com"}, {"email_sha256": real_sha}, {"phone": "+1 650 253 0000"},
-        {"customer_id": "nobody"}, {"email": "someone.else@example.com"}, {"email": "bad@@"}, {"shopper_id": "g2"}
+        {"customer_id": "nobody"}, {"email": "someone.else@example.com"}, {"email": "bad@@"}, {"shopper_id": "g2-0000000000000"}
     ], "limit": 3})).await;
     assert_eq!(s, 200, "{r}");
     let res = r["results"].as_array().expect("results");
     assert_eq!(res.len(), 7);
     for i in [0, 1, 2, 6] {
         assert_eq!(res[i]["matched"], true, "{i}: {}", res[i]);
-        assert_eq!(res[i]["shopper_id"], "g:g1", "{i}");
+        assert_eq!(res[i]["shopper_id"], "g:g1-0000000000000", "{i}");
         assert_eq!(
             res[i]["preferred_categories"],
             res[0]["preferred_categories"]
@@ -239,9 +239,9 @@ async fn without_consent_nothing_personal_is_stored_or_looked_up() {
 async fn without_consent_nothing_personal_is_stored_or_looked_up_flow() {
     let (site, key, _) = tenant(false, None).await;
     let b = ingest_with(&site, &[], json!([
-        {"type": "view", "shopper_id": "g1", "email": "no.consent@example.com", "product": {"id": "p1"}},
-        {"type": "view", "shopper_id": "g1", "phone": "+1 650 253 0000", "product": {"id": "p2"}},
-        {"type": "view", "shopper_id": "g1", "product": {"id": "p3"}}
+        {"type": "view", "shopper_id": "g1-0000000000000", "email": "no.consent@example.com", "product": {"id": "p1"}},
+        {"type": "view", "shopper_id": "g1-0000000000000", "phone": "+1 650 253 0000", "product": {"id": "p2"}},
+        {"type": "view", "shopper_id": "g1-0000000000000", "product": {"id": "p3"}}
     ])).await;
     assert_eq!(
         (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
@@ -273,7 +273,7 @@ async fn global_privacy_control_links_nothing() {
 async fn global_privacy_control_links_nothing_flow() {
     let (site, _, _) = tenant(true, None).await;
     let b = ingest_with(&site, &[("sec-gpc", "1")], json!([
-        {"type": "view", "shopper_id": "g1", "email": "gpc.shopper@example.com", "product": {"id": "p1"}}
+        {"type": "view", "shopper_id": "g1-0000000000000", "email": "gpc.shopper@example.com", "product": {"id": "p1"}}
     ])).await;
     assert_eq!(
         (b["accepted"].as_u64(), b["pii_dropped"].as_u64()),
@@ -287,7 +287,7 @@ async fn two_tenants_never_share_a_key() {
     let (a, _, _) = tenant(true, None).await;
     let (b, _, _) = tenant(true, None).await;
     for site in [&a, &b] {
-        ingest_with(site, &[], json!([{"type": "view", "shopper_id": "g", "email": "shared.person@example.com", "product": {"id": "p"}}])).await;
+        ingest_with(site, &[], json!([{"type": "view", "shopper_id": "g-00000000000000", "email": "shared.person@example.com", "product": {"id": "p"}}])).await;
     }
     let ka = identity_keys(&items_of_site(&tables().profiles, &a).await, &a);
     let kb = identity_keys(&items_of_site(&tables().profiles, &b).await, &b);
@@ -371,7 +371,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
         event_ttl_s: 86_400,
         clock: affinity::clock::system(),
     };
-    let body = json!({"events": [{"type": "view", "shopper_id": "g1", "email": "jane.doe@example.com", "product": {"id": "p", "category": "c"}}]});
+    let body = json!({"events": [{"type": "view", "shopper_id": "g1-0000000000000", "email": "jane.doe@example.com", "product": {"id": "p", "category": "c"}}]});
     let (s, b) = json_of(
         ingest::handle(
             &ingest,
@@ -424,7 +424,7 @@ async fn the_pepper_is_the_tenants_kms_data_key_and_only_its_ciphertext_is_store
     let (s, r) = json_of(recommend::handle(&recommend, req).await);
     assert_eq!(
         (s, r["results"][0]["shopper_id"].as_str()),
-        (200, Some("g:g1")),
+        (200, Some("g:g1-0000000000000")),
         "{r}"
     );
 }

@@ -123,8 +123,8 @@ async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
         .entry("s1".into())
         .and_modify(|t| t.api_key_sha256 = Some(hash));
     let body = serde_json::json!({"events": [
-        {"type": "view", "shopper_id": "phone", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
-        {"type": "view", "shopper_id": "laptop", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
+        {"type": "view", "shopper_id": "phone-0000000000", "timestamp": NOW - 2000, "email": "a@example.com", "product": {"id": "p", "category": "c"}},
+        {"type": "view", "shopper_id": "laptop-000000000", "timestamp": NOW - 1000, "email": "A@example.com", "product": {"id": "q", "category": "c"}}
     ]});
     let (s, b) = json(handle(&d, post_import(body, &key)).await);
     assert_eq!((s, b["accepted"].as_u64()), (200, Some(2)), "{b}");
@@ -139,11 +139,11 @@ async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
         .collect();
     assert_eq!(
         aliases,
-        [&"g:phone".to_string()],
+        [&"g:phone-0000000000".to_string()],
         "the first device claims the email"
     );
     let Some(ProfileRecord::Profile { profile, .. }) =
-        p.get(&("s1".to_string(), "g:phone".to_string()))
+        p.get(&("s1".to_string(), "g:phone-0000000000".to_string()))
     else {
         panic!("profile")
     };
@@ -152,7 +152,7 @@ async fn two_devices_sending_one_email_in_one_request_are_linked_not_refused() {
         "the laptop's event joined the person's profile"
     );
     assert!(
-        matches!(p.get(&("s1".to_string(), "g:laptop".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "g:phone")
+        matches!(p.get(&("s1".to_string(), "g:laptop-000000000".to_string())), Some(ProfileRecord::Alias { linked_to, .. }) if linked_to == "g:phone-0000000000")
     );
 }
 

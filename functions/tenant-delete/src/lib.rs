@@ -90,6 +90,27 @@ impl<S: Store, K> Deps<S, K> {
     }
 }
 
+impl<S: Store, K: PepperSource> Deps<S, K> {
+    /// Starts (or finds) `tenant_id`'s deletion ([`affinity::deletion::begin`]) and, for a tenant that
+    /// exists, forgets its pepper in this warm function at once (issue 10 §3: a deleted tenant's
+    /// pepper leaves memory when a function sees it `deleting`, not after the cache's 5 minutes).
+    ///
+    /// # Errors
+    /// As [`affinity::deletion::begin`].
+    pub(crate) async fn begin_deletion(
+        &self,
+        tenant_id: &str,
+        trigger: affinity::deletion::Trigger,
+        now_ms: i64,
+    ) -> Result<affinity::deletion::Begin, StoreError> {
+        let begin = affinity::deletion::begin(&self.store, tenant_id, trigger, now_ms).await?;
+        if !matches!(begin, affinity::deletion::Begin::NotFound) {
+            self.peppers.forget(tenant_id);
+        }
+        Ok(begin)
+    }
+}
+
 fn seconds_ms(name: &'static str, default_s: f64) -> Result<i64, ConfigError> {
     Ok((config::positive_or(name, default_s)? * 1000.0) as i64)
 }

@@ -59,7 +59,10 @@ async fn start_and_work<S: Store, K: PepperSource>(
     deadline_ms: i64,
 ) -> Result<DeletionJob, DeletionError> {
     let now = deps.clock.now_ms();
-    let job = match deletion::begin(&deps.store, tenant_id, Trigger::Operator, now).await? {
+    let job = match deps
+        .begin_deletion(tenant_id, Trigger::Operator, now)
+        .await?
+    {
         Begin::NotFound => return Err(DeletionError::UnknownTenant),
         Begin::Started(job) => {
             tracing::info!(tenant_id = %tenant_id, trigger = "operator", "tenant deletion started");

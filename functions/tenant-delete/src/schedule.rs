@@ -59,9 +59,11 @@ pub async fn tick<S: Store, K: PepperSource>(
         ..TickReport::default()
     };
     for batch in ids.chunks(JOBS_AT_ONCE) {
-        let runs = batch
-            .iter()
-            .map(|id| async move { (id.clone(), deps.run_deletion(id, deadline_ms).await) });
+        let runs = batch.iter().map(|id| async move {
+            // A pending deletion's tenant is `deleting`: its pepper leaves this function now.
+            deps.peppers.forget(id);
+            (id.clone(), deps.run_deletion(id, deadline_ms).await)
+        });
         for (id, outcome) in join_all(runs).await {
             match outcome {
                 Ok(RunOutcome::Completed(job)) => {

@@ -310,7 +310,8 @@ async fn process_webhook<S: Store, K: PepperSource + AccessTokenOpener>(
         }
     };
     // Shopify waits 5 s: start the deletion (mark, shred, queue) and leave the work to the schedule.
-    let begin = deletion::begin(&deps.store, tenant_id, trigger, now)
+    let begin = deps
+        .begin_deletion(tenant_id, trigger, now)
         .await
         .map_err(ErasureError::from)?;
     Ok(begun(tenant_id, trigger, &begin))

@@ -8,8 +8,8 @@ use std::time::Duration;
 use affinity::clock::ManualClock;
 use affinity::oauth::client::PlatformClient;
 use affinity::oauth::shopify::{webhook_hmac, ACCESS_TOKEN_HEADER, ADMIN_API_VERSION};
-use affinity::oauth::Secret;
-use affinity::pii::DerivedPeppers;
+use affinity::oauth::{AccessTokenOpener, Secret};
+use affinity::pii::{DerivedPeppers, Pepper, PepperSource};
 use affinity::store::memory::MemoryStore;
 use affinity::store::StoredEvent;
 use affinity::tenant::{Platform, Tenant, TenantStatus};
@@ -25,7 +25,42 @@ const SITE: &str = "s_proofs";
 /// The tenant's access token (the opener double reads the stored "ciphertext" as the token).
 const TOKEN: &str = "shpat_proofs_token";
 
-type Deps = tenant_delete::Deps<MemoryStore, DerivedPeppers>;
+type Deps = tenant_delete::Deps<MemoryStore, Remembering>;
+
+/// [`DerivedPeppers`] that records each tenant id it was told to forget.
+#[derive(Debug, Default)]
+struct Remembering(std::sync::Mutex<Vec<String>>);
+
+impl Remembering {
+    fn forgotten(&self) -> Vec<String> {
+        self.0.lock().expect("lock").clone()
+    }
+}
+
+impl PepperSource for Remembering {
+    async fn pepper(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<std::sync::Arc<Pepper>, affinity::kms::KmsError> {
+        DerivedPeppers.pepper(tenant).await
+    }
+
+    fn forget(&self, tenant_id: &str) {
+        self.0.lock().expect("lock").push(tenant_id.to_string());
+    }
+}
+
+impl AccessTokenOpener for Remembering {
+    async fn open_access_token(
+        &self,
+        tenant_id: &str,
+        ciphertext: &[u8],
+    ) -> Result<Secret, affinity::kms::KmsError> {
+        DerivedPeppers
+            .open_access_token(tenant_id, ciphertext)
+            .await
+    }
+}
 
 fn tenant() -> Tenant {
     let mut t = Tenant::new(Platform::Shopify, SHOP, SITE, "2026-12-01T00:00:00Z");
@@ -60,7 +95,7 @@ async fn world() -> World {
         .extend([event("e1"), event("e2")]);
     let deps = tenant_delete::Deps {
         store,
-        peppers: DerivedPeppers,
+        peppers: Remembering::default(),
         settings: Default::default(),
         request_budget_ms: 0,
         shopify_secret: Secret::new(SECRET),
@@ -133,6 +168,10 @@ fn assert_untouched(w: &World, id: &str) {
     assert!(t.messaging_consent);
     assert_eq!(w.deps.store.events.lock().expect("lock").len(), 2);
     assert!(w.deps.store.deletions.lock().expect("lock").is_empty());
+    assert!(
+        w.deps.peppers.forgotten().is_empty(),
+        "no deletion, no forgetting"
+    );
     assert!(!w
         .deps
         .store
@@ -224,6 +263,8 @@ async fn an_app_uninstalled_whose_token_shopify_refuses_starts_the_deletion() {
         .lock()
         .expect("lock")
         .contains_key(&tenant().tenant_id));
+    // The pepper this warm function held leaves its memory at once (issue 10 §3).
+    assert_eq!(w.deps.peppers.forgotten(), [tenant().tenant_id]);
     // Exactly one question was asked, with the stored token.
     let asked = w.shopify.received_requests().await.expect("recorded");
     assert_eq!(asked.len(), 1);

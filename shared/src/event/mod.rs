@@ -29,6 +29,11 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// refused (the longest email address: a 64-octet local part, `@` and a 255-octet domain, RFC 5321
 /// section 4.5.3.1).
 pub const MAX_PII_BYTES: usize = 320;
+/// Shortest guest id (`shopper_id`) the live route accepts, in characters: a guessable id would let a
+/// stranger write into, or read recommendations from, another browser's history. A UUID (36), Shopify's
+/// `_shopify_y` cookie or 16 random base64url characters (96 bits) all qualify. The import route (API key,
+/// server to server) keeps the merchant's own ids, whatever their length.
+pub const MIN_LIVE_GUEST_ID_CHARS: usize = 16;
 
 /// The longest prefix of `s` of at most `max_bytes` UTF-8 bytes that ends at a character boundary.
 pub fn cut_to_bytes(s: &str, max_bytes: usize) -> &str {
@@ -119,10 +124,12 @@ pub struct Line {
     pub quantity: u32,
 }
 
-/// Which route the events came through; it sets the timestamp window.
+/// Which route the events came through; it sets the timestamp window and the shortest guest id
+/// ([`MIN_LIVE_GUEST_ID_CHARS`] on the live route only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IngestMode {
-    /// `POST /v1/sites/{site_id}/events`: storefronts; timestamps within 7 days before and 5 minutes after now.
+    /// `POST /v1/sites/{site_id}/events`: storefronts; timestamps within 7 days before and 5 minutes after now,
+    /// guest ids of at least [`MIN_LIVE_GUEST_ID_CHARS`] characters.
     Live,
     /// `POST /v1/sites/{site_id}/events/import`: server-to-server history; any past timestamp.
     Import,
@@ -294,13 +301,19 @@ fn validate_inner(value: &Value, now_ms: i64, mode: IngestMode) -> FieldResult<E
     };
     let shopper_id = match obj.get("shopper_id") {
         None | Some(Value::Null) => return err("shopper_id", "is required"),
-        Some(Value::String(s)) if guest_id_ok(s) => s.clone(),
-        Some(Value::String(_)) => {
+        Some(Value::String(s)) if !guest_id_ok(s) => {
             return err(
                 "shopper_id",
                 "must be 1-128 characters of letters, digits and _=/+.-",
             )
         }
+        Some(Value::String(s)) if mode == IngestMode::Live && s.len() < MIN_LIVE_GUEST_ID_CHARS => {
+            return err(
+                "shopper_id",
+                "must be at least 16 characters: an unguessable id such as a UUID",
+            )
+        }
+        Some(Value::String(s)) => s.clone(),
         Some(_) => return err("shopper_id", "must be a string"),
     };
     let customer_id = id_field(obj, "customer_id", "customer_id")?;

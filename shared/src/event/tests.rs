@@ -257,3 +257,26 @@ fn an_event_may_name_its_country_and_a_bad_one_is_refused_by_name() {
         assert_eq!((r.index, r.field.as_str()), (3, "country"), "{bad}");
     }
 }
+
+#[test]
+fn a_short_guest_id_is_refused_on_the_live_route_only() {
+    let short = json!({"type":"view","shopper_id":"0123456789abcde","product":{"id":"1"}});
+    let (field, reason) = rejected(short.clone());
+    assert_eq!(field, "shopper_id");
+    assert_eq!(
+        reason,
+        "must be at least 16 characters: an unguessable id such as a UUID"
+    );
+    let e = validate(&short, 0, NOW, IngestMode::Import).expect("import keeps dataset ids");
+    assert_eq!(e.shopper_id, "0123456789abcde");
+    let sixteen = ok(json!({"type":"view","shopper_id":"0123456789abcdef","product":{"id":"1"}}));
+    assert_eq!(sixteen.shopper_id, "0123456789abcdef");
+    let uuid = ok(
+        json!({"type":"view","shopper_id":"6f1c2a9e-3b7d-4e2a-9c1f-0a8b7c6d5e4f","product":{"id":"1"}}),
+    );
+    assert_eq!(uuid.shopper_id.len(), 36);
+    assert_eq!(
+        rejected(json!({"type":"view","shopper_id":"a","product":{"id":"1"}})).0,
+        "shopper_id"
+    );
+}

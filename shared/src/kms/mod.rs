@@ -269,10 +269,10 @@ impl Kms {
     }
 }
 
-struct Cached {
+struct Cached<K> {
     at_ms: i64,
     ciphertext: Vec<u8>,
-    key: Arc<Pepper>,
+    key: Arc<K>,
 }
 
 /// The memory part of [`Peppers`]: decrypted peppers by tenant id, each for at most its TTL (never more
@@ -285,22 +285,27 @@ struct Cached {
 /// [`crate::admit::admit_tenant_evicting`]), or when the cache is full and it is the oldest; its
 /// bytes are wiped once the last request holding it ends. A Lambda environment that gets no request
 /// at all is frozen by Lambda and reclaimed; while frozen it runs no code, this cache's included.
-pub struct PepperCache {
+pub type PepperCache = KeyCache<Pepper>;
+
+/// A tenant key decrypted from its ciphertext, kept by tenant id on a clock: the one cache behind
+/// [`PepperCache`] and [`crate::identity::IdentitySecrets`] (see [`PepperCache`] for when an entry
+/// leaves). `K` wipes itself on drop.
+pub struct KeyCache<K> {
     ttl_ms: i64,
     clock: SharedClock,
-    entries: Mutex<HashMap<String, Cached>>,
+    entries: Mutex<HashMap<String, Cached<K>>>,
 }
 
-impl std::fmt::Debug for PepperCache {
+impl<K> std::fmt::Debug for KeyCache<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PepperCache")
+        f.debug_struct("KeyCache")
             .field("ttl_ms", &self.ttl_ms)
             .field("len", &self.len())
             .finish_non_exhaustive()
     }
 }
 
-impl PepperCache {
+impl<K> KeyCache<K> {
     /// An empty cache whose entries live `ttl` (at most [`PEPPER_TTL`]: a longer one is cut to it)
     /// on `clock`.
     pub fn new(ttl: Duration, clock: SharedClock) -> Self {
@@ -312,17 +317,17 @@ impl PepperCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Cached<K>>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn sweep(&self, entries: &mut HashMap<String, Cached>, now_ms: i64) {
+    fn sweep(&self, entries: &mut HashMap<String, Cached<K>>, now_ms: i64) {
         entries.retain(|_, c| now_ms.saturating_sub(c.at_ms) < self.ttl_ms);
     }
 
-    /// The tenant's pepper if it was decrypted from `ciphertext` less than the TTL ago. Evicts every
+    /// The tenant's key if it was decrypted from `ciphertext` less than the TTL ago. Evicts every
     /// expired entry, and this tenant's entry when it is for another ciphertext.
-    pub fn get(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<Pepper>> {
+    pub fn get(&self, tenant_id: &str, ciphertext: &[u8]) -> Option<Arc<K>> {
         let now = self.clock.now_ms();
         let mut entries = self.lock();
         self.sweep(&mut entries, now);
@@ -336,9 +341,9 @@ impl PepperCache {
         }
     }
 
-    /// Keeps `key`, the tenant's pepper decrypted from `ciphertext`, from now for the TTL. When the
+    /// Keeps `key`, the tenant's key decrypted from `ciphertext`, from now for the TTL. When the
     /// cache is full the oldest entry goes first.
-    pub fn put(&self, tenant_id: &str, ciphertext: &[u8], key: Arc<Pepper>) {
+    pub fn put(&self, tenant_id: &str, ciphertext: &[u8], key: Arc<K>) {
         let now = self.clock.now_ms();
         let mut entries = self.lock();
         self.sweep(&mut entries, now);
@@ -361,12 +366,12 @@ impl PepperCache {
         );
     }
 
-    /// Forgets a tenant's pepper at once (its deletion started).
+    /// Forgets a tenant's key at once (its deletion started).
     pub fn forget(&self, tenant_id: &str) {
         self.lock().remove(tenant_id);
     }
 
-    /// How many peppers are held now, expired ones not yet swept included.
+    /// How many keys are held now, expired ones not yet swept included.
     pub fn len(&self) -> usize {
         self.lock().len()
     }
