@@ -1,5 +1,5 @@
 //! The replay plan shared by the load client and the floor: the REES46 sample read and shaped exactly
-//! as `affinity-import replay --live --shift-to-now` does (one shopper's consecutive events, at most 25
+//! as `affinity-import replay --live --shift-to-now` does (user ids under their long guest ids, one shopper's consecutive events, at most 25
 //! a request), and the requests split over workers as the importer splits them (by shopper, in order).
 
 use std::fs::File;
@@ -29,6 +29,11 @@ pub fn plan(file: &Path, now_ms: i64) -> Result<Plan, String> {
     let f = File::open(file).map_err(|e| format!("{}: {e}", file.display()))?;
     let parsed = affinity_importer::rees46::parse(f, None).map_err(|e| e.to_string())?;
     let (mut events, _) = split_large_purchases(parsed.events);
+    // The live route wants guest ids of 16+ characters: the file's user ids under the importer's
+    // mapping (affinity_importer::guest).
+    for e in &mut events {
+        e.shopper_id = affinity_importer::guest::guest_id("rees46", &e.shopper_id);
+    }
     shift_to_now(&mut events, now_ms, SHIFT_MARGIN_MS);
     let json = events
         .iter()

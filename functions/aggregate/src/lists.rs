@@ -5,7 +5,7 @@
 //!
 //! The session's earlier products come from the shopper's profile (its last 20 views, written by the
 //! ingest function before the event reached the stream) and from the batch itself; a gap of more than
-//! [`SESSION_GAP_MS`] ends a session. Lists are read, folded and written back with one conditional
+//! [`affinity::recommender::neighbours::SESSION_GAP_MS`] ends a session. Lists are read, folded and written back with one conditional
 //! write each; a list another batch wrote meanwhile is read and folded again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -14,7 +14,7 @@ use affinity::event::EventType;
 use affinity::profile::Seen;
 use affinity::recommender::neighbours::{
     fold_event, session_before, CoVisitWeights, ListKey, ListKind, NeighbourList, SessionEvent,
-    SESSION_GAP_MS, SESSION_WINDOW,
+    SESSION_WINDOW,
 };
 use affinity::store::{
     guest_key, ListWrite, NeighbourStore, ProfileRecord, ProfileStore, StoreError, StoredEvent,
