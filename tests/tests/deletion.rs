@@ -871,7 +871,7 @@ async fn shopper_erasure_removes_exactly_that_shopper_and_its_linked_guest_ids()
         format!("{site}#g:g2-0000000000000"),
         format!("{site}#g1-0000000000000"),
         format!("{site}#g2-0000000000000"),
-        format!("{site}#gs|e11"),
+        format!("{site}#gs-0000000000000|e11"),
     ]
     .into();
     let expected = without(&before, &gone);
@@ -1198,14 +1198,14 @@ async fn customers_redact_erases_the_customer_once_per_webhook_id() {
     let now = affinity::now_ms();
     let customer_events = |suffix: &str| {
         json!([
-            {"type": "view", "shopper_id": format!("dev-a-{suffix}"), "event_id": format!("a-{suffix}"), "timestamp": now - 5000,
+            {"type": "view", "shopper_id": format!("dev-a-{suffix}-7c0e5f2a9b"), "event_id": format!("a-{suffix}"), "timestamp": now - 5000,
              "product": {"id": "p1", "category": "shoes"}},
-            {"type": "view", "shopper_id": format!("dev-a-{suffix}"), "customer_id": "191167", "event_id": format!("b-{suffix}"),
+            {"type": "view", "shopper_id": format!("dev-a-{suffix}-7c0e5f2a9b"), "customer_id": "191167", "event_id": format!("b-{suffix}"),
              "timestamp": now - 4000, "product": {"id": "p2", "category": "shoes"}},
             {"type": "view", "shopper_id": "someone-else-000", "event_id": format!("c-{suffix}"), "timestamp": now - 3000,
              "product": {"id": "p3", "category": "bags"}},
             // The same person, never logged in, gave their email on another browser (newsletter form).
-            {"type": "view", "shopper_id": format!("newsletter-{suffix}"), "email": "John@Example.com ",
+            {"type": "view", "shopper_id": format!("newsletter-{suffix}-7c0e5f"), "email": "John@Example.com ",
              "event_id": format!("d-{suffix}"), "timestamp": now - 2000, "product": {"id": "p4", "category": "shoes"}}
         ])
     };
@@ -1233,7 +1233,10 @@ async fn customers_redact_erases_the_customer_once_per_webhook_id() {
         .iter()
         .map(|p| p["pk"]["S"].as_str().unwrap_or("").to_string())
         .collect();
-    assert_eq!(profiles, BTreeSet::from([format!("{site}#g:someone-else")]));
+    assert_eq!(
+        profiles,
+        BTreeSet::from([format!("{site}#g:someone-else-000")])
+    );
     let receipt = client()
         .await
         .get_item()

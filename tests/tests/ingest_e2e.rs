@@ -587,15 +587,8 @@ async fn recommendations_follow_preferences_exclude_purchases_and_fall_back_to_t
         })
         .collect();
     profile_keys.sort();
-    let mut want: Vec<String> = ["fan-000000000000"]
-        .iter()
-        .chain(
-            [
-                "crowd0", "crowd1", "crowd2", "crowd3", "crowd4", "crowd5", "crowd6", "crowd7",
-                "crowd8",
-            ]
-            .iter(),
-        )
+    let mut want: Vec<String> = std::iter::once("fan-000000000000".to_string())
+        .chain((0..9).map(|i| format!("crowd-guest-{i:05}")))
         .map(|g| format!("{site}#g:{g}"))
         // The aggregate's neighbour lists (issue 11) live beside the profiles: viewed together in a
         // session (`n:v:`), bought together (`n:b:`), from exactly these events.
