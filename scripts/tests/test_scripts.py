@@ -37,10 +37,17 @@ class TemplateTest(unittest.TestCase):
         self.assertEqual(set(cfn_template.table_env_vars(TEMPLATE)), set(names))
 
     def test_tables_with_many_items_per_tenant_have_the_by_site_index(self):
-        for lid in ("EventsTable", "ProfilesTable"):
+        # The profiles table also finds a shopper's links (by_link) and an address's claimants
+        # (by_claim): sparse indexes, docs/DESIGN.md "Links".
+        want = {
+            "EventsTable": [("by_site", "site_id", "KEYS_ONLY")],
+            "ProfilesTable": [("by_site", "site_id", "KEYS_ONLY"), ("by_link", "link_pk", "ALL"),
+                              ("by_claim", "claim_pk", "ALL")],
+        }
+        for lid, indexes in want.items():
             gsis = cfn_template.tables(TEMPLATE)[lid]["GlobalSecondaryIndexes"]
             self.assertEqual([(g["IndexName"], g["KeySchema"][0]["AttributeName"], g["Projection"]["ProjectionType"])
-                              for g in gsis], [("by_site", "site_id", "KEYS_ONLY")])
+                              for g in gsis], indexes)
 
     def test_every_function_names_its_binary(self):
         self.assertEqual(sorted(cfn_template.binaries(TEMPLATE)),

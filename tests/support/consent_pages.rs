@@ -75,6 +75,20 @@ pub fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: &s
     b.body(Body::Text(body.to_string())).expect("request")
 }
 
+/// `POST /v1/sites/{site}/recommendations/lookup` as the merchant's server sends it: JSON `body`,
+/// the API key `key`.
+pub fn lookup_request(site: &str, key: &str, body: &serde_json::Value) -> Request {
+    request_with(
+        "POST",
+        &format!("/v1/sites/{site}/recommendations/lookup"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {key}")),
+        ],
+        &body.to_string(),
+    )
+}
+
 /// `PUT /v1/sites/{site}/messaging-consent` with the API key `key` and the JSON `body`.
 pub fn messaging_consent_request(site: &str, key: &str, body: &str) -> Request {
     request_with(

@@ -473,15 +473,7 @@ async fn lookup(site: &str, api_key: &str, shoppers: Value) -> Value {
     let (status, body) = json_of(
         recommend::handle(
             &deps,
-            request_with(
-                "POST",
-                &format!("/v1/sites/{site}/recommendations/lookup"),
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &format!("Bearer {api_key}")),
-                ],
-                &json!({ "shoppers": shoppers }).to_string(),
-            ),
+            lookup_request(site, api_key, &json!({ "shoppers": shoppers })),
         )
         .await,
     );

@@ -446,21 +446,7 @@ async fn the_recommend_role_allows_exactly_what_recommend_calls() {
     // then the profiles the aliases point to.
     let body = json!({"shoppers": [{"email": "john@example.com"}, {"customer_id": "191167"},
         {"shopper_id": "dev-a-0000000000"}, {"phone": "not a phone"}], "limit": 3});
-    let (s, b) = json_of(
-        recommend::handle(
-            &deps,
-            request_with(
-                "POST",
-                &format!("/v1/sites/{site}/recommendations/lookup"),
-                &[
-                    ("content-type", "application/json"),
-                    ("authorization", &format!("Bearer {key}")),
-                ],
-                &body.to_string(),
-            ),
-        )
-        .await,
-    );
+    let (s, b) = json_of(recommend::handle(&deps, lookup_request(site, &key, &body)).await);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["results"][0]["matched"], true, "{b}");
     prove("RecommendFunction", &calls, &[]);

@@ -195,40 +195,21 @@ async fn a_repeated_batch_changes_nothing() {
         })
         .collect();
     let path = format!("/v1/sites/{site}/events");
+    let guests: Vec<String> = (0..3).map(|i| format!("g:g{i}-0000000000000")).collect();
     let (s1, b1) = post(&path, None, &json!({ "events": events })).await;
     assert_eq!(
         (s1, b1["accepted"].as_u64(), b1["duplicates"].as_u64()),
         (200, Some(30), Some(0)),
         "{b1}"
     );
-    let before = store
-        .profiles(
-            &site,
-            &[
-                "g:g0-0000000000000".into(),
-                "g:g1-0000000000000".into(),
-                "g:g2-0000000000000".into(),
-            ],
-        )
-        .await
-        .expect("read");
+    let before = store.profiles(&site, &guests).await.expect("read");
     let (s2, b2) = post(&path, None, &json!({ "events": events })).await;
     assert_eq!(
         (s2, b2["accepted"].as_u64(), b2["duplicates"].as_u64()),
         (200, Some(0), Some(30)),
         "{b2}"
     );
-    let after = store
-        .profiles(
-            &site,
-            &[
-                "g:g0-0000000000000".into(),
-                "g:g1-0000000000000".into(),
-                "g:g2-0000000000000".into(),
-            ],
-        )
-        .await
-        .expect("read");
+    let after = store.profiles(&site, &guests).await.expect("read");
     assert_eq!(before, after, "profiles (and their versions) are unchanged");
     assert_eq!(stored_events(&site).await.len(), 30);
 }

@@ -6,6 +6,15 @@ use affinity::store::{ListWrite, NeighbourStore, RecommendQuery, RecommendSource
 use affinity_tests::*;
 use serde_json::json;
 
+/// A conditional write of `key`'s list (one neighbour `n` of weight `w`) over version `expected`.
+fn write(key: &ListKey, n: &str, w: f64, expected: u64) -> ListWrite {
+    ListWrite {
+        key: key.clone(),
+        list: list(n, w),
+        expected,
+    }
+}
+
 fn list(n: &str, w: f64) -> NeighbourList {
     NeighbourList {
         ref_ms: 1_000,
@@ -32,16 +41,8 @@ async fn lists_are_written_conditionally_and_read_in_the_recommendation_round_tr
         .save_neighbour_lists(
             &site,
             vec![
-                ListWrite {
-                    key: sofa.clone(),
-                    list: list("cushion", 1.0),
-                    expected: 0,
-                },
-                ListWrite {
-                    key: ink.clone(),
-                    list: list("printer", 2.0),
-                    expected: 0,
-                },
+                write(&sofa, "cushion", 1.0, 0),
+                write(&ink, "printer", 2.0, 0),
             ],
         )
         .await
@@ -58,18 +59,7 @@ async fn lists_are_written_conditionally_and_read_in_the_recommendation_round_tr
     let conflicts = store
         .save_neighbour_lists(
             &site,
-            vec![
-                ListWrite {
-                    key: sofa.clone(),
-                    list: list("lamp", 3.0),
-                    expected: 0,
-                },
-                ListWrite {
-                    key: ink.clone(),
-                    list: list("paper", 4.0),
-                    expected: 1,
-                },
-            ],
+            vec![write(&sofa, "lamp", 3.0, 0), write(&ink, "paper", 4.0, 1)],
         )
         .await
         .expect("save");
