@@ -154,7 +154,7 @@ mod memory_tests {
         assert_eq!(shopper.ids.identity_keys, ["e:before-login", "e:proven"]);
         assert_eq!(
             store.claimants(SITE, "e:proven").await.expect("claimants"),
-            ["g:stranger-browser-01"]
+            BTreeSet::from(["g:stranger-browser-01".to_string()])
         );
         let report = erase(&store, SITE, "c:42").await.expect("erase");
         // The profile, 300 aliases, the two email items; the stranger's claim and customer 99 stay.
@@ -195,7 +195,7 @@ mod memory_tests {
         assert_eq!(found.keys().collect::<Vec<_>>(), [&key]);
         assert_eq!(
             store.claimants(SITE, "e:x").await.expect("claimants"),
-            ["g:browser-000000001"]
+            BTreeSet::from(["g:browser-000000001".to_string()])
         );
         assert!(store.claimants(SITE, "e:y").await.expect("none").is_empty());
     }

@@ -4,7 +4,7 @@
 //!
 //! The domain types the ports carry are re-exported here, where callers of the ports find them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 
 pub use crate::deletion::shopper::{ErasureReport, ShopperExport, ShopperIds};
@@ -196,7 +196,8 @@ pub trait ShopperRecords: ProfileStore {
     ) -> impl Future<Output = Result<HashMap<String, ProfileRecord>, StoreError>> + Send;
 
     /// The profile keys whose browsers claimed `identity_key` (an email or phone key) and do not hold
-    /// its own item: its claimant items ([`crate::store::claimant_key`]), from the `by_claim` index (eventually consistent, as [`ShopperRecords::links_to`]), sorted.
+    /// its own item: its claimant items ([`crate::store::claimant_key`]), from the `by_claim` index
+    /// (eventually consistent, as [`ShopperRecords::links_to`]).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Corrupt`].
@@ -204,7 +205,7 @@ pub trait ShopperRecords: ProfileStore {
         &self,
         site_id: &str,
         identity_key: &str,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<BTreeSet<String>, StoreError>> + Send;
 
     /// The events of `guest_id` (all, or only those carrying `customer_id`), strongly consistent.
     ///

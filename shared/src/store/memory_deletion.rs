@@ -2,7 +2,7 @@
 //! reads, [`TenantItems`], [`ShopperRecords`], [`WebhookReceipts`]) on [`MemoryStore`], with the same conditions as the
 //! DynamoDB adapter's writes. Only built with the `test-doubles` feature.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::Ordering;
 
 use super::deletion::{Completion, DeletionJobs, ItemPage, Lease, ShopperRecords, TenantItems};
@@ -265,9 +265,9 @@ impl ShopperRecords for MemoryStore {
         &self,
         site_id: &str,
         identity_key: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<BTreeSet<String>, StoreError> {
         self.read_check()?;
-        let mut out: Vec<String> = lock(&self.profiles)
+        Ok(lock(&self.profiles)
             .iter()
             .filter_map(|((s, k), r)| match (r, split_claimant(k)) {
                 (ProfileRecord::Claim { linked_to, .. }, Some((identity, _)))
@@ -277,10 +277,7 @@ impl ShopperRecords for MemoryStore {
                 }
                 _ => None,
             })
-            .collect();
-        out.sort();
-        out.dedup();
-        Ok(out)
+            .collect())
     }
 
     async fn shopper_events(

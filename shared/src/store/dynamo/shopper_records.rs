@@ -1,7 +1,7 @@
 //! One shopper's records: [`ShopperRecords`], by key (profiles) and by the events table's key (a guest
 //! id's events).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::attrs::{key_of, s, unavailable, Item};
 use super::profiles::{profiles_from_items, BY_CLAIM, BY_LINK, CLAIM_ATTR, LINK_ATTR};
@@ -99,20 +99,17 @@ impl ShopperRecords for DynamoStore {
         &self,
         site_id: &str,
         identity_key: &str,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<BTreeSet<String>, StoreError> {
         let items = self
             .profile_index_items(BY_CLAIM, CLAIM_ATTR, profile_pk(site_id, identity_key))
             .await?;
-        let mut out: Vec<String> = profiles_from_items(site_id, items)?
+        Ok(profiles_from_items(site_id, items)?
             .into_values()
             .filter_map(|r| match r {
                 ProfileRecord::Claim { linked_to, .. } => Some(linked_to),
                 _ => None,
             })
-            .collect();
-        out.sort();
-        out.dedup();
-        Ok(out)
+            .collect())
     }
 
     async fn shopper_events(
