@@ -245,75 +245,15 @@ pub trait IdentitySecretSource: Send + Sync {
 /// Tenants' identity secrets, decrypted with KMS on first use and kept for a bounded time per warm
 /// Lambda, like the pepper ([`crate::kms::Peppers`]) and in the same cache ([`crate::kms::KeyCache`]):
 /// an entry is used only for the same ciphertext (a rotated or re-installed secret is read again), for
-/// at most `ttl` on the given clock, and leaves at once on [`IdentitySecrets::forget`].
-pub struct IdentitySecrets {
-    kms: crate::kms::Kms,
-    cache: crate::kms::KeyCache<IdentitySecret>,
-}
-
-impl std::fmt::Debug for IdentitySecrets {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentitySecrets")
-            .field("cache", &self.cache)
-            .finish_non_exhaustive()
-    }
-}
-
-impl IdentitySecrets {
-    /// A cache over `kms` keeping each secret for `ttl` (use [`crate::kms::PEPPER_TTL`]; a longer one
-    /// is cut to it) on the system clock.
-    pub fn new(kms: crate::kms::Kms, ttl: std::time::Duration) -> Self {
-        Self::with_clock(kms, ttl, crate::clock::system())
-    }
-
-    /// As [`IdentitySecrets::new`], with the time from `clock`.
-    pub fn with_clock(
-        kms: crate::kms::Kms,
-        ttl: std::time::Duration,
-        clock: crate::clock::SharedClock,
-    ) -> Self {
-        Self {
-            kms,
-            cache: crate::kms::KeyCache::new(ttl, clock),
-        }
-    }
-
-    /// Forgets a tenant's secret at once (its deletion started).
-    pub fn forget(&self, tenant_id: &str) {
-        self.cache.forget(tenant_id);
-    }
-
-    /// How many secrets are held now, expired ones not yet swept included.
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
-    /// Whether none is held.
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
-    }
-}
+/// at most `ttl` on the given clock, and leaves at once on [`crate::kms::Unsealed::forget`].
+pub type IdentitySecrets = crate::kms::Unsealed<IdentitySecret>;
 
 impl IdentitySecretSource for IdentitySecrets {
     async fn identity_secret(
         &self,
         tenant: &crate::tenant::Tenant,
     ) -> Result<std::sync::Arc<IdentitySecret>, crate::kms::KmsError> {
-        let ciphertext = tenant
-            .identity_secret_ciphertext
-            .as_deref()
-            .ok_or(crate::kms::KmsError::Missing("identity secret"))?;
-        if let Some(secret) = self.cache.get(&tenant.tenant_id, ciphertext) {
-            return Ok(secret);
-        }
-        let secret = std::sync::Arc::new(
-            self.kms
-                .open_identity_secret(&tenant.tenant_id, ciphertext)
-                .await?,
-        );
-        self.cache
-            .put(&tenant.tenant_id, ciphertext, secret.clone());
-        Ok(secret)
+        self.get(tenant).await
     }
 }
 

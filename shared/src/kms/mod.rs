@@ -382,33 +382,84 @@ impl<K> KeyCache<K> {
     }
 }
 
-/// Tenants' peppers, decrypted on first use and kept in memory for [`PEPPER_TTL`] per warm Lambda
-/// (see [`PepperCache`] for when one leaves). Build one per cold start and share it across requests.
-pub struct Peppers {
-    kms: Kms,
-    cache: PepperCache,
+/// A tenant secret that KMS unseals for [`Unsealed`]: where its ciphertext sits on the tenant record
+/// and how it is opened.
+pub trait TenantSecret: Send + Sync + Sized + 'static {
+    /// Its name in [`KmsError::Missing`] when the tenant has none.
+    const NAME: &'static str;
+
+    /// The tenant's ciphertext of it, if any.
+    fn ciphertext(tenant: &Tenant) -> Option<&[u8]>;
+
+    /// Decrypts `ciphertext` under `tenant_id`'s encryption context.
+    ///
+    /// # Errors
+    /// [`KmsError::Refused`] (wrong tenant or purpose), [`KmsError::Unavailable`],
+    /// [`KmsError::Malformed`].
+    fn open(
+        kms: &Kms,
+        tenant_id: &str,
+        ciphertext: &[u8],
+    ) -> impl Future<Output = Result<Self, KmsError>> + Send;
 }
 
-impl std::fmt::Debug for Peppers {
+impl TenantSecret for Pepper {
+    const NAME: &'static str = "pepper";
+
+    fn ciphertext(tenant: &Tenant) -> Option<&[u8]> {
+        tenant.pepper_ciphertext.as_deref()
+    }
+
+    async fn open(kms: &Kms, tenant_id: &str, ciphertext: &[u8]) -> Result<Self, KmsError> {
+        kms.open_pepper(tenant_id, ciphertext).await
+    }
+}
+
+impl TenantSecret for IdentitySecret {
+    const NAME: &'static str = "identity secret";
+
+    fn ciphertext(tenant: &Tenant) -> Option<&[u8]> {
+        tenant.identity_secret_ciphertext.as_deref()
+    }
+
+    async fn open(kms: &Kms, tenant_id: &str, ciphertext: &[u8]) -> Result<Self, KmsError> {
+        kms.open_identity_secret(tenant_id, ciphertext).await
+    }
+}
+
+/// Tenants' secrets of one kind (`K`: the pepper, the identity secret), decrypted with KMS on first
+/// use and kept in memory for at most [`PEPPER_TTL`] per warm Lambda (see [`KeyCache`] for when one
+/// leaves: an entry serves only the ciphertext it came from, so a rotated or re-installed secret is
+/// read again). Build one per cold start and share it across requests.
+pub struct Unsealed<K> {
+    kms: Kms,
+    pub(crate) cache: KeyCache<K>,
+}
+
+/// Tenants' peppers ([`Unsealed`]).
+pub type Peppers = Unsealed<Pepper>;
+
+impl<K> std::fmt::Debug for Unsealed<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Peppers")
+        f.debug_struct("Unsealed")
+            .field("kind", &std::any::type_name::<K>())
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
 
-impl Peppers {
-    /// A cache over `kms` that keeps each pepper for `ttl` (use [`PEPPER_TTL`]; a longer one is cut
+impl<K: TenantSecret> Unsealed<K> {
+    /// A cache over `kms` that keeps each secret for `ttl` (use [`PEPPER_TTL`]; a longer one is cut
     /// to it) on the system clock.
     pub fn new(kms: Kms, ttl: Duration) -> Self {
         Self::with_clock(kms, ttl, crate::clock::system())
     }
 
-    /// As [`Peppers::new`], with the time from `clock`.
+    /// As [`Unsealed::new`], with the time from `clock`.
     pub fn with_clock(kms: Kms, ttl: Duration, clock: SharedClock) -> Self {
         Self {
             kms,
-            cache: PepperCache::new(ttl, clock),
+            cache: KeyCache::new(ttl, clock),
         }
     }
 
@@ -418,29 +469,26 @@ impl Peppers {
         &self.kms
     }
 
-    /// The tenant's pepper: from memory when decrypted less than the TTL ago, else from KMS.
+    /// The tenant's secret: from memory when decrypted less than the TTL ago, else from KMS.
     ///
     /// # Errors
-    /// [`KmsError::Missing`] when the tenant has no pepper; the errors of [`Kms::open_pepper`].
-    pub async fn get(&self, tenant: &Tenant) -> Result<Arc<Pepper>, KmsError> {
-        let ciphertext = tenant
-            .pepper_ciphertext
-            .as_deref()
-            .ok_or(KmsError::Missing("pepper"))?;
+    /// [`KmsError::Missing`] when the tenant has none; the errors of [`TenantSecret::open`].
+    pub async fn get(&self, tenant: &Tenant) -> Result<Arc<K>, KmsError> {
+        let ciphertext = K::ciphertext(tenant).ok_or(KmsError::Missing(K::NAME))?;
         if let Some(key) = self.cache.get(&tenant.tenant_id, ciphertext) {
             return Ok(key);
         }
-        let key = Arc::new(self.kms.open_pepper(&tenant.tenant_id, ciphertext).await?);
+        let key = Arc::new(K::open(&self.kms, &tenant.tenant_id, ciphertext).await?);
         self.cache.put(&tenant.tenant_id, ciphertext, key.clone());
         Ok(key)
     }
 
-    /// Forgets a tenant's pepper at once (its deletion started).
+    /// Forgets a tenant's secret at once (its deletion started).
     pub fn forget(&self, tenant_id: &str) {
         self.cache.forget(tenant_id);
     }
 
-    /// How many peppers are held now (for tests).
+    /// How many secrets are held now, expired ones not yet swept included.
     pub fn len(&self) -> usize {
         self.cache.len()
     }
