@@ -45,7 +45,8 @@ demo-delete:
 import:
 	@[[ -n "$(FILE)" && -n "$(FORMAT)" ]] || { echo "usage: make import FILE=path.csv FORMAT=rees46|gms|uci [ARGS=...]" >&2; exit 2; }
 	@[[ -s .stack/env ]] && grep -q '^export AFFINITY_SITE=' .stack/env || { echo "make import: no running store: start one with make up (or make demo)" >&2; exit 2; }
-	@cargo build --quiet --release -p affinity-importer --bin affinity-import
+	@echo "make import: building the importer (release; the first time a few minutes)" >&2
+	@cargo build --release -p affinity-importer --bin affinity-import
 	@$(WITH_STACK_ENV) ./target/release/affinity-import replay --format "$(FORMAT)" \
 	  --before-report "'$$PWD/.tools/venv/bin/python' '$$PWD/scripts/stream_pump.py' --drain" $(ARGS) "$(FILE)"
 

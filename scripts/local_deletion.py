@@ -135,11 +135,17 @@ def main() -> int:
             progress.get("trigger") == "operator" and bool(progress.get("completed_at"))
             and bool(progress.get("secrets_destroyed_at")) and progress.get("clean_passes", 0) >= 2, progress)
     if args.scheduler_log:
-        with open(args.scheduler_log, encoding="utf-8", errors="replace") as f:
-            finished_by_schedule = any(tenant_id in line and '"completed"' in line
-                                       and line.split('"completed"', 1)[1].split("]", 1)[0].find(tenant_id) >= 0
-                                       for line in f)
-        c.check("a scheduled run (scripts/scheduler.py) completed it", finished_by_schedule, args.scheduler_log)
+        # The scheduler logs a run when it returns, which can be a while after the tombstone was
+        # written (the same run may go on with another store's deletion): wait for its line.
+        def finished_by_schedule():
+            with open(args.scheduler_log, encoding="utf-8", errors="replace") as f:
+                return any(tenant_id in line and '"completed"' in line
+                           and line.split('"completed"', 1)[1].split("]", 1)[0].find(tenant_id) >= 0
+                           for line in f)
+        log_deadline = time.monotonic() + 120
+        while not finished_by_schedule() and time.monotonic() < log_deadline:
+            time.sleep(1)
+        c.check("a scheduled run (scripts/scheduler.py) completed it", finished_by_schedule(), args.scheduler_log)
     status, answer = call("POST", f"/v1/sites/{site}/events", {"events": events[:1]})
     code = answer.get("error", {}).get("code") if isinstance(answer, dict) else None
     c.check("the site answers 410 site_deleted", status == 410 and code == "site_deleted", (status, answer))
