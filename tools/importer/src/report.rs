@@ -23,6 +23,8 @@ pub struct Activity {
     pub events: u64,
     /// Product lines among them: one per view, click or cart event, one per item of a purchase.
     pub lines: u64,
+    /// Time of the newest of them, epoch ms (as sent, after any shift).
+    pub newest_ms: i64,
 }
 
 /// One reported shopper.
@@ -57,12 +59,14 @@ pub fn count_by_shopper(events: &[Event]) -> HashMap<&str, Activity> {
         let a = counts.entry(event.shopper_id.as_str()).or_default();
         a.events += 1;
         a.lines += event.product_ids().count() as u64;
+        a.newest_ms = a.newest_ms.max(event.timestamp_ms);
     }
     counts
 }
 
 /// The `n` busiest shoppers: most events first, then most product lines (a file whose visits are
-/// one event each, like the Google Merchandise Store sample, shows its purchases first), then by id.
+/// one event each, like the Google Merchandise Store sample, shows its purchases first), then the
+/// most recent (their scores have decayed least), then by id.
 pub fn top_shoppers(counts: &HashMap<&str, Activity>, n: usize) -> Vec<(String, Activity)> {
     let mut all: Vec<(&str, Activity)> = counts.iter().map(|(s, a)| (*s, *a)).collect();
     all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
@@ -139,7 +143,11 @@ mod tests {
     use super::*;
 
     fn act(events: u64, lines: u64) -> Activity {
-        Activity { events, lines }
+        Activity {
+            events,
+            lines,
+            newest_ms: 0,
+        }
     }
 
     #[test]
@@ -162,6 +170,21 @@ mod tests {
             ]
         );
         assert!(top_shoppers(&counts, 0).is_empty());
+    }
+
+    #[test]
+    fn among_equally_busy_shoppers_the_most_recent_come_first() {
+        let at = |newest_ms| Activity {
+            newest_ms,
+            ..act(1, 1)
+        };
+        let counts: HashMap<&str, Activity> =
+            [("old", at(1_000)), ("new", at(9_000)), ("mid", at(5_000))].into();
+        let top: Vec<String> = top_shoppers(&counts, 2)
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect();
+        assert_eq!(top, ["new", "mid"]);
     }
 
     #[test]

@@ -135,17 +135,26 @@ fn import_sends_the_rows_retries_what_a_503_did_not_store_and_reports() {
     // The retry holds exactly the two events the 503 named, in order.
     assert_eq!(posts[1].events(), vec![first[2].clone(), first[5].clone()]);
 
-    // Preferences and recommendations of the 5 most active shoppers (1 event each here: ties by
-    // id), in one request to the API-key lookup route.
+    // Preferences and recommendations of the 5 most active shoppers (1 event each here: ties go to
+    // the most recent, then by id), in one request to the API-key lookup route.
     let lookups: Vec<_> = requests
         .iter()
         .filter(|r| r.method == "POST" && r.path == "/v1/sites/demo-shop/recommendations/lookup")
         .collect();
     assert_eq!(lookups.len(), 1);
     assert_eq!(requests.len(), 3);
-    let mut by_count: Vec<&str> = shoppers.clone();
-    by_count.sort_unstable();
-    by_count.dedup();
+    assert_eq!(
+        shoppers.iter().collect::<HashSet<_>>().len(),
+        shoppers.len(),
+        "one event each"
+    );
+    // Same-format RFC 3339 UTC times order as text.
+    let mut by_recency: Vec<(&str, &str)> = first
+        .iter()
+        .filter_map(|e| Some((e["shopper_id"].as_str()?, e["timestamp"].as_str()?)))
+        .collect();
+    by_recency.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let by_count: Vec<&str> = by_recency.iter().map(|(s, _)| *s).collect();
     let asked: Vec<Value> = by_count[..5]
         .iter()
         .map(|s| json!({"shopper_id": s}))
