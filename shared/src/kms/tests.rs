@@ -1,5 +1,6 @@
 use super::*;
 use crate::clock::ManualClock;
+use std::sync::Arc;
 
 const T0: i64 = 1_700_000_000_000;
 const FIVE_MIN_MS: i64 = 300_000;
