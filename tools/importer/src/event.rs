@@ -4,72 +4,10 @@ use serde::{Serialize, Serializer};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// The behaviour an event records (the API's `type` field).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventType {
-    /// A site search (`query` is set).
-    Search,
-    /// A product detail view.
-    View,
-    /// A click on a product in a list.
-    Click,
-    /// A product added to the cart.
-    CartAdd,
-    /// A product removed from the cart.
-    CartRemove,
-    /// A completed order (`items`, `order_id` and `currency` are set).
-    Purchase,
-}
-
-impl EventType {
-    /// The wire name of the type, as in the API's `type` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Search => "search",
-            EventType::View => "view",
-            EventType::Click => "click",
-            EventType::CartAdd => "cart_add",
-            EventType::CartRemove => "cart_remove",
-            EventType::Purchase => "purchase",
-        }
-    }
-}
-
-/// The product a view, click or cart event is about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Product {
-    /// The store's product id (SKU, stock code, ...).
-    pub id: String,
-    /// The product's category, when the source has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub category: Option<String>,
-    /// The product's brand, when the source has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub brand: Option<String>,
-    /// The unit price in the store's currency, when the source has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub price: Option<f64>,
-}
-
-/// One line of a purchase: a product and how many units of it. Serialized flat, as the API reads a
-/// line: `{id, category, brand, price, quantity}` (the price in the order's currency).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Item {
-    /// The product bought.
-    #[serde(flatten)]
-    pub product: Product,
-    /// How many units were bought (at least 1).
-    pub quantity: u32,
-}
-
-impl std::ops::Deref for Item {
-    type Target = Product;
-
-    fn deref(&self) -> &Product {
-        &self.product
-    }
-}
+/// The event types, products and lines the API reads, defined once for the functions and the importer
+/// (the `affinity-wire` crate, which does not pull in the AWS SDK). A [`Line`] is serialized flat, as the
+/// API reads it: `{id, category, brand, price, quantity}` (the price in the order's currency).
+pub use affinity_wire::{EventType, Line, Product};
 
 /// One shopper behaviour, as sent in the `events` array of an ingest request.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,7 +37,7 @@ pub struct Event {
     pub product: Option<Product>,
     /// The lines of a purchase.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub items: Option<Vec<Item>>,
+    pub items: Option<Vec<Line>>,
     /// The order id of a purchase.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<String>,
@@ -141,7 +79,7 @@ impl Event {
     /// The product ids this event mentions (its product, or its purchase items).
     pub fn product_ids(&self) -> impl Iterator<Item = &str> {
         let single = self.product.iter().map(|p| p.id.as_str());
-        let items = self.items.iter().flatten().map(|i| i.id.as_str());
+        let items = self.items.iter().flatten().map(|i| i.product.id.as_str());
         single.chain(items)
     }
 }

@@ -172,7 +172,7 @@ fn read_row(
                 )
             })?
     };
-    let item = Item { product, quantity };
+    let item = Line { product, quantity };
     let transaction = row.get("transactionId");
     let order_id = if transaction.is_empty() {
         format!("gms-{visit}")
@@ -409,9 +409,9 @@ mod tests {
         assert_eq!(purchase.currency.as_deref(), Some("USD"));
         let items = purchase.items.as_ref().expect("items");
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].id, "GGOENEBB078899");
-        assert_eq!(items[0].category.as_deref(), Some("Nest-USA"));
-        assert_eq!(items[0].price, Some(119.0));
+        assert_eq!(items[0].product.id, "GGOENEBB078899");
+        assert_eq!(items[0].product.category.as_deref(), Some("Nest-USA"));
+        assert_eq!(items[0].product.price, Some(119.0));
         assert_eq!(items[0].quantity, 1);
         assert_eq!(purchase.timestamp_ms, 1_489_992_840_000);
 
@@ -446,7 +446,7 @@ mod tests {
         let items = order.items.as_ref().expect("items");
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].quantity, 50);
-        assert_eq!(items[1].price, Some(3.5));
+        assert_eq!(items[1].product.price, Some(3.5));
         let bad = parsed.bad_row_lines();
         assert_eq!(
             bad,

@@ -88,7 +88,7 @@ fn event_from_row(row: &Row<'_>, parsed: &mut Parsed) -> Result<Event, RowError>
         )
     };
     if kind == EventType::Purchase {
-        event.items = Some(vec![Item {
+        event.items = Some(vec![Line {
             product: Product {
                 id: product_id.to_string(),
                 category,
@@ -172,10 +172,10 @@ event_time,event_type,product_id,category_id,category_code,brand,price,user_id,u
         assert_eq!(e[3].currency.as_deref(), Some("USD"));
         let items = e[3].items.as_ref().expect("items");
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].id, "1004856");
+        assert_eq!(items[0].product.id, "1004856");
         assert_eq!(items[0].quantity, 1);
-        assert_eq!(items[0].price, Some(130.76));
-        assert_eq!(items[0].brand.as_deref(), Some("samsung"));
+        assert_eq!(items[0].product.price, Some(130.76));
+        assert_eq!(items[0].product.brand.as_deref(), Some("samsung"));
 
         assert_eq!(e[4].kind, EventType::CartAdd);
         assert_eq!(e[4].shopper_id, "550121407");

@@ -180,7 +180,7 @@ fn import_batches_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EventType, Item, Product};
+    use crate::event::{EventType, Line, Product};
 
     fn serialized(events: &[Event]) -> Vec<Vec<u8>> {
         events
@@ -220,7 +220,7 @@ mod tests {
         big.order_id = Some("536365".into());
         big.items = Some(
             (0..250)
-                .map(|n| Item {
+                .map(|n| Line {
                     product: Product {
                         id: format!("p{n}"),
                         category: None,
@@ -252,7 +252,7 @@ mod tests {
             .all(|e| e.order_id.as_deref() == Some("536365")));
         assert_eq!(events[3], small);
         assert_eq!(
-            events[2].items.as_ref().map(|i| i[0].id.as_str()),
+            events[2].items.as_ref().map(|i| i[0].product.id.as_str()),
             Some("p200")
         );
     }

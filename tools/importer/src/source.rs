@@ -349,7 +349,7 @@ pub fn for_each_row<R: Read>(
 pub mod reader {
     pub use super::{read_rows, InputError, Parsed, Row, RowError};
     pub use crate::event::{
-        is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Item,
+        is_valid_id, is_valid_product_id, is_valid_shopper_id, name_field, Event, EventType, Line,
         Product, MAX_QUANTITY,
     };
 }

@@ -120,7 +120,7 @@ fn read_row(
     let timestamp_ms = parse_utc_datetime(date_text)
         .ok_or_else(|| ("bad InvoiceDate", format!("InvoiceDate {date_text:?}")))?;
 
-    let item = Item {
+    let item = Line {
         product: Product {
             id: stock_code.to_string(),
             category: None,
@@ -229,7 +229,7 @@ C569902,23256,CHILDRENS CUTLERY SPACEBOY ,-2,2011-10-06 16:25:00,4.15,12923.0,Un
         let items = first.items.as_ref().expect("items");
         let ids: Vec<_> = items
             .iter()
-            .map(|i| (i.id.as_str(), i.quantity, i.price))
+            .map(|i| (i.product.id.as_str(), i.quantity, i.product.price))
             .collect();
         assert_eq!(
             ids,
@@ -241,7 +241,7 @@ C569902,23256,CHILDRENS CUTLERY SPACEBOY ,-2,2011-10-06 16:25:00,4.15,12923.0,Un
         );
         assert!(items
             .iter()
-            .all(|i| i.category.is_none() && i.brand.is_none()));
+            .all(|i| i.product.category.is_none() && i.product.brand.is_none()));
 
         assert_eq!(parsed.skipped.get(SKIP_CANCELLATION), Some(&1));
         assert_eq!(parsed.skipped.get(SKIP_NO_CUSTOMER), Some(&1));
