@@ -178,11 +178,12 @@ impl ListRequest {
     }
 
     /// The lists a second round trip reads once the profile is known (none: no second read needed):
-    /// the session's for `for_you`, the cart's for `bought_together` without anchors.
+    /// the session's for `for_you` (and for `recently_viewed`, whose items take their category and
+    /// brand from them as `for_you` does), the cart's for `bought_together` without anchors.
     pub fn second_lists(&self, profile: Option<&Profile>) -> Vec<ListKey> {
         let Some(p) = profile else { return Vec::new() };
         match self.kind {
-            ListType::ForYou => session(p)
+            ListType::ForYou | ListType::RecentlyViewed => session(p)
                 .into_iter()
                 .filter(|id| !self.anchors.iter().any(|a| a == id))
                 .map(|id| ListKey::viewed(&id))
@@ -374,8 +375,46 @@ pub fn items(req: &ListRequest, inp: Inputs<'_>) -> Vec<Item> {
         .into_iter()
         .filter(|p| !is_anchor(&p.product_id))
         .take(limit)
-        .map(item)
+        .map(|p| item(described(p, inp)))
         .collect()
+}
+
+/// `p` with the category and brand the answer's inputs know for its product, where the pick lacks
+/// them: the product's own neighbour list (as last seen), then the tenant's popularity, then (for the
+/// category) any neighbour entry naming the product. A neighbour entry carries no brand, so a
+/// co-viewed product outside the popularity and the lists read has none.
+fn described(mut p: Pick, inp: Inputs<'_>) -> Pick {
+    if p.category.is_some() && p.brand.is_some() {
+        return p;
+    }
+    let own = inp
+        .lists
+        .iter()
+        .filter(|(k, _)| k.product_id == p.product_id)
+        .map(|(_, l)| l);
+    let popular = inp
+        .popularity
+        .and_then(|pop| pop.products.iter().find(|x| x.id == p.product_id));
+    if p.category.is_none() {
+        p.category = own
+            .clone()
+            .find_map(|l| l.category.clone())
+            .or_else(|| popular.and_then(|x| x.category.clone()))
+            .or_else(|| {
+                inp.lists
+                    .values()
+                    .flat_map(|l| &l.neighbours)
+                    .find(|n| n.id == p.product_id && n.c.is_some())
+                    .and_then(|n| n.c.clone())
+            });
+    }
+    if p.brand.is_none() {
+        p.brand = own
+            .clone()
+            .find_map(|l| l.brand.clone())
+            .or_else(|| popular.and_then(|x| x.brand.clone()));
+    }
+    p
 }
 
 /// Co-viewed products in the anchors' categories, then the categories' popular products.

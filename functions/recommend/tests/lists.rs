@@ -21,7 +21,7 @@ fn ev(id: &str, at: i64) -> SessionEvent<'_> {
     SessionEvent {
         id,
         category: Some(if id.starts_with("tv") { "tvs" } else { "sofas" }),
-        brand: None,
+        brand: (id == "sofa").then_some("Acme"),
         at_ms: NOW - 60 * MIN + at,
     }
 }
@@ -30,7 +30,7 @@ fn ps(id: &str, cat: &str, score: f64) -> ProductScore {
     ProductScore {
         id: id.into(),
         category: Some(cat.into()),
-        brand: None,
+        brand: (id == "cushion").then(|| "Softco".to_string()),
         score,
     }
 }
@@ -194,6 +194,50 @@ async fn recently_viewed_and_trending_in_a_category() {
     assert_eq!(t["items"][0]["reason_text"], "trending in sofas");
     let (_, all) = get(&d, "type=trending&limit=1").await;
     assert_eq!(ids(&all), ["tv9"]);
+}
+
+fn described(b: &Value, id: &str) -> (Value, Value) {
+    let item = b["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["product_id"] == id)
+        .unwrap_or_else(|| panic!("{id} in {b}"));
+    (item["category"].clone(), item["brand"].clone())
+}
+
+#[tokio::test]
+async fn every_list_gives_a_products_known_category_and_brand() {
+    let d = deps();
+    // The viewed product: category and brand from its own list (read with the session's).
+    let (_, recent) = get(&d, "type=recently_viewed").await;
+    assert_eq!(
+        described(&recent, "sofa"),
+        (Value::from("sofas"), Value::from("Acme"))
+    );
+    // A neighbour outside the lists read and the popularity: a neighbour entry names its category,
+    // not its brand (the limit `described` states).
+    let (_, also) = get(&d, "type=also_viewed&product_id=tv1").await;
+    assert_eq!(
+        described(&also, "sofa"),
+        (Value::from("sofas"), Value::Null)
+    );
+    // A neighbour: its category from the neighbour entry, its brand from the popularity.
+    let (_, for_you) = get(&d, "").await;
+    assert_eq!(
+        described(&for_you, "cushion"),
+        (Value::from("sofas"), Value::from("Softco"))
+    );
+    let (_, similar) = get(&d, "type=similar&product_id=sofa").await;
+    assert_eq!(
+        described(&similar, "cushion"),
+        described(&for_you, "cushion")
+    );
+    let (_, trending) = get(&d, "type=trending").await;
+    assert_eq!(
+        described(&trending, "cushion"),
+        described(&for_you, "cushion")
+    );
 }
 
 #[tokio::test]
