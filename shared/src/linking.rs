@@ -25,6 +25,7 @@ use crate::event::Event;
 use crate::profile::{Decay, Profile};
 use crate::store::{
     claimant_key, customer_key, guest_key, ProfileRecord, ProfileWrite, StoreError,
+    MAX_TRANSACT_ACTIONS,
 };
 
 /// Profile records by shopper key, as read for one request.
@@ -322,6 +323,43 @@ pub fn plan_group(
     );
     plan.writes = writes;
     Ok(plan)
+}
+
+/// How many of `group`'s first events fold into `canonical` in one transaction: the longest prefix
+/// whose [`plan_group`] has at most [`MAX_TRANSACT_ACTIONS`] writes (at least 1; `group.len()` when
+/// the whole group fits). A group that links more guest ids, emails or phones than one transaction
+/// holds (a request carries up to 500 events) is folded in parts, each part read and planned on the
+/// records the one before it wrote. One event plans at most a few writes (its profile, its guest's
+/// alias, an email and a phone key with a displaced claim each), so a part is never empty.
+///
+/// # Errors
+/// As [`plan_group`].
+pub fn fitting_prefix(
+    canonical: &str,
+    group: &[(usize, Event)],
+    records: &Records,
+    decay: &Decay,
+) -> Result<usize, StoreError> {
+    let fits = |k: usize| -> Result<bool, StoreError> {
+        Ok(plan_group(canonical, &group[..k], records, decay)?
+            .writes
+            .len()
+            <= MAX_TRANSACT_ACTIONS)
+    };
+    if group.len() <= 1 || fits(group.len())? {
+        return Ok(group.len());
+    }
+    // Writes grow with the prefix: the largest k that fits, by bisection (fits(lo), !fits(hi)).
+    let (mut lo, mut hi) = (1, group.len());
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }
 
 #[cfg(test)]

@@ -145,3 +145,46 @@ async fn profile_bloat_hundreds_of_cart_lines_and_long_multibyte_names_stay_boun
         Some("plain-2")
     );
 }
+
+// One request may link more browsers to one customer than one TransactWriteItems holds (100
+// actions): 150 devices log in as one customer, each with a valid identity token. Against DynamoDB
+// Local, which refuses a transaction of 101 actions, every event is kept and folded once.
+#[tokio::test]
+async fn a_customer_on_150_devices_in_one_request_is_folded_in_parts_and_loses_nothing() {
+    let store = store().await;
+    let site = unique_site("parts");
+    let (tenant, _) = create_tenant(&store, &site).await;
+    let now = affinity::now_ms();
+    let events: Vec<Value> = (0..150)
+        .map(|n| {
+            json!({"type": "view", "shopper_id": format!("device-{n:012}"), "customer_id": "c-150",
+                   "event_id": format!("login-{n}"), "timestamp": now - 60_000 + n,
+                   "product": {"id": format!("p{n}"), "category": "mugs", "brand": "acme"}})
+        })
+        .collect();
+    let events = signed_logins(&tenant.tenant_id, &site, Value::Array(events));
+    let events = events.as_array().cloned().unwrap_or_default();
+    let (status, body) = post_events(&site, events).await;
+    assert_eq!((status, &body["accepted"]), (200, &json!(150)), "{body}");
+    assert_eq!(body["identity_unverified"], 0, "{body}");
+    let keys: Vec<String> = std::iter::once("c:c-150".to_string())
+        .chain((0..150).map(|n| guest_key(&format!("device-{n:012}"))))
+        .collect();
+    let mut records = std::collections::HashMap::new();
+    for chunk in keys.chunks(100) {
+        records.extend(store.profiles(&site, chunk).await.expect("profiles"));
+    }
+    match records.get("c:c-150") {
+        Some(affinity::store::ProfileRecord::Profile { profile, .. }) => {
+            assert_eq!(profile.event_count, 150, "each event folded once");
+        }
+        other => panic!("no customer profile: {other:?}"),
+    }
+    let aliases = keys[1..]
+        .iter()
+        .filter(|k| {
+            matches!(records.get(*k), Some(affinity::store::ProfileRecord::Alias { linked_to, .. }) if linked_to == "c:c-150")
+        })
+        .count();
+    assert_eq!(aliases, 150, "every device is linked to the customer");
+}

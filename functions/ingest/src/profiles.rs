@@ -75,16 +75,36 @@ where
                 .push((i, e));
         }
     }
-    for (canonical, group) in groups {
-        match save_group(deps, site_id, &canonical, &group, &mut records).await {
-            Ok(plan) => {
-                summary.accepted += plan.applied;
-                summary.duplicates += plan.duplicates;
+    for (canonical, mut group) in groups {
+        // In time order, so that a group folded in parts folds its older events first.
+        group.sort_by_key(|(_, e)| e.timestamp_ms);
+        let mut rest = group.as_slice();
+        while !rest.is_empty() {
+            let part = match linking::fitting_prefix(&canonical, rest, &records, &deps.decay) {
+                Ok(k) => k,
+                // The canonical item became an alias: save_group re-reads and plans again.
+                Err(_) => rest.len(),
+            };
+            let (now_part, later) = rest.split_at(part);
+            match save_group(deps, site_id, &canonical, now_part, &mut records).await {
+                Ok(plan) => {
+                    summary.accepted += plan.applied;
+                    summary.duplicates += plan.duplicates;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = now_part.len(), "profile write failed");
+                    not_stored.extend(now_part.iter().map(|(i, _)| *i));
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, events = group.len(), "profile write failed");
-                not_stored.extend(group.iter().map(|(i, _)| *i));
+            // The next part plans on what this one wrote.
+            if !later.is_empty() {
+                if let Err(e) = refresh(deps, site_id, &canonical, later, &mut records).await {
+                    tracing::error!(error = %e, events = later.len(), "profile read failed");
+                    not_stored.extend(later.iter().map(|(i, _)| *i));
+                    break;
+                }
             }
+            rest = later;
         }
     }
     not_stored.sort_unstable();
@@ -120,17 +140,30 @@ async fn save_group<S: ProfileStore, K>(
             Err(e) => last = e,
         }
         // Someone else wrote first: read again what this group touches, and plan again.
-        let mut fresh = load(&deps.store, site_id, group, None).await?;
-        let mut keys = linking::keys_touched(group);
-        keys.insert(canonical.to_string());
-        for k in keys {
-            match fresh.remove(&k) {
-                Some(r) => records.insert(k, r),
-                None => records.remove(&k),
-            };
-        }
-        // What the aliases point to now.
-        records.extend(fresh);
+        refresh(deps, site_id, canonical, group, records).await?;
     }
     Err(last)
+}
+
+/// Reads again the records `group` and `canonical` touch (and where their aliases point) into
+/// `records`, dropping those that are gone.
+async fn refresh<S: ProfileStore, K>(
+    deps: &Deps<S, K>,
+    site_id: &str,
+    canonical: &str,
+    group: &[(usize, Event)],
+    records: &mut Records,
+) -> Result<(), StoreError> {
+    let mut fresh = load(&deps.store, site_id, group, None).await?;
+    let mut keys = linking::keys_touched(group);
+    keys.insert(canonical.to_string());
+    for k in keys {
+        match fresh.remove(&k) {
+            Some(r) => records.insert(k, r),
+            None => records.remove(&k),
+        };
+    }
+    // What the aliases point to now.
+    records.extend(fresh);
+    Ok(())
 }

@@ -252,3 +252,68 @@ async fn a_typed_email_is_a_claim_on_the_guest_never_a_link() {
         );
     }
 }
+
+/// Profile items of site `s1` whose key starts with `prefix`, and how many of them alias `to`.
+fn aliases_to(
+    d: &Deps<MemoryStore, affinity::pii::DerivedPeppers>,
+    prefix: &str,
+    to: &str,
+) -> usize {
+    d.store
+        .profiles
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|((s, k), r)| {
+            s == "s1"
+                && k.starts_with(prefix)
+                && matches!(r, ProfileRecord::Alias { linked_to, .. } | ProfileRecord::Claim { linked_to, .. } if linked_to == to)
+        })
+        .count()
+}
+
+// One transaction holds at most 100 writes (DynamoDB's TransactWriteItems, and the memory double
+// refuses more): a customer who logs in on 150 browsers in one request is folded in parts.
+#[tokio::test]
+async fn a_group_linking_more_browsers_than_one_transaction_holds_is_folded_in_parts() {
+    let d = deps();
+    let events: Vec<serde_json::Value> = (0..150)
+        .map(|n| {
+            serde_json::json!({"type": "view", "shopper_id": format!("device-{n:011}"), "customer_id": "42",
+                "identity_token": token("42"), "timestamp": NOW - 10_000 + n, "event_id": format!("e{n}"),
+                "product": {"id": format!("p{n}"), "category": "c"}})
+        })
+        .collect();
+    let (s, b) = json(handle(&d, post(serde_json::json!({ "events": events }))).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(150)), "{b}");
+    assert_eq!(aliases_to(&d, "g:device-", "c:42"), 150);
+    let p = d.store.profiles.lock().expect("lock");
+    let Some(ProfileRecord::Profile { profile, .. }) =
+        p.get(&("s1".to_string(), "c:42".to_string()))
+    else {
+        panic!("customer profile")
+    };
+    assert_eq!(
+        profile.event_count, 150,
+        "every part folded into the one profile, once"
+    );
+}
+
+// The same for claims: 150 addresses typed into one browser under messaging consent.
+#[tokio::test]
+async fn more_claims_than_one_transaction_holds_are_all_kept() {
+    let d = deps_with_messaging_consent();
+    let events: Vec<serde_json::Value> = (0..150)
+        .map(|n| {
+            serde_json::json!({"type": "search", "shopper_id": "one-browser-00001", "query": "q",
+                "email": format!("typed.{n}@example.com"), "timestamp": NOW - 10_000 + n})
+        })
+        .collect();
+    let (s, b) = json(handle(&d, post(serde_json::json!({ "events": events }))).await);
+    assert_eq!((s, b["accepted"].as_u64()), (200, Some(150)), "{b}");
+    assert_eq!(
+        aliases_to(&d, "e:", "g:one-browser-00001"),
+        150,
+        "each address's lookup finds the browser"
+    );
+}

@@ -137,7 +137,10 @@ mod memory_tests {
                 version: 0,
             },
         ));
-        store.save_profiles(SITE, writes).await.expect("saved");
+        // As ingest writes them: at most one transaction's worth at a time.
+        for part in writes.chunks(crate::store::MAX_TRANSACT_ACTIONS) {
+            store.save_profiles(SITE, part.to_vec()).await.expect("saved");
+        }
         store
     }
 

@@ -111,6 +111,14 @@ impl ProfileStore for MemoryStore {
         site_id: &str,
         writes: Vec<ProfileWrite>,
     ) -> Result<(), StoreError> {
+        // As DynamoDB's TransactWriteItems does (a ValidationException).
+        if writes.len() > super::MAX_TRANSACT_ACTIONS {
+            return Err(StoreError::Unavailable(format!(
+                "{} writes in one transaction; at most {}",
+                writes.len(),
+                super::MAX_TRANSACT_ACTIONS
+            )));
+        }
         let mut p = lock(&self.profiles);
         for w in &writes {
             let current = p

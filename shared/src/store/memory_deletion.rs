@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use super::deletion::{Completion, DeletionJobs, ItemPage, Lease, ShopperRecords, TenantItems};
 use super::memory::{lock, MemoryStore};
 use super::tenants::{TenantDirectory, WebhookReceipts};
-use super::{split_claimant, ProfileRecord, StoreError, StoredEvent};
+use super::{claimants_among, split_claimant, ProfileRecord, StoreError, StoredEvent};
 use crate::deletion::{DataTable, DeletionJob, DeletionState, ItemKey, MAX_PAGE_SIZE};
 use crate::tenant::TenantStatus;
 
@@ -267,17 +267,11 @@ impl ShopperRecords for MemoryStore {
         identity_key: &str,
     ) -> Result<BTreeSet<String>, StoreError> {
         self.read_check()?;
-        Ok(lock(&self.profiles)
-            .iter()
-            .filter_map(|((s, k), r)| match (r, split_claimant(k)) {
-                (ProfileRecord::Claim { linked_to, .. }, Some((identity, _)))
-                    if s == site_id && identity == identity_key =>
-                {
-                    Some(linked_to.clone())
-                }
-                _ => None,
-            })
-            .collect())
+        let profiles = lock(&self.profiles);
+        let claims = profiles.iter().filter(|((s, k), _)| {
+            s == site_id && split_claimant(k).is_some_and(|(identity, _)| identity == identity_key)
+        });
+        Ok(claimants_among(claims.map(|(_, r)| r)))
     }
 
     async fn shopper_events(

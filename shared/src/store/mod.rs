@@ -62,6 +62,21 @@ pub fn split_claimant(key: &str) -> Option<(&str, &str)> {
     key.strip_prefix("claim:")?.split_once('#')
 }
 
+/// The profiles that claimed an identity key, from records read for it (its claimant items,
+/// [`claimant_key`]): the `linked_to` of each [`ProfileRecord::Claim`] among `records`; proven links
+/// ([`ProfileRecord::Alias`]) and profiles are not claims.
+pub fn claimants_among<'a>(
+    records: impl IntoIterator<Item = &'a ProfileRecord>,
+) -> std::collections::BTreeSet<String> {
+    records
+        .into_iter()
+        .filter_map(|r| match r {
+            ProfileRecord::Claim { linked_to, .. } => Some(linked_to.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A stored profile item: a profile, or a link (its own small item) from a guest id or an identity key
 /// to a profile.
 ///
@@ -232,6 +247,11 @@ pub struct RecommendQuery<'a> {
     pub lists: &'a [ListKey],
 }
 
+/// Most actions one `TransactWriteItems` takes (DynamoDB API reference, TransactWriteItems: "up to
+/// 100 action requests"); [`ProfileStore::save_profiles`] refuses more, and ingest folds a larger
+/// group in parts ([`crate::linking::fitting_prefix`]).
+pub const MAX_TRANSACT_ACTIONS: usize = 100;
+
 /// Most neighbour lists one recommendation read asks for (a `BatchGetItem` takes 100 keys, and the
 /// tenant, profile and popularity come with them).
 pub const MAX_LISTS_PER_READ: usize = 90;
@@ -283,10 +303,12 @@ pub trait ProfileStore: Send + Sync {
         keys: &[String],
     ) -> impl Future<Output = Result<(Option<Tenant>, HashMap<String, ProfileRecord>), StoreError>> + Send;
 
-    /// Writes all of `writes` or none of them, each conditional on its expected version.
+    /// Writes all of `writes` or none of them, each conditional on its expected version; at most
+    /// [`MAX_TRANSACT_ACTIONS`] writes.
     ///
     /// # Errors
-    /// [`StoreError::Conflict`] when any condition failed; [`StoreError::Unavailable`].
+    /// [`StoreError::Conflict`] when any condition failed; [`StoreError::Unavailable`] (also for more
+    /// than [`MAX_TRANSACT_ACTIONS`] writes, which DynamoDB refuses).
     fn save_profiles(
         &self,
         site_id: &str,

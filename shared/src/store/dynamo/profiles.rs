@@ -8,7 +8,9 @@ use super::attrs::{build_err, corrupt, n, s, unavailable, version_of, Item};
 use super::batch::keys_of;
 use super::{profile_pk, tenant_from_item, tenant_pk, DynamoStore};
 use crate::profile::Profile;
-use crate::store::{split_claimant, ProfileRecord, ProfileStore, ProfileWrite, StoreError};
+use crate::store::{
+    split_claimant, ProfileRecord, ProfileStore, ProfileWrite, StoreError, MAX_TRANSACT_ACTIONS,
+};
 use crate::tenant::Tenant;
 
 /// The profiles table's sparse index of links by the profile they point to: partition key
@@ -149,6 +151,13 @@ impl ProfileStore for DynamoStore {
         site_id: &str,
         writes: Vec<ProfileWrite>,
     ) -> Result<(), StoreError> {
+        if writes.len() > MAX_TRANSACT_ACTIONS {
+            // DynamoDB would refuse the transaction whole (a ValidationException); say why here.
+            return Err(StoreError::Unavailable(format!(
+                "{} profile writes in one transaction; at most {MAX_TRANSACT_ACTIONS}",
+                writes.len()
+            )));
+        }
         let puts: Vec<Put> = writes
             .iter()
             .map(|w| {

@@ -9,7 +9,7 @@ use super::tenant_items::key_attrs;
 use super::{event_from_item, event_pk, profile_pk, DynamoStore};
 use crate::deletion::{DataTable, ItemKey, MAX_PAGE_SIZE};
 use crate::store::deletion::{ShopperRecords, TenantItems};
-use crate::store::{ProfileRecord, StoreError, StoredEvent};
+use crate::store::{claimants_among, ProfileRecord, StoreError, StoredEvent};
 
 impl DynamoStore {
     /// The event items of `guest_id` (strongly consistent `Query` on the events table's key): all of
@@ -103,13 +103,9 @@ impl ShopperRecords for DynamoStore {
         let items = self
             .profile_index_items(BY_CLAIM, CLAIM_ATTR, profile_pk(site_id, identity_key))
             .await?;
-        Ok(profiles_from_items(site_id, items)?
-            .into_values()
-            .filter_map(|r| match r {
-                ProfileRecord::Claim { linked_to, .. } => Some(linked_to),
-                _ => None,
-            })
-            .collect())
+        Ok(claimants_among(
+            profiles_from_items(site_id, items)?.values(),
+        ))
     }
 
     async fn shopper_events(
